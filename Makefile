@@ -1,0 +1,33 @@
+# patchtree: the two commands that set everything up are `make demo` and `make test`.
+GO         ?= go
+BIN        ?= bin/patchtree
+DEMO_FLAGS ?=
+# Packages whose tests start real processes or Raft groups get a generous timeout.
+TEST_FLAGS ?= -race -count=1 -timeout 12m
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1
+
+.PHONY: build test demo bench lint fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/patchtree
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: lint
+	$(GO) test $(TEST_FLAGS) ./...
+
+demo: build
+	./$(BIN) demo $(DEMO_FLAGS)
+
+bench:
+	$(GO) test $(BENCH_FLAGS) ./...
+
+# A short fuzzing pass over every parser with a checked-in corpus.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseRange -fuzztime 30s ./langalert/
+
+clean:
+	rm -rf bin

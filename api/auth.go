@@ -1,0 +1,47 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"patchtree/store"
+)
+
+// authorize checks the bearer token against the route's access: 401 without a valid token, 403
+// for a valid token whose role the route does not allow.
+func (s *Server) authorize(r *http.Request, a access) error {
+	tok, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if !a.allows(tok.Role) {
+		return fmt.Errorf("%w: role %q may not %s %s", ErrForbidden, tok.Role, r.Method, r.URL.Path)
+	}
+	return nil
+}
+
+// authenticate finds the caller's token. The token row is looked up by its public id and the
+// secret's hash compared in constant time.
+func (s *Server) authenticate(r *http.Request) (*store.Token, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, fmt.Errorf("%w: missing bearer token (Authorization: Bearer <token>)", ErrUnauthorized)
+	}
+	bearer, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return nil, fmt.Errorf("%w: Authorization header must be \"Bearer <token>\"", ErrUnauthorized)
+	}
+	id, secret, ok := store.SplitBearer(strings.TrimSpace(bearer))
+	if !ok {
+		return nil, fmt.Errorf("%w: malformed token", ErrUnauthorized)
+	}
+	tok, err := s.backend.State().Token(nil, id)
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil || !tok.SecretMatches(secret) {
+		return nil, fmt.Errorf("%w: invalid or revoked token", ErrUnauthorized)
+	}
+	return tok, nil
+}

@@ -1,0 +1,80 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"patchtree/node"
+)
+
+// healthResponse is GET /v1/health: liveness, plus readiness for orchestration and tests.
+type healthResponse struct {
+	Status    string `json:"status"`
+	Ready     bool   `json:"ready"`
+	Leader    bool   `json:"leader"`
+	RaftState string `json:"raft_state"`
+	NodeID    string `json:"node_id"`
+}
+
+func (s *Server) health(r *http.Request) (int, any, error) {
+	st, err := s.backend.Status()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, healthResponse{
+		Status: "ok", Ready: st.Ready, Leader: s.backend.IsLeader(), RaftState: st.Raft.State, NodeID: st.NodeID,
+	}, nil
+}
+
+func (s *Server) status(r *http.Request) (int, any, error) {
+	st, err := s.backend.Status()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, st, nil
+}
+
+func (s *Server) digest(r *http.Request) (int, any, error) {
+	d, err := s.backend.State().Digest()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, d, nil
+}
+
+type serversResponse struct {
+	Servers []node.ServerStatus `json:"servers"`
+}
+
+func (s *Server) listServers(r *http.Request) (int, any, error) {
+	servers, err := s.backend.Servers()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, serversResponse{Servers: servers}, nil
+}
+
+type indexResponse struct {
+	Index uint64 `json:"index"`
+}
+
+func (s *Server) joinServer(r *http.Request) (int, any, error) {
+	var req node.JoinRequest
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	idx, err := s.backend.AddServer(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, indexResponse{Index: idx}, nil
+}
+
+func (s *Server) removeServer(r *http.Request) (int, any, error) {
+	idx, err := s.backend.RemoveServer(mux.Vars(r)["id"])
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, indexResponse{Index: idx}, nil
+}

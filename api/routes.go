@@ -1,0 +1,62 @@
+package api
+
+import (
+	"net/http"
+
+	"patchtree/store"
+)
+
+// access says who may call a route. It is the single source of truth for permissions: the
+// auth middleware enforces it and the auth matrix test walks it.
+type access struct {
+	public bool         // no token needed
+	roles  []store.Role // roles allowed when not public
+}
+
+var (
+	public     = access{public: true}
+	adminOnly  = access{roles: []store.Role{store.RoleAdmin}}
+	anyRole    = access{roles: []store.Role{store.RoleAdmin, store.RoleRollout, store.RoleAuditor, store.RoleAgent}}
+	adminAudit = access{roles: []store.Role{store.RoleAdmin, store.RoleAuditor}}
+)
+
+// allows reports whether role may call a route with this access.
+func (a access) allows(role store.Role) bool {
+	for _, r := range a.roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// route is one entry of the route table.
+type route struct {
+	method string
+	path   string
+	access access
+	// write marks a route that changes replicated state: on a follower it is forwarded to the
+	// leader.
+	write   bool
+	handler handlerFunc
+}
+
+// routes is the one route table of the API.
+func (s *Server) routes() []route {
+	return []route{
+		{http.MethodGet, "/v1/health", public, false, s.health},
+		{http.MethodGet, "/v1/status", anyRole, false, s.status},
+		{http.MethodGet, "/v1/digest", anyRole, false, s.digest},
+
+		{http.MethodGet, "/v1/languages", anyRole, false, s.getLanguages},
+		{http.MethodPut, "/v1/languages", adminOnly, true, s.putLanguages},
+
+		{http.MethodGet, "/v1/tokens", adminOnly, false, s.listTokens},
+		{http.MethodPost, "/v1/tokens", adminOnly, true, s.createToken},
+		{http.MethodDelete, "/v1/tokens/{id}", adminOnly, true, s.deleteToken},
+
+		{http.MethodGet, "/v1/site/servers", adminAudit, false, s.listServers},
+		{http.MethodPost, "/v1/site/servers", adminOnly, true, s.joinServer},
+		{http.MethodDelete, "/v1/site/servers/{id}", adminOnly, true, s.removeServer},
+	}
+}

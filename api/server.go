@@ -1,0 +1,128 @@
+// Package api serves patchtree's public HTTP API: one route table, thin handlers that decode,
+// call the node and encode, one error wrapper, bearer-token authentication with roles, request
+// body caps, and forwarding of writes from followers to the leader.
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"patchtree/node"
+	"patchtree/store"
+)
+
+// Backend is what the API needs from a site server. node.Node implements it; handler tests use
+// a fake.
+type Backend interface {
+	ID() string
+	State() *store.Store
+	Status() (*node.Status, error)
+	Ready() bool
+	WaitReady(ctx context.Context) error
+	IsLeader() bool
+	WaitLeader(ctx context.Context) (string, error)
+	Servers() ([]node.ServerStatus, error)
+
+	CreateToken(role store.Role, name string) (*node.CreatedToken, error)
+	DeleteToken(id string) (uint64, error)
+	SetLanguages(ranges []string) (uint64, error)
+	AddServer(req node.JoinRequest) (uint64, error)
+	RemoveServer(id string) (uint64, error)
+}
+
+var _ Backend = (*node.Node)(nil)
+
+// Options tunes the API.
+type Options struct {
+	// MaxBodyBytes caps request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// ReadyTimeout is how long a request waits for a starting server to catch up (default 10s).
+	ReadyTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Server is the HTTP API of one site server.
+type Server struct {
+	backend Backend
+	opts    Options
+	logger  *slog.Logger
+	router  *mux.Router
+}
+
+// handlerFunc is a thin handler: it returns a status and a value to encode, or an error.
+type handlerFunc func(r *http.Request) (int, any, error)
+
+// New builds the API over backend.
+func New(backend Backend, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{backend: backend, opts: opts, logger: opts.Logger}
+	r := mux.NewRouter()
+	for _, rt := range s.routes() {
+		r.Handle(rt.path, s.wrap(rt)).Methods(rt.method)
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, fmt.Errorf("%w: %s %s", ErrNoRoute, req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, fmt.Errorf("%w: %s %s", ErrMethod, req.Method, req.URL.Path))
+	})
+	s.router = r
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// wrap is the one wrapper every route goes through: body cap, readiness, authentication and
+// role check, forwarding of writes to the leader, then the handler, then encoding.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.logger.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", p)
+				writeError(w, fmt.Errorf("internal error in %s %s", r.Method, r.URL.Path))
+			}
+		}()
+		if r.ContentLength > s.opts.MaxBodyBytes {
+			writeError(w, fmt.Errorf("%w: %d bytes, limit is %d", ErrTooLarge, r.ContentLength, s.opts.MaxBodyBytes))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		if !rt.access.public {
+			ctx, cancel := context.WithTimeout(r.Context(), s.opts.ReadyTimeout)
+			err := s.backend.WaitReady(ctx)
+			cancel()
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			if err := s.authorize(r, rt.access); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		if rt.write && !s.backend.IsLeader() {
+			s.forward(w, r)
+			return
+		}
+		code, v, err := rt.handler(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, code, v)
+	})
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"patchtree/node"
+)
+
+// demoSite is one site the demo starts.
+type demoSite struct {
+	name, role, languages string
+
+	dir   string
+	cmd   *exec.Cmd
+	url   string
+	token string
+	exit  chan error
+}
+
+func demoSites() []*demoSite {
+	return []*demoSite{
+		{name: "hq", role: node.RoleParent, languages: "en,de,fr"},
+		{name: "emea", role: node.RoleChild, languages: "de,fr"},
+		{name: "apac", role: node.RoleChild, languages: "ja"},
+	}
+}
+
+const demoStartTimeout = 60 * time.Second
+
+func runDemo(args []string) error {
+	fs := newFlags("demo", "[--exit] [--dir DIR]",
+		"Start a parent (hq) and two children (emea, apac) as processes on loopback in a temporary\ndirectory, print each site's status, and keep them running until Ctrl-C.")
+	exitAfter := fs.Bool("exit", false, "stop the sites and exit after the report")
+	dir := fs.String("dir", "", "directory for the sites' data (default: a new temporary directory, removed at exit)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("demo takes no arguments, got %q", fs.Arg(0))}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	base := *dir
+	if base == "" {
+		if base, err = os.MkdirTemp("", "patchtree-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(base)
+	}
+	sites := demoSites()
+	defer stopDemo(sites)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	fmt.Printf("patchtree demo: starting %d sites in %s\n", len(sites), base)
+	for _, s := range sites {
+		if err := s.start(exe, base); err != nil {
+			return err
+		}
+	}
+	for _, s := range sites {
+		if err := s.waitReady(sigs); err != nil {
+			return err
+		}
+	}
+	fmt.Println()
+	for _, s := range sites {
+		c := &apiClient{base: s.url, token: s.token, http: &http.Client{Timeout: 10 * time.Second}}
+		var st node.Status
+		if _, err := c.do(http.MethodGet, "/v1/status", nil, &st); err != nil {
+			return fmt.Errorf("status of %s: %w", s.name, err)
+		}
+		printStatus(os.Stdout, s.url, &st)
+		fmt.Printf("  admin token file %s\n  log file    %s\n\n", node.AdminTokenPath(s.dir), s.dir+".log")
+	}
+	if *exitAfter {
+		fmt.Println("patchtree demo: report done; stopping the sites (--exit)")
+		return nil
+	}
+	fmt.Println("patchtree demo: sites are running; press Ctrl-C to stop them")
+	select {
+	case <-sigs:
+		fmt.Println("\npatchtree demo: stopping")
+		return nil
+	case err := <-firstExit(sites):
+		return err
+	}
+}
+
+// start launches the site's server process with its log in <base>/<name>.log.
+func (s *demoSite) start(exe, base string) error {
+	s.dir = filepath.Join(base, s.name)
+	logf, err := os.Create(s.dir + ".log")
+	if err != nil {
+		return err
+	}
+	s.cmd = exec.Command(exe, "serve", "--role", s.role, "--name", s.name, "--data-dir", s.dir,
+		"--listen", "127.0.0.1:0", "--languages", s.languages)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", s.name, err)
+	}
+	s.exit = make(chan error, 1)
+	go func() {
+		err := s.cmd.Wait()
+		logf.Close()
+		s.exit <- fmt.Errorf("site %s exited: %v (see %s.log)", s.name, err, s.dir)
+	}()
+	return nil
+}
+
+// waitReady waits for the site's API address, admin token and readiness.
+func (s *demoSite) waitReady(sigs <-chan os.Signal) error {
+	deadline := time.Now().Add(demoStartTimeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.url == "" {
+			if buf, err := os.ReadFile(filepath.Join(s.dir, apiAddrFile)); err == nil {
+				s.url = strings.TrimSpace(string(buf))
+			}
+		}
+		if s.token == "" {
+			if buf, err := os.ReadFile(node.AdminTokenPath(s.dir)); err == nil {
+				s.token = strings.TrimSpace(string(buf))
+			}
+		}
+		if s.url != "" && s.token != "" {
+			c := &apiClient{base: s.url, http: &http.Client{Timeout: 2 * time.Second}}
+			var h struct {
+				Ready bool `json:"ready"`
+			}
+			if _, err := c.do(http.MethodGet, "/v1/health", nil, &h); err == nil && h.Ready {
+				fmt.Printf("  %-5s %-6s ready at %s\n", s.name, s.role, s.url)
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("site %s not ready after %s (see %s.log)", s.name, demoStartTimeout, s.dir)
+		}
+		select {
+		case err := <-s.exit:
+			return err
+		case <-sigs:
+			return errors.New("interrupted")
+		case <-tick.C:
+		}
+	}
+}
+
+// firstExit reports the first site process that exits on its own.
+func firstExit(sites []*demoSite) <-chan error {
+	out := make(chan error, len(sites))
+	for _, s := range sites {
+		go func(s *demoSite) { out <- <-s.exit }(s)
+	}
+	return out
+}
+
+// stopDemo stops every started site with SIGTERM, then SIGKILL after a grace period.
+func stopDemo(sites []*demoSite) {
+	for _, s := range sites {
+		if s.cmd != nil && s.cmd.Process != nil {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, s := range sites {
+		if s.cmd == nil || s.cmd.Process == nil {
+			continue
+		}
+		select {
+		case <-s.exit:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exit
+		}
+	}
+}

@@ -1,0 +1,117 @@
+// Command patchtree runs a patchtree site server and talks to one as a client.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// command is one subcommand. Subcommands with their own subcommands (token) dispatch again.
+type command struct {
+	name    string
+	args    string // argument synopsis for usage
+	summary string
+	run     func(args []string) error
+}
+
+// usageError is a mistake in how the command was invoked: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// errHelp means --help was printed: exit status 0.
+var errHelp = errors.New("help printed")
+
+func commands() []command {
+	return []command{
+		{"serve", "--role parent|child --name NAME --data-dir DIR [flags]", "run one server of a site", runServe},
+		{"demo", "[--exit]", "start a parent and two children on loopback and show them", runDemo},
+		{"status", "", "show the site's status", runStatus},
+		{"languages", "[set RANGE...]", "show or set the site's managed language ranges", runLanguages},
+		{"token", "create --role ROLE | list | revoke ID", "create, list and revoke API tokens", runToken},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches args and maps errors to exit codes: 0 ok, 1 failure, 2 usage.
+func run(args []string, stdout, stderr io.Writer) int {
+	err := dispatch(args, stdout)
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "patchtree: %v (see 'patchtree --help')\n", oneLine(err))
+		return 2
+	default:
+		fmt.Fprintf(stderr, "patchtree: %v\n", oneLine(err))
+		return 1
+	}
+}
+
+func dispatch(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printTopUsage(stdout)
+		if len(args) == 0 {
+			return usageError{errors.New("missing command")}
+		}
+		return errHelp
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:])
+		}
+	}
+	return usageError{fmt.Errorf("unknown command %q", args[0])}
+}
+
+func printTopUsage(w io.Writer) {
+	fmt.Fprintln(w, "patchtree: hierarchical replication of software-update metadata")
+	fmt.Fprintln(w, "\nUsage: patchtree COMMAND [flags]\n\nCommands:")
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'patchtree COMMAND --help' for a command's flags.")
+}
+
+// newFlags returns a flag set whose --help prints the command's usage to stdout.
+func newFlags(name, synopsis, summary string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stdout, "Usage: patchtree %s %s\n\n%s\n", name, synopsis, summary)
+		if fs.HasFlags() {
+			fmt.Fprintf(os.Stdout, "\nFlags:\n%s", fs.FlagUsages())
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args; --help prints usage and returns errHelp, a bad flag a usageError.
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.Usage()
+			return errHelp
+		}
+		return usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
+	}
+	return nil
+}
+
+// oneLine keeps an error message on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

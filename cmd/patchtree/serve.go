@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"patchtree/api"
+	"patchtree/langalert"
+	"patchtree/node"
+)
+
+// apiAddrFile holds the base URL a running server listens on, for scripts, tests and the demo.
+const apiAddrFile = "api.addr"
+
+type serveFlags struct {
+	role, name, dataDir, listen, advertise string
+	languages                              string
+	raftListen, joinSite, token            string
+	adminToken                             string
+	logLevel                               string
+	maxBody                                int64
+}
+
+func runServe(args []string) error {
+	fs := newFlags("serve", "--role parent|child --name NAME --data-dir DIR [flags]",
+		"Run one server of a site. A data dir without Raft state bootstraps a new single-server site,\nunless --join-site adds this server to an existing site.")
+	var f serveFlags
+	fs.StringVar(&f.role, "role", "", "site role: parent or child (required)")
+	fs.StringVar(&f.name, "name", "", "site name (required)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log, snapshots and tokens (required)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8400", "HTTP API listen address (port 0 picks one; see <data-dir>/api.addr)")
+	fs.StringVar(&f.advertise, "advertise", "", "API URL other servers of the site use to reach this one (default: from --listen)")
+	fs.StringVar(&f.languages, "languages", "en", "managed language ranges of a new site, comma-separated (BCP 47 or *)")
+	fs.StringVar(&f.raftListen, "raft-listen", "127.0.0.1:0", "Raft address; a multi-server site needs a fixed port")
+	fs.StringVar(&f.joinSite, "join-site", "", "API URL of a server of an existing site to join")
+	fs.StringVar(&f.token, "token", os.Getenv("PATCHTREE_TOKEN"), "admin token of the site to join (env PATCHTREE_TOKEN)")
+	fs.StringVar(&f.adminToken, "admin-token", os.Getenv("PATCHTREE_ADMIN_TOKEN"), "first admin token of a new site, \"<id>.<secret>\" (env PATCHTREE_ADMIN_TOKEN; default: random)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Int64Var(&f.maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, logger, err := f.config(fs.NArg())
+	if err != nil {
+		return usageError{err}
+	}
+	return serve(f, cfg, logger)
+}
+
+// config validates the flags and builds the node configuration.
+func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return node.Config{}, nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", f.logLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	switch {
+	case nargs > 0:
+		return node.Config{}, nil, errors.New("serve takes no arguments")
+	case f.role != node.RoleParent && f.role != node.RoleChild:
+		return node.Config{}, nil, fmt.Errorf("--role must be parent or child, not %q", f.role)
+	case f.name == "":
+		return node.Config{}, nil, errors.New("--name is required")
+	case f.dataDir == "":
+		return node.Config{}, nil, errors.New("--data-dir is required")
+	case f.joinSite != "" && strings.HasSuffix(f.raftListen, ":0"):
+		return node.Config{}, nil, errors.New("--join-site needs a fixed --raft-listen address (not port 0)")
+	case f.joinSite != "" && f.token == "":
+		return node.Config{}, nil, errors.New("--join-site needs the site's admin token (--token or PATCHTREE_TOKEN)")
+	case f.maxBody <= 0:
+		return node.Config{}, nil, errors.New("--max-body-bytes must be positive")
+	}
+	ranges, err := langalert.ParseRanges([]string{f.languages})
+	if err != nil {
+		return node.Config{}, nil, fmt.Errorf("--languages: %w", err)
+	}
+	return node.Config{
+		Name: f.name, Role: f.role, DataDir: f.dataDir, RaftBind: f.raftListen,
+		Languages: ranges, AdminToken: f.adminToken, JoinSite: f.joinSite, JoinToken: f.token,
+		Logger: logger,
+	}, logger, nil
+}
+
+// serve runs the server until SIGINT/SIGTERM or a fatal node error.
+func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	addrPath := filepath.Join(f.dataDir, apiAddrFile)
+	if err := os.Remove(addrPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale %s: %w", addrPath, err)
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
+	}
+	cfg.APIAddr = f.advertise
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = advertiseURL(ln.Addr().(*net.TCPAddr), logger)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.New(n, api.Options{MaxBodyBytes: f.maxBody, Logger: logger}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if err := node.WriteFileAtomic(addrPath, []byte(cfg.APIAddr+"\n"), 0o644); err != nil {
+		logger.Error("write api address file", "path", addrPath, "error", err)
+	}
+	logger.Info("serving", "site", f.name, "role", f.role, "api", cfg.APIAddr, "node", n.ID())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	var runErr error
+	select {
+	case sig := <-sigs:
+		logger.Info("shutting down", "signal", sig.String())
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-n.Fatal():
+		runErr = err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	if err := n.Shutdown(); err != nil && runErr == nil {
+		runErr = err
+	}
+	os.Remove(addrPath)
+	return runErr
+}
+
+// advertiseURL derives the API URL from the listener; an unspecified address (0.0.0.0) is
+// advertised as loopback, which only suits a single-server site.
+func advertiseURL(addr *net.TCPAddr, logger *slog.Logger) string {
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+		logger.Warn("listening on all interfaces; advertising loopback. Set --advertise for a multi-server site.")
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}

@@ -1,0 +1,135 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/raft"
+)
+
+// Sentinel errors of a node.
+var (
+	// ErrNotLeader means this server is not the leader; the caller forwards to the leader.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNoLeader means the site has no leader right now (an election is running).
+	ErrNoLeader = errors.New("no leader")
+	// ErrNotReady means this server has not yet caught up with the site's log.
+	ErrNotReady = errors.New("site not ready")
+)
+
+// Site roles.
+const (
+	RoleParent = "parent"
+	RoleChild  = "child"
+)
+
+// LeaderLoop is work that only the leader runs. Run starts when this server gains leadership
+// and must return promptly once ctx is cancelled (leadership lost or shutdown).
+type LeaderLoop struct {
+	Name string
+	Run  func(ctx context.Context)
+}
+
+// Config configures one server of a site.
+type Config struct {
+	Name    string // site name
+	Role    string // RoleParent or RoleChild
+	DataDir string
+	// NodeID identifies this server in the Raft group. Empty: read from or written to
+	// <data-dir>/node-id.
+	NodeID string
+	// RaftBind is the Raft TCP address; port 0 picks one (fine for a lone server only).
+	RaftBind string
+	// APIAddr is this server's HTTP API base URL as other servers of the site reach it.
+	APIAddr string
+	// Languages are the managed ranges a new site starts with (validated by the caller).
+	Languages []string
+	// AdminToken, if set, is the bearer string of the first admin token instead of a random one.
+	AdminToken string
+	// JoinSite is the API URL of a server of an existing site to join (only used when this data
+	// dir has no Raft state); JoinToken is the admin token used for it.
+	JoinSite  string
+	JoinToken string
+	// LeaderLoops run on whichever server of the site leads.
+	LeaderLoops []LeaderLoop
+	Logger      *slog.Logger
+
+	// Test hooks: an in-memory transport and log store instead of TCP and bolt.
+	transport raft.Transport
+	inmem     bool
+	raftConf  func(*raft.Config)
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("site name is required (--name)")
+	case c.Role != RoleParent && c.Role != RoleChild:
+		return fmt.Errorf("role must be %q or %q, not %q", RoleParent, RoleChild, c.Role)
+	case c.DataDir == "":
+		return errors.New("data directory is required (--data-dir)")
+	case c.APIAddr == "":
+		return errors.New("API address is required")
+	case c.JoinSite != "" && c.JoinToken == "":
+		return errors.New("joining a site needs its admin token (--token or PATCHTREE_TOKEN)")
+	}
+	return nil
+}
+
+// loadNodeID returns the configured node id or the one persisted in the data dir, creating it on
+// first start.
+func loadNodeID(dataDir, configured string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	if buf, err := os.ReadFile(path); err == nil {
+		id := strings.TrimSpace(string(buf))
+		if configured != "" && configured != id {
+			return "", fmt.Errorf("data dir belongs to node %q, not %q", id, configured)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	id := configured
+	if id == "" {
+		id = randomID(8)
+	}
+	if err := writeFileAtomic(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	return id, nil
+}
+
+// writeFileAtomic writes data to a temp file, fsyncs it and renames it into place.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// WriteFileAtomic is writeFileAtomic for other packages' state files (such as api.addr).
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomic(path, data, mode)
+}

@@ -1,0 +1,179 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/zstd"
+
+	"patchtree/store"
+)
+
+var _ raft.FSM = (*FSM)(nil)
+
+// maxSnapshotWindow bounds the zstd decoder's window on restore.
+const maxSnapshotWindow = 64 << 20
+
+// FSM applies Raft log entries to the store. Apply is deterministic: every time and id in a
+// request was stamped by the leader before raft.Apply.
+type FSM struct {
+	logger *slog.Logger
+
+	mu    sync.RWMutex
+	state *store.Store
+}
+
+// NewFSM returns an FSM over an empty store.
+func NewFSM(logger *slog.Logger) (*FSM, error) {
+	s, err := store.New()
+	if err != nil {
+		return nil, err
+	}
+	return &FSM{logger: logger, state: s}, nil
+}
+
+// State returns the current store. After a restore it is a different store; the old one's
+// AbandonCh is closed.
+func (f *FSM) State() *store.Store {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state
+}
+
+// Apply decodes one entry and applies it at log.Index. A decode failure or unknown type panics:
+// the log is corrupt or this binary is too old for it, and going on would diverge the replicas.
+// A store error (a request that the state rejects) is returned as the response.
+func (f *FSM) Apply(log *raft.Log) any {
+	if log.Type != raft.LogCommand {
+		return nil
+	}
+	if len(log.Data) == 0 {
+		panic(fmt.Sprintf("raft log %d: empty entry", log.Index))
+	}
+	buf, idx := log.Data[1:], log.Index
+	switch t := MessageType(log.Data[0]); t {
+	case SiteInitRequestType:
+		return f.applySiteInit(buf, idx)
+	case TokenCreateRequestType:
+		return f.applyTokenCreate(buf, idx)
+	case TokenDeleteRequestType:
+		return f.applyTokenDelete(buf, idx)
+	case LanguagesSetRequestType:
+		return f.applyLanguagesSet(buf, idx)
+	case SettingPutRequestType:
+		return f.applySettingPut(buf, idx)
+	case ServerUpsertRequestType:
+		return f.applyServerUpsert(buf, idx)
+	case ServerDeleteRequestType:
+		return f.applyServerDelete(buf, idx)
+	default:
+		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
+	}
+}
+
+// decode unmarshals a request body or panics (see Apply).
+func decode(t MessageType, buf []byte, idx uint64, req any) {
+	if err := json.Unmarshal(buf, req); err != nil {
+		panic(fmt.Sprintf("raft log %d: decode %s: %v", idx, t, err))
+	}
+}
+
+func (f *FSM) applySiteInit(buf []byte, idx uint64) any {
+	var req SiteInitRequest
+	decode(SiteInitRequestType, buf, idx, &req)
+	return f.State().InitSite(idx, &req.Site, &req.AdminToken, req.Languages)
+}
+
+func (f *FSM) applyTokenCreate(buf []byte, idx uint64) any {
+	var req TokenCreateRequest
+	decode(TokenCreateRequestType, buf, idx, &req)
+	return f.State().CreateToken(idx, &req.Token)
+}
+
+func (f *FSM) applyTokenDelete(buf []byte, idx uint64) any {
+	var req TokenDeleteRequest
+	decode(TokenDeleteRequestType, buf, idx, &req)
+	return f.State().DeleteToken(idx, req.ID)
+}
+
+func (f *FSM) applyLanguagesSet(buf []byte, idx uint64) any {
+	var req LanguagesSetRequest
+	decode(LanguagesSetRequestType, buf, idx, &req)
+	return f.State().SetLanguages(idx, req.ID, req.Ranges)
+}
+
+func (f *FSM) applySettingPut(buf []byte, idx uint64) any {
+	var req SettingPutRequest
+	decode(SettingPutRequestType, buf, idx, &req)
+	return f.State().PutSetting(idx, req.Key, req.Value)
+}
+
+func (f *FSM) applyServerUpsert(buf []byte, idx uint64) any {
+	var req ServerUpsertRequest
+	decode(ServerUpsertRequestType, buf, idx, &req)
+	return f.State().UpsertServer(idx, &req.Server)
+}
+
+func (f *FSM) applyServerDelete(buf []byte, idx uint64) any {
+	var req ServerDeleteRequest
+	decode(ServerDeleteRequestType, buf, idx, &req)
+	return f.State().DeleteServer(idx, req.ID)
+}
+
+// Snapshot takes a point-in-time view; the slow part happens in Persist, off the apply path.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{snap: f.State().Snapshot()}, nil
+}
+
+// Restore replaces the whole state with the snapshot's: a fresh store is decoded, swapped in,
+// and the old store is abandoned so blocked queries wake and re-read.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	dec, err := zstd.NewReader(rc, zstd.WithDecoderMaxWindow(maxSnapshotWindow), zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return fmt.Errorf("snapshot restore: zstd: %w", err)
+	}
+	defer dec.Close()
+	fresh, err := store.Restore(dec)
+	if err != nil {
+		return fmt.Errorf("snapshot restore: %w", err)
+	}
+	f.mu.Lock()
+	old := f.state
+	f.state = fresh
+	f.mu.Unlock()
+	old.Abandon()
+	return nil
+}
+
+type fsmSnapshot struct {
+	snap *store.Snapshot
+}
+
+// Persist writes the zstd-compressed snapshot stream to the sink, cancelling it on any error.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.persist(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot %s: %w", sink.ID(), err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) persist(w io.Writer) error {
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return err
+	}
+	if _, err := s.snap.WriteTo(enc); err != nil {
+		enc.Close()
+		return err
+	}
+	return enc.Close()
+}
+
+// Release is a no-op: memdb snapshots need no cleanup.
+func (s *fsmSnapshot) Release() {}

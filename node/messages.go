@@ -1,0 +1,94 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"patchtree/store"
+)
+
+// MessageType is the first byte of every Raft log entry; the rest is the JSON-encoded request.
+// Values are append-only: they live in Raft logs and snapshots on disk, so a value is never
+// renumbered or reused. Add new types at the end.
+type MessageType uint8
+
+// Message types.
+const (
+	SiteInitRequestType     MessageType = 1
+	TokenCreateRequestType  MessageType = 2
+	TokenDeleteRequestType  MessageType = 3
+	LanguagesSetRequestType MessageType = 4
+	SettingPutRequestType   MessageType = 5
+	ServerUpsertRequestType MessageType = 6
+	ServerDeleteRequestType MessageType = 7
+)
+
+// String names a message type for logs and errors.
+func (t MessageType) String() string {
+	switch t {
+	case SiteInitRequestType:
+		return "site-init"
+	case TokenCreateRequestType:
+		return "token-create"
+	case TokenDeleteRequestType:
+		return "token-delete"
+	case LanguagesSetRequestType:
+		return "languages-set"
+	case SettingPutRequestType:
+		return "setting-put"
+	case ServerUpsertRequestType:
+		return "server-upsert"
+	case ServerDeleteRequestType:
+		return "server-delete"
+	}
+	return fmt.Sprintf("message-type-%d", uint8(t))
+}
+
+// SiteInitRequest initialises a new site in one entry: its identity, the first admin token and
+// its initial managed language ranges.
+type SiteInitRequest struct {
+	Site       store.SiteInfo `json:"site"`
+	AdminToken store.Token    `json:"admin_token"`
+	Languages  []string       `json:"languages"`
+}
+
+// TokenCreateRequest issues a token. The leader has generated its id and secret hash.
+type TokenCreateRequest struct {
+	Token store.Token `json:"token"`
+}
+
+// TokenDeleteRequest revokes a token.
+type TokenDeleteRequest struct {
+	ID string `json:"id"`
+}
+
+// LanguagesSetRequest replaces a languages row (validated and canonical ranges).
+type LanguagesSetRequest struct {
+	ID     string   `json:"id"`
+	Ranges []string `json:"ranges"`
+}
+
+// SettingPutRequest stores one setting.
+type SettingPutRequest struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// ServerUpsertRequest records a Raft server's addresses.
+type ServerUpsertRequest struct {
+	Server store.Server `json:"server"`
+}
+
+// ServerDeleteRequest forgets a Raft server.
+type ServerDeleteRequest struct {
+	ID string `json:"id"`
+}
+
+// Encode builds a log entry: the type byte followed by the JSON body.
+func Encode(t MessageType, req any) ([]byte, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return append([]byte{byte(t)}, body...), nil
+}

@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"patchtree/store"
+)
+
+// MaxEntrySize bounds one Raft log entry; larger writes are split by their callers.
+const MaxEntrySize = 1 << 20
+
+// apply submits one request to Raft and waits until it is committed (durable on a majority) and
+// applied here. It returns the entry's index, or the store's error for a rejected request.
+func (n *Node) apply(t MessageType, req any) (uint64, error) {
+	buf, err := Encode(t, req)
+	if err != nil {
+		return 0, err
+	}
+	if len(buf) > MaxEntrySize {
+		return 0, fmt.Errorf("%s entry of %d bytes exceeds %d: %w", t, len(buf), MaxEntrySize, store.ErrInvalid)
+	}
+	f := n.raft.Apply(buf, applyTimeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+			errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return 0, fmt.Errorf("apply %s: %w (%v)", t, ErrNotLeader, err)
+		}
+		return 0, fmt.Errorf("apply %s: %w", t, err)
+	}
+	if resp, ok := f.Response().(error); ok && resp != nil {
+		return 0, resp
+	}
+	return f.Index(), nil
+}
+
+// IsLeader reports whether this server leads the site and has established leadership.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaderAPI returns the API base URL of the site's current leader, for forwarding writes.
+func (n *Node) LeaderAPI() (string, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return "", fmt.Errorf("%w: an election is in progress", ErrNoLeader)
+	}
+	srv, err := n.State().Server(nil, string(id))
+	if err != nil {
+		return "", err
+	}
+	if srv == nil || srv.APIAddr == "" {
+		return "", fmt.Errorf("%w: leader %s has not published its API address yet", ErrNoLeader, id)
+	}
+	return srv.APIAddr, nil
+}
+
+// WaitLeader blocks until the site has a leader whose API address is known, or ctx ends.
+func (n *Node) WaitLeader(ctx context.Context) (string, error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		addr, err := n.LeaderAPI()
+		if err == nil {
+			return addr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-t.C:
+		}
+	}
+}
+
+// CreatedToken is a newly issued token: the row and the bearer string, shown only once.
+type CreatedToken struct {
+	Token  store.Token
+	Bearer string
+	Index  uint64
+}
+
+// CreateToken issues a token for role. Node credentials (bound to a child site) come from child
+// enrolment, not from here.
+func (n *Node) CreateToken(role store.Role, name string) (*CreatedToken, error) {
+	if !role.Valid() {
+		return nil, fmt.Errorf("unknown role %q (want one of admin, rollout, auditor, agent): %w", role, store.ErrInvalid)
+	}
+	if role == store.RoleNode {
+		return nil, fmt.Errorf("role %q is issued by child enrolment (POST /v1/children), not as a plain token: %w", role, store.ErrInvalid)
+	}
+	id, bearer, hash := newSecret()
+	tok := store.Token{ID: id, SecretHash: hash, Role: role, Name: name, CreateTime: time.Now().UTC()}
+	idx, err := n.apply(TokenCreateRequestType, &TokenCreateRequest{Token: tok})
+	if err != nil {
+		return nil, err
+	}
+	tok.CreateIndex, tok.ModifyIndex = idx, idx
+	return &CreatedToken{Token: tok, Bearer: bearer, Index: idx}, nil
+}
+
+// DeleteToken revokes a token. Revoking the site's initial admin token is allowed only once
+// another admin token exists, so that a site never locks its administrators out.
+func (n *Node) DeleteToken(id string) (uint64, error) {
+	state := n.State()
+	tok, err := state.Token(nil, id)
+	if err != nil {
+		return 0, err
+	}
+	if tok == nil {
+		return 0, fmt.Errorf("token %q: %w", id, store.ErrNotFound)
+	}
+	if tok.Role == store.RoleAdmin {
+		_, all, err := state.Tokens(nil)
+		if err != nil {
+			return 0, err
+		}
+		admins := 0
+		for _, t := range all {
+			if t.Role == store.RoleAdmin {
+				admins++
+			}
+		}
+		if admins <= 1 {
+			return 0, fmt.Errorf("token %q is the last admin token; create another admin token first: %w", id, store.ErrConflict)
+		}
+	}
+	return n.apply(TokenDeleteRequestType, &TokenDeleteRequest{ID: id})
+}
+
+// SetLanguages replaces this site's managed ranges (already validated and canonical).
+func (n *Node) SetLanguages(ranges []string) (uint64, error) {
+	return n.apply(LanguagesSetRequestType, &LanguagesSetRequest{ID: store.LanguagesSite, Ranges: ranges})
+}
+
+// PutSetting stores a typed setting under key.
+func (n *Node) PutSetting(key string, v any) (uint64, error) {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("encode setting %q: %w", key, err)
+	}
+	return n.apply(SettingPutRequestType, &SettingPutRequest{Key: key, Value: buf})
+}
+
+// JoinRequest is what a new server sends to join a site.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+}
+
+// AddServer adds a server to the site as a voter (leader only). The joining server must have been
+// started with this site's name and role.
+func (n *Node) AddServer(req JoinRequest) (uint64, error) {
+	if req.ID == "" || req.RaftAddr == "" || req.APIAddr == "" {
+		return 0, fmt.Errorf("join needs id, raft_addr and api_addr: %w", store.ErrInvalid)
+	}
+	site, err := n.State().Site(nil)
+	if err != nil {
+		return 0, err
+	}
+	if site == nil {
+		return 0, fmt.Errorf("%w: the site is not initialised yet", ErrNotReady)
+	}
+	if req.Name != site.Name || req.Role != site.Role {
+		return 0, fmt.Errorf("this site is %q (%s) but the joining server was started as %q (%s): %w",
+			site.Name, site.Role, req.Name, req.Role, store.ErrConflict)
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return 0, fmt.Errorf("raft configuration: %w", err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.Address) == req.RaftAddr && string(s.ID) != req.ID {
+			return 0, fmt.Errorf("raft address %s already belongs to server %s: %w", req.RaftAddr, s.ID, store.ErrConflict)
+		}
+	}
+	if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, applyTimeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return 0, fmt.Errorf("add voter: %w", ErrNotLeader)
+		}
+		return 0, fmt.Errorf("add voter %s: %w", req.ID, err)
+	}
+	srv := store.Server{ID: req.ID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr}
+	return n.apply(ServerUpsertRequestType, &ServerUpsertRequest{Server: srv})
+}
+
+// RemoveServer removes a server from the site's Raft configuration and forgets its addresses.
+func (n *Node) RemoveServer(id string) (uint64, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return 0, fmt.Errorf("raft configuration: %w", err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return 0, fmt.Errorf("server %q is not a member of this site: %w", id, store.ErrNotFound)
+	}
+	if id == n.id && len(cf.Configuration().Servers) == 1 {
+		return 0, fmt.Errorf("server %q is the site's only server: %w", id, store.ErrConflict)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, applyTimeout).Error(); err != nil {
+		return 0, fmt.Errorf("remove server %s: %w", id, err)
+	}
+	idx, err := n.apply(ServerDeleteRequestType, &ServerDeleteRequest{ID: id})
+	if errors.Is(err, store.ErrNotFound) {
+		return n.raft.AppliedIndex(), nil
+	}
+	return idx, err
+}

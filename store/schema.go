@@ -1,0 +1,63 @@
+package store
+
+import (
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Table names.
+const (
+	tableIndex     = "index"
+	tableTokens    = "tokens"
+	tableSettings  = "settings"
+	tableLanguages = "languages"
+	tableServers   = "servers"
+)
+
+// tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
+// a constructor for decoding a row. Snapshot bytes are append-only: they live in snapshots on disk
+// and must never be renumbered or reused.
+type tableDef struct {
+	name   string
+	snapID byte
+	schema *memdb.TableSchema
+	newRow func() any
+}
+
+// tables lists every table in snapshot and digest order. New tables are appended with a new
+// snapID.
+var tables = []tableDef{
+	{name: tableIndex, snapID: 1, schema: idTable(tableIndex, "Key"), newRow: func() any { return new(IndexEntry) }},
+	{name: tableTokens, snapID: 2, schema: idTable(tableTokens, "ID"), newRow: func() any { return new(Token) }},
+	{name: tableSettings, snapID: 3, schema: idTable(tableSettings, "Key"), newRow: func() any { return new(Setting) }},
+	{name: tableLanguages, snapID: 4, schema: idTable(tableLanguages, "ID"), newRow: func() any { return new(Languages) }},
+	{name: tableServers, snapID: 5, schema: idTable(tableServers, "ID"), newRow: func() any { return new(Server) }},
+}
+
+// idTable is a table with one unique, case-sensitive string primary index named "id".
+func idTable(name, field string) *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: name,
+		Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}},
+		},
+	}
+}
+
+// dbSchema assembles the memdb schema from tables.
+func dbSchema() *memdb.DBSchema {
+	s := &memdb.DBSchema{Tables: make(map[string]*memdb.TableSchema, len(tables))}
+	for _, t := range tables {
+		s.Tables[t.name] = t.schema
+	}
+	return s
+}
+
+// tableBySnapID finds a table definition by its snapshot byte.
+func tableBySnapID(id byte) (tableDef, bool) {
+	for _, t := range tables {
+		if t.snapID == id {
+			return t, true
+		}
+	}
+	return tableDef{}, false
+}

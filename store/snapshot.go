@@ -1,0 +1,153 @@
+package store
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Snapshot stream layout (before node compresses it):
+//
+//	magic "PTSNAP1\n"
+//	repeated: [table snapID byte][uvarint length][JSON row]
+//	trailer:  [0x00][uvarint total row count]
+//
+// The trailer makes a truncated stream an error instead of a silently smaller state.
+const snapshotMagic = "PTSNAP1\n"
+
+// maxSnapshotRecord bounds one decoded record, so a corrupt length cannot exhaust memory.
+const maxSnapshotRecord = 64 << 20
+
+// Snapshot is a consistent point-in-time view of the store; it stays valid while the store
+// keeps changing.
+type Snapshot struct {
+	txn *memdb.Txn
+}
+
+// Snapshot takes a point-in-time view. It is cheap: memdb is an immutable radix tree.
+func (s *Store) Snapshot() *Snapshot {
+	return &Snapshot{txn: s.db.Txn(false)}
+}
+
+// each calls fn for every row of every table in snapshot order.
+func (snap *Snapshot) each(fn func(t tableDef, row any) error) error {
+	for _, t := range tables {
+		it, err := snap.txn.Get(t.name, "id")
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", t.name, err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if err := fn(t, raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// WriteTo streams the snapshot to w.
+func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	cw := &countingWriter{w: bw}
+	if _, err := io.WriteString(cw, snapshotMagic); err != nil {
+		return cw.n, err
+	}
+	var count uint64
+	var lenBuf [binary.MaxVarintLen64]byte
+	err := snap.each(func(t tableDef, row any) error {
+		buf, err := json.Marshal(row)
+		if err != nil {
+			return fmt.Errorf("encode %s row: %w", t.name, err)
+		}
+		n := binary.PutUvarint(lenBuf[:], uint64(len(buf)))
+		if _, err := cw.Write(append([]byte{t.snapID}, lenBuf[:n]...)); err != nil {
+			return err
+		}
+		if _, err := cw.Write(buf); err != nil {
+			return err
+		}
+		count++
+		return nil
+	})
+	if err != nil {
+		return cw.n, err
+	}
+	n := binary.PutUvarint(lenBuf[:], count)
+	if _, err := cw.Write(append([]byte{0}, lenBuf[:n]...)); err != nil {
+		return cw.n, err
+	}
+	return cw.n, bw.Flush()
+}
+
+// Restore decodes a snapshot stream into a new store. The caller swaps it in and abandons the
+// old one; rows that only the old store had are thereby gone.
+func Restore(r io.Reader) (*Store, error) {
+	s, err := New()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+		return nil, fmt.Errorf("snapshot header: %w", ErrCorruptSnapshot)
+	}
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	var count uint64
+	for {
+		id, err := br.ReadByte()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot truncated after %d rows: %w", count, ErrCorruptSnapshot)
+		}
+		size, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot record %d length: %w", count, ErrCorruptSnapshot)
+		}
+		if id == 0 {
+			if size != count {
+				return nil, fmt.Errorf("snapshot trailer says %d rows, read %d: %w", size, count, ErrCorruptSnapshot)
+			}
+			break
+		}
+		t, ok := tableBySnapID(id)
+		if !ok {
+			return nil, fmt.Errorf("snapshot record %d: unknown table byte %d: %w", count, id, ErrCorruptSnapshot)
+		}
+		if size > maxSnapshotRecord {
+			return nil, fmt.Errorf("snapshot record %d: %d bytes exceeds limit: %w", count, size, ErrCorruptSnapshot)
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, fmt.Errorf("snapshot record %d truncated: %w", count, ErrCorruptSnapshot)
+		}
+		row := t.newRow()
+		if err := json.Unmarshal(buf, row); err != nil {
+			return nil, fmt.Errorf("snapshot %s row %d: %v: %w", t.name, count, err, ErrCorruptSnapshot)
+		}
+		if err := txn.Insert(t.name, row); err != nil {
+			return nil, fmt.Errorf("snapshot %s row %d insert: %w", t.name, count, err)
+		}
+		count++
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("snapshot has data after its trailer: %w", ErrCorruptSnapshot)
+	}
+	txn.Commit()
+	return s, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
