@@ -93,6 +93,8 @@ func TestParseRange(t *testing.T) {
 		{"zh-Hant-Hant", notWF},       // 4-letter subtag after script
 		{"de-419-Latn", notWF},        // script after region
 		{"de-DE-abcd", notWF},         // 4-char variant must start with a digit
+		{"de-Latn-DEU", notWF},        // regions are 2 letters or 3 digits, not ISO alpha-3
+		{"BA-HAnB-Ant", notWF},        // found by the fuzzer
 	}
 	for _, tc := range invalid {
 		t.Run("invalid/"+tc.in, func(t *testing.T) {
@@ -305,9 +307,11 @@ func TestXTextDivergence(t *testing.T) {
 		// x/text more lenient than RFC 5646.
 		{"de_DE", false, ok},              // "_" is mapped to "-"
 		{"de-aaa-bbb-ccc-ddd", false, ok}, // more than 3 extlangs
-		{"zh-Hant-Hant", false, value},    // any 4+ char subtag after region is taken as an unknown variant
+		{"zh-Hant-Hant", false, value},    // any 4-8 char subtag in variant position is taken as an unknown variant
 		{"de-419-Latn", false, value},     // "
 		{"de-DE-abcd", false, value},      // "
+		{"de-Latn-DEU", false, ok},        // ISO 3166 alpha-3 region after a script, mapped to "DE"
+		{"de-Latn-abc", false, value},     // "
 		// x/text stricter than RFC 5646.
 		{"aaaa", true, syntax},                       // 4-letter language subtag
 		{"abcde", true, syntax},                      // 5-8 letter language subtag

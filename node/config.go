@@ -60,9 +60,10 @@ type Config struct {
 	Logger      *slog.Logger
 
 	// Test hooks: an in-memory transport and log store instead of TCP and bolt.
-	transport raft.Transport
-	inmem     bool
-	raftConf  func(*raft.Config)
+	transport     raft.Transport
+	inmem         bool
+	skipBootstrap bool
+	raftConf      func(*raft.Config)
 }
 
 func (c *Config) validate() error {

@@ -165,6 +165,8 @@ func (n *Node) setupRaft() error {
 	switch {
 	case hasState:
 		n.logger.Info("recovered raft state", "last_index", r.LastIndex(), "raft_addr", n.trans.LocalAddr())
+	case n.cfg.skipBootstrap:
+		n.logger.Info("waiting to be added to a site", "raft_addr", n.trans.LocalAddr())
 	case n.cfg.JoinSite != "":
 		n.logger.Info("joining site", "via", n.cfg.JoinSite, "raft_addr", n.trans.LocalAddr())
 		n.wg.Add(1)

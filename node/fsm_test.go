@@ -1,0 +1,315 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"patchtree/store"
+)
+
+func makeLog(t *testing.T, idx uint64, mt MessageType, req any) *raft.Log {
+	t.Helper()
+	buf, err := Encode(mt, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: buf}
+}
+
+func testFSM(t *testing.T) *FSM {
+	t.Helper()
+	f, err := NewFSM(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func testToken(id string, role store.Role) store.Token {
+	return store.Token{ID: id, SecretHash: store.HashSecret("secret-" + id), Role: role, Name: id,
+		CreateTime: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)}
+}
+
+// applyAll applies one entry of every message type, in an order where each succeeds, and returns
+// the FSM. It is the state the snapshot tests start from.
+type fsmStep struct {
+	mt    MessageType
+	req   any
+	check func(t *testing.T, s *store.Store, idx uint64)
+}
+
+func fsmSteps() []fsmStep {
+	return []fsmStep{
+		{SiteInitRequestType, &SiteInitRequest{
+			Site:       store.SiteInfo{SiteID: "s1", Name: "hq", Role: RoleParent, CreatedAt: time.Unix(0, 0).UTC()},
+			AdminToken: testToken("admin1", store.RoleAdmin), Languages: []string{"en"},
+		}, func(t *testing.T, s *store.Store, idx uint64) {
+			site, _ := s.Site(nil)
+			if site == nil || site.Name != "hq" || site.AdminTokenID != "admin1" {
+				t.Fatalf("site = %+v", site)
+			}
+			if tok, _ := s.Token(nil, "admin1"); tok == nil || tok.CreateIndex != idx {
+				t.Fatalf("admin token = %+v", tok)
+			}
+		}},
+		{TokenCreateRequestType, &TokenCreateRequest{Token: testToken("aud1", store.RoleAuditor)},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				tok, _ := s.Token(nil, "aud1")
+				if tok == nil || tok.Role != store.RoleAuditor || tok.CreateIndex != idx || tok.ModifyIndex != idx {
+					t.Fatalf("token = %+v", tok)
+				}
+				if !tok.SecretMatches("secret-aud1") || tok.SecretMatches("secret-aud2") {
+					t.Fatal("secret comparison wrong")
+				}
+			}},
+		{TokenCreateRequestType, &TokenCreateRequest{Token: testToken("gone", store.RoleAgent)}, nil},
+		{TokenDeleteRequestType, &TokenDeleteRequest{ID: "gone"},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if tok, _ := s.Token(nil, "gone"); tok != nil {
+					t.Fatal("token not deleted")
+				}
+				if got := s.Index("tokens"); got != idx {
+					t.Fatalf("tokens index = %d, want %d", got, idx)
+				}
+			}},
+		{LanguagesSetRequestType, &LanguagesSetRequest{ID: store.LanguagesSite, Ranges: []string{"de", "fr"}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				l, _ := s.Languages(nil, store.LanguagesSite)
+				if l == nil || strings.Join(l.Ranges, ",") != "de,fr" || l.ModifyIndex != idx || l.CreateIndex >= idx {
+					t.Fatalf("languages = %+v", l)
+				}
+			}},
+		{SettingPutRequestType, &SettingPutRequest{Key: "rules", Value: json.RawMessage(`{"catalog":"23:00"}`)},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				row, _ := s.Setting(nil, "rules")
+				if row == nil || string(row.Value) != `{"catalog":"23:00"}` {
+					t.Fatalf("setting = %+v", row)
+				}
+			}},
+		{ServerUpsertRequestType, &ServerUpsertRequest{Server: store.Server{ID: "n1", RaftAddr: "127.0.0.1:1", APIAddr: "http://127.0.0.1:2"}}, nil},
+		{ServerUpsertRequestType, &ServerUpsertRequest{Server: store.Server{ID: "n2", RaftAddr: "127.0.0.1:3", APIAddr: "http://127.0.0.1:4"}}, nil},
+		{ServerDeleteRequestType, &ServerDeleteRequest{ID: "n2"},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				servers, _ := s.Servers(nil)
+				if len(servers) != 1 || servers[0].ID != "n1" {
+					t.Fatalf("servers = %+v", servers)
+				}
+			}},
+	}
+}
+
+func applySteps(t *testing.T, f *FSM) {
+	t.Helper()
+	for i, step := range fsmSteps() {
+		idx := uint64(i + 1)
+		if resp := f.Apply(makeLog(t, idx, step.mt, step.req)); resp != nil {
+			t.Fatalf("step %d (%s): %v", i, step.mt, resp)
+		}
+		if step.check != nil {
+			step.check(t, f.State(), idx)
+		}
+	}
+}
+
+func TestFSMAppliesEveryMessageType(t *testing.T) {
+	f := testFSM(t)
+	applySteps(t, f)
+
+	covered := map[MessageType]bool{}
+	for _, s := range fsmSteps() {
+		covered[s.mt] = true
+	}
+	for mt := MessageType(1); !strings.HasPrefix(mt.String(), "message-type-"); mt++ {
+		if !covered[mt] {
+			t.Errorf("message type %s has no FSM test step", mt)
+		}
+	}
+	if got := f.State().LatestIndex(); got != uint64(len(fsmSteps())) {
+		t.Fatalf("latest index = %d, want %d", got, len(fsmSteps()))
+	}
+}
+
+func TestFSMRejectedRequestChangesNothing(t *testing.T) {
+	f := testFSM(t)
+	applySteps(t, f)
+	before := digest(t, f.State())
+	next := uint64(len(fsmSteps()) + 1)
+	bad := []struct {
+		name string
+		mt   MessageType
+		req  any
+	}{
+		{"second site init", SiteInitRequestType, &SiteInitRequest{
+			Site:       store.SiteInfo{SiteID: "s2", Name: "other", Role: RoleChild},
+			AdminToken: testToken("admin2", store.RoleAdmin)}},
+		{"duplicate token", TokenCreateRequestType, &TokenCreateRequest{Token: testToken("aud1", store.RoleAuditor)}},
+		{"unknown role", TokenCreateRequestType, &TokenCreateRequest{Token: testToken("x", store.Role("root"))}},
+		{"delete missing token", TokenDeleteRequestType, &TokenDeleteRequest{ID: "nope"}},
+		{"setting without key", SettingPutRequestType, &SettingPutRequest{Value: json.RawMessage(`1`)}},
+		{"server without api", ServerUpsertRequestType, &ServerUpsertRequest{Server: store.Server{ID: "n3"}}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := f.Apply(makeLog(t, next, tc.mt, tc.req))
+			if _, ok := resp.(error); !ok {
+				t.Fatalf("response = %v, want an error", resp)
+			}
+			if after := digest(t, f.State()); after != before {
+				t.Fatal("state changed by a rejected request")
+			}
+		})
+	}
+}
+
+func TestFSMUnknownTypePanics(t *testing.T) {
+	f := testFSM(t)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for unknown message type")
+		}
+	}()
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{250, '{', '}'}})
+}
+
+func TestFSMCorruptEntryPanics(t *testing.T) {
+	f := testFSM(t)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for an undecodable entry")
+		}
+	}()
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(TokenCreateRequestType), '['}})
+}
+
+// memSink is a raft.SnapshotSink in memory.
+type memSink struct {
+	bytes.Buffer
+	cancelled, closed bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+func (s *memSink) Close() error  { s.closed = true; return nil }
+
+func snapshotOf(t *testing.T, f *FSM) []byte {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	if !sink.closed || sink.cancelled {
+		t.Fatalf("sink closed=%v cancelled=%v", sink.closed, sink.cancelled)
+	}
+	return sink.Bytes()
+}
+
+func digest(t *testing.T, s *store.Store) string {
+	t.Helper()
+	d, err := s.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Digest
+}
+
+func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
+	src := testFSM(t)
+	applySteps(t, src)
+	buf := snapshotOf(t, src)
+	if bytes.Contains(buf, []byte("secret_hash")) {
+		t.Fatal("snapshot is not compressed")
+	}
+
+	dst := testFSM(t)
+	old := dst.State()
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(buf))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-old.AbandonCh():
+	default:
+		t.Fatal("old store not abandoned on restore")
+	}
+	want, _ := src.State().Digest()
+	got, _ := dst.State().Digest()
+	if got.Digest != want.Digest {
+		t.Fatalf("digest after restore differs:\n got %+v\nwant %+v", got.Tables, want.Tables)
+	}
+	// Every table round-trips row for row, Raft indexes included.
+	for name, table := range want.Tables {
+		if got.Tables[name] != table {
+			t.Errorf("table %s: got %+v, want %+v", name, got.Tables[name], table)
+		}
+	}
+	tok, _ := dst.State().Token(nil, "aud1")
+	if tok == nil || tok.CreateIndex != 2 || !tok.SecretMatches("secret-aud1") {
+		t.Fatalf("restored token = %+v", tok)
+	}
+}
+
+func TestFSMRestoreRemovesExtraRows(t *testing.T) {
+	src := testFSM(t)
+	applySteps(t, src)
+	buf := snapshotOf(t, src)
+
+	dst := testFSM(t)
+	extra := []fsmStep{
+		{TokenCreateRequestType, &TokenCreateRequest{Token: testToken("extra", store.RoleAdmin)}, nil},
+		{LanguagesSetRequestType, &LanguagesSetRequest{ID: "other", Ranges: []string{"ja"}}, nil},
+		{SettingPutRequestType, &SettingPutRequest{Key: "extra", Value: json.RawMessage(`1`)}, nil},
+		{ServerUpsertRequestType, &ServerUpsertRequest{Server: store.Server{ID: "x", RaftAddr: "a", APIAddr: "b"}}, nil},
+	}
+	for i, step := range extra {
+		if resp := dst.Apply(makeLog(t, uint64(100+i), step.mt, step.req)); resp != nil {
+			t.Fatal(resp)
+		}
+	}
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(buf))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := digest(t, dst.State()), digest(t, src.State()); got != want {
+		t.Fatal("restore did not replace the whole state")
+	}
+	if tok, _ := dst.State().Token(nil, "extra"); tok != nil {
+		t.Fatal("extra token survived restore")
+	}
+	if got := dst.State().LatestIndex(); got != src.State().LatestIndex() {
+		t.Fatalf("index after restore = %d, want %d", got, src.State().LatestIndex())
+	}
+}
+
+func TestFSMRestoreRejectsCorruptSnapshots(t *testing.T) {
+	src := testFSM(t)
+	applySteps(t, src)
+	good := snapshotOf(t, src)
+	cases := map[string][]byte{
+		"empty":     {},
+		"not zstd":  []byte("PTSNAP1\nhello"),
+		"truncated": good[:len(good)/2],
+	}
+	for name, buf := range cases {
+		t.Run(name, func(t *testing.T) {
+			dst := testFSM(t)
+			applySteps(t, dst)
+			before := digest(t, dst.State())
+			if err := dst.Restore(io.NopCloser(bytes.NewReader(buf))); err == nil {
+				t.Fatal("corrupt snapshot restored")
+			}
+			if digest(t, dst.State()) != before {
+				t.Fatal("failed restore changed the state")
+			}
+		})
+	}
+}
