@@ -1,0 +1,159 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/mux"
+
+	"patchtree/store"
+)
+
+// caller is one column of the auth matrix.
+type caller struct {
+	name  string
+	token string
+	role  store.Role // empty for no/bad token
+}
+
+var callers = []caller{
+	{"no token", "", ""},
+	{"bad token", "admin.wrong-secret", ""},
+	{"admin", bearer(store.RoleAdmin), store.RoleAdmin},
+	{"rollout", bearer(store.RoleRollout), store.RoleRollout},
+	{"auditor", bearer(store.RoleAuditor), store.RoleAuditor},
+	{"agent", bearer(store.RoleAgent), store.RoleAgent},
+}
+
+// sample builds a valid request for a route, so that an allowed caller gets a 2xx. Every route
+// needs one: a new route without a sample fails the matrix test.
+func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
+	switch method + " " + path {
+	case "GET /v1/health", "GET /v1/status", "GET /v1/digest", "GET /v1/languages", "GET /v1/tokens", "GET /v1/site/servers":
+		return path, nil
+	case "PUT /v1/languages":
+		return path, map[string]any{"ranges": []string{"de", "fr"}}
+	case "POST /v1/tokens":
+		return path, map[string]any{"role": "auditor", "name": "matrix"}
+	case "DELETE /v1/tokens/{id}":
+		created, err := f.CreateToken(store.RoleAgent, "victim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/tokens/" + created.Token.ID, nil
+	case "POST /v1/site/servers":
+		return path, map[string]any{"id": "n9", "raft_addr": "127.0.0.1:9", "api_addr": "http://127.0.0.1:9", "name": "hq", "role": "parent"}
+	case "DELETE /v1/site/servers/{id}":
+		if _, err := f.AddServer(joinReq("n8")); err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/site/servers/n8", nil
+	}
+	t.Fatalf("no sample request for %s %s: add one to the auth matrix", method, path)
+	return "", nil
+}
+
+func send(t *testing.T, h http.Handler, method, path, token string, body any) *httptest.ResponseRecorder {
+	t.Helper()
+	var buf []byte
+	if body != nil {
+		var err error
+		if buf, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(buf))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestAuthMatrix walks every route registered in the router and every kind of caller, and
+// checks the answer against the route table's access, the single source of truth.
+func TestAuthMatrix(t *testing.T) {
+	f := newFake(t)
+	srv := New(f, Options{})
+
+	table := map[string]route{}
+	for _, rt := range srv.routes() {
+		table[rt.method+" "+rt.path] = rt
+	}
+	var walked []string
+	err := srv.router.Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		path, err := r.GetPathTemplate()
+		if err != nil {
+			return err
+		}
+		methods, err := r.GetMethods()
+		if err != nil {
+			return fmt.Errorf("route %s registered without methods", path)
+		}
+		for _, m := range methods {
+			walked = append(walked, m+" "+path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(walked)
+	if len(walked) != len(table) {
+		t.Fatalf("router has %d routes, table %d", len(walked), len(table))
+	}
+
+	for _, key := range walked {
+		rt, ok := table[key]
+		if !ok {
+			t.Fatalf("router route %s is not in the route table", key)
+		}
+		for _, c := range callers {
+			t.Run(key+"/"+c.name, func(t *testing.T) {
+				path, body := sample(t, f, rt.method, rt.path)
+				rec := send(t, srv, rt.method, path, c.token, body)
+				want := "2xx"
+				switch {
+				case rt.access.public:
+				case c.role == "":
+					want = "401"
+				case !rt.access.allows(c.role):
+					want = "403"
+				}
+				got := fmt.Sprint(rec.Code)
+				if rec.Code/100 == 2 {
+					got = "2xx"
+				}
+				if got != want {
+					t.Fatalf("%s as %s: got %d %s, want %s", key, c.name, rec.Code, rec.Body, want)
+				}
+				if want != "2xx" {
+					var e errorBody
+					if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" {
+						t.Fatalf("error answer is not {\"error\": ...}: %s", rec.Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestAuthRejectsMalformedHeaders(t *testing.T) {
+	srv := New(newFake(t), Options{})
+	for _, h := range []string{"Basic abc", "Bearer", "Bearer nodot", "Bearer .secret", "Bearer admin."} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
+		req.Header.Set("Authorization", h)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "error") {
+			t.Errorf("%q: got %d %s", h, rec.Code, rec.Body)
+		}
+	}
+}

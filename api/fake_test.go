@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"patchtree/node"
+	"patchtree/store"
+)
+
+// fakeBackend implements Backend over a real store, applying writes directly with increasing
+// indexes: no Raft, so handler tests are fast and deterministic.
+type fakeBackend struct {
+	mu  sync.Mutex
+	s   *store.Store
+	idx uint64
+}
+
+func newFake(t *testing.T) *fakeBackend {
+	t.Helper()
+	s, err := store.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeBackend{s: s}
+	admin := store.Token{ID: "admin", SecretHash: store.HashSecret("s-admin"), Role: store.RoleAdmin}
+	err = s.InitSite(f.next(), &store.SiteInfo{SiteID: "site1", Name: "hq", Role: node.RoleParent}, &admin, []string{"en"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []store.Role{store.RoleRollout, store.RoleAuditor, store.RoleAgent} {
+		tok := store.Token{ID: string(r), SecretHash: store.HashSecret("s-" + string(r)), Role: r}
+		if err := s.CreateToken(f.next(), &tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// bearer is the bearer string of the fake's token for role.
+func bearer(r store.Role) string { return fmt.Sprintf("%s.s-%s", r, r) }
+
+func (f *fakeBackend) next() uint64 { f.idx++; return f.idx }
+
+func (f *fakeBackend) ID() string                          { return "fake" }
+func (f *fakeBackend) State() *store.Store                 { return f.s }
+func (f *fakeBackend) Ready() bool                         { return true }
+func (f *fakeBackend) WaitReady(ctx context.Context) error { return nil }
+func (f *fakeBackend) IsLeader() bool                      { return true }
+func (f *fakeBackend) WaitLeader(ctx context.Context) (string, error) {
+	return "", fmt.Errorf("fake always leads")
+}
+
+func (f *fakeBackend) Status() (*node.Status, error) {
+	return &node.Status{Name: "hq", Role: node.RoleParent, NodeID: "fake", Index: f.s.LatestIndex(), Ready: true}, nil
+}
+
+func (f *fakeBackend) Servers() ([]node.ServerStatus, error) {
+	rows, err := f.s.Servers(nil)
+	out := []node.ServerStatus{}
+	for _, r := range rows {
+		out = append(out, node.ServerStatus{ID: r.ID, RaftAddr: r.RaftAddr, APIAddr: r.APIAddr})
+	}
+	return out, err
+}
+
+func (f *fakeBackend) CreateToken(role store.Role, name string) (*node.CreatedToken, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if role == store.RoleNode {
+		return nil, fmt.Errorf("role node: %w", store.ErrInvalid)
+	}
+	id := fmt.Sprintf("t%d", f.idx+1)
+	tok := store.Token{ID: id, SecretHash: store.HashSecret("x"), Role: role, Name: name, CreateTime: time.Unix(0, 0)}
+	idx := f.next()
+	if err := f.s.CreateToken(idx, &tok); err != nil {
+		return nil, err
+	}
+	return &node.CreatedToken{Token: tok, Bearer: id + ".x", Index: idx}, nil
+}
+
+func (f *fakeBackend) DeleteToken(id string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.DeleteToken(idx, id)
+}
+
+func (f *fakeBackend) SetLanguages(ranges []string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.SetLanguages(idx, store.LanguagesSite, ranges)
+}
+
+func (f *fakeBackend) AddServer(req node.JoinRequest) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.UpsertServer(idx, &store.Server{ID: req.ID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr})
+}
+
+func (f *fakeBackend) RemoveServer(id string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.DeleteServer(idx, id)
+}
