@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -58,6 +59,8 @@ type Config struct {
 	// LeaderLoops run on whichever server of the site leads.
 	LeaderLoops []LeaderLoop
 	Logger      *slog.Logger
+	// RaftLogOutput receives hashicorp/raft's own log lines (warnings and errors); default stderr.
+	RaftLogOutput io.Writer
 
 	// Test hooks: an in-memory transport and log store instead of TCP and bolt.
 	transport     raft.Transport

@@ -110,7 +110,11 @@ func (n *Node) setupRaft() error {
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(n.id)
 	conf.NotifyCh = n.leaderCh
-	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	out := n.cfg.RaftLogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
 	if n.cfg.raftConf != nil {
 		n.cfg.raftConf(conf)
 	}
