@@ -10,15 +10,25 @@ import (
 
 // authorize checks the bearer token against the route's access: 401 without a valid token, 403
 // for a valid token whose role the route does not allow.
-func (s *Server) authorize(r *http.Request, a access) error {
+func (s *Server) authorize(r *http.Request, a access) (*store.Token, error) {
 	tok, err := s.authenticate(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !a.allows(tok.Role) {
-		return fmt.Errorf("%w: role %q may not %s %s", ErrForbidden, tok.Role, r.Method, r.URL.Path)
+		return nil, fmt.Errorf("%w: role %q may not %s %s", ErrForbidden, tok.Role, r.Method, r.URL.Path)
 	}
-	return nil
+	return tok, nil
+}
+
+type ctxKey int
+
+const tokenKey ctxKey = 0
+
+// callerToken returns the authenticated token of a request (nil on public routes).
+func callerToken(r *http.Request) *store.Token {
+	tok, _ := r.Context().Value(tokenKey).(*store.Token)
+	return tok
 }
 
 // authenticate finds the caller's token. The token row is looked up by its public id and the

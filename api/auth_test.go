@@ -50,7 +50,7 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 	case "POST /v1/site/servers":
 		return path, map[string]any{"id": "n9", "raft_addr": "127.0.0.1:9", "api_addr": "http://127.0.0.1:9", "name": "hq", "role": "parent"}
 	case "DELETE /v1/site/servers/{id}":
-		if _, err := f.AddServer(joinReq("n8")); err != nil {
+		if _, err := f.AddServer(joinReq("n8"), true); err != nil {
 			t.Fatal(err)
 		}
 		return "/v1/site/servers/n8", nil

@@ -29,7 +29,7 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, node.ErrForbiddenJoin):
 		return http.StatusForbidden
 	case errors.Is(err, ErrNoRoute), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound

@@ -27,7 +27,7 @@ func newFake(t *testing.T) *fakeBackend {
 	}
 	f := &fakeBackend{s: s}
 	admin := store.Token{ID: "admin", SecretHash: store.HashSecret("s-admin"), Role: store.RoleAdmin}
-	err = s.InitSite(f.next(), &store.SiteInfo{SiteID: "site1", Name: "hq", Role: node.RoleParent}, &admin, []string{"en"})
+	err = s.InitSite(f.next(), &store.SiteInfo{SiteID: "site1", Name: "hq", Role: node.RoleParent}, &admin, []string{"en"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func (f *fakeBackend) SetLanguages(ranges []string) (uint64, error) {
 	return idx, f.s.SetLanguages(idx, store.LanguagesSite, ranges)
 }
 
-func (f *fakeBackend) AddServer(req node.JoinRequest) (uint64, error) {
+func (f *fakeBackend) AddServer(req node.JoinRequest, allowNew bool) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()

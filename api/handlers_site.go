@@ -6,6 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"patchtree/node"
+	"patchtree/store"
 )
 
 // healthResponse is GET /v1/health: liveness, plus readiness for orchestration and tests.
@@ -64,7 +65,8 @@ func (s *Server) joinServer(r *http.Request) (int, any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
-	idx, err := s.backend.AddServer(req)
+	// The site's server token may only refresh a member's addresses; adding a server takes an admin.
+	idx, err := s.backend.AddServer(req, callerToken(r).Role == store.RoleAdmin)
 	if err != nil {
 		return 0, nil, err
 	}

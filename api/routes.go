@@ -18,6 +18,8 @@ var (
 	adminOnly  = access{roles: []store.Role{store.RoleAdmin}}
 	anyRole    = access{roles: []store.Role{store.RoleAdmin, store.RoleRollout, store.RoleAuditor, store.RoleAgent}}
 	adminAudit = access{roles: []store.Role{store.RoleAdmin, store.RoleAuditor}}
+	// adminServer lets the site's own servers re-register their addresses.
+	adminServer = access{roles: []store.Role{store.RoleAdmin, store.RoleServer}}
 )
 
 // allows reports whether role may call a route with this access.
@@ -56,7 +58,7 @@ func (s *Server) routes() []route {
 		{http.MethodDelete, "/v1/tokens/{id}", adminOnly, true, s.deleteToken},
 
 		{http.MethodGet, "/v1/site/servers", adminAudit, false, s.listServers},
-		{http.MethodPost, "/v1/site/servers", adminOnly, true, s.joinServer},
+		{http.MethodPost, "/v1/site/servers", adminServer, true, s.joinServer},
 		{http.MethodDelete, "/v1/site/servers/{id}", adminOnly, true, s.removeServer},
 	}
 }

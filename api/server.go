@@ -31,7 +31,7 @@ type Backend interface {
 	CreateToken(role store.Role, name string) (*node.CreatedToken, error)
 	DeleteToken(id string) (uint64, error)
 	SetLanguages(ranges []string) (uint64, error)
-	AddServer(req node.JoinRequest) (uint64, error)
+	AddServer(req node.JoinRequest, allowNew bool) (uint64, error)
 	RemoveServer(id string) (uint64, error)
 }
 
@@ -109,10 +109,12 @@ func (s *Server) wrap(rt route) http.Handler {
 				writeError(w, err)
 				return
 			}
-			if err := s.authorize(r, rt.access); err != nil {
+			tok, err := s.authorize(r, rt.access)
+			if err != nil {
 				writeError(w, err)
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), tokenKey, tok))
 		}
 		if rt.write && !s.backend.IsLeader() {
 			s.forward(w, r)

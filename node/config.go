@@ -21,6 +21,8 @@ var (
 	ErrNoLeader = errors.New("no leader")
 	// ErrNotReady means this server has not yet caught up with the site's log.
 	ErrNotReady = errors.New("site not ready")
+	// ErrForbiddenJoin means a server credential tried to add a new server.
+	ErrForbiddenJoin = errors.New("forbidden")
 )
 
 // Site roles.

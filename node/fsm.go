@@ -70,6 +70,16 @@ func (f *FSM) Apply(log *raft.Log) any {
 		return f.applyServerUpsert(buf, idx)
 	case ServerDeleteRequestType:
 		return f.applyServerDelete(buf, idx)
+	case CatalogStageRequestType:
+		return f.applyCatalogStage(buf, idx)
+	case CatalogCommitRequestType:
+		return f.applyCatalogCommit(buf, idx)
+	case CatalogAbortRequestType:
+		return f.applyCatalogAbort(buf, idx)
+	case SeverityChangeRequestType:
+		return f.applySeverityChange(buf, idx)
+	case BulletinAdminRequestType:
+		return f.applyBulletinAdmin(buf, idx)
 	default:
 		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
 	}
@@ -85,7 +95,7 @@ func decode(t MessageType, buf []byte, idx uint64, req any) {
 func (f *FSM) applySiteInit(buf []byte, idx uint64) any {
 	var req SiteInitRequest
 	decode(SiteInitRequestType, buf, idx, &req)
-	return f.State().InitSite(idx, &req.Site, &req.AdminToken, req.Languages)
+	return f.State().InitSite(idx, &req.Site, &req.AdminToken, req.Languages, req.ServerToken)
 }
 
 func (f *FSM) applyTokenCreate(buf []byte, idx uint64) any {
@@ -122,6 +132,36 @@ func (f *FSM) applyServerDelete(buf []byte, idx uint64) any {
 	var req ServerDeleteRequest
 	decode(ServerDeleteRequestType, buf, idx, &req)
 	return f.State().DeleteServer(idx, req.ID)
+}
+
+func (f *FSM) applyCatalogStage(buf []byte, idx uint64) any {
+	var req CatalogStageRequest
+	decode(CatalogStageRequestType, buf, idx, &req)
+	return f.State().StageCatalog(idx, req.RunID, &req.Batch)
+}
+
+func (f *FSM) applyCatalogCommit(buf []byte, idx uint64) any {
+	var req CatalogCommitRequest
+	decode(CatalogCommitRequestType, buf, idx, &req)
+	return f.State().CommitCatalog(idx, &req.Run, req.Source)
+}
+
+func (f *FSM) applyCatalogAbort(buf []byte, idx uint64) any {
+	var req CatalogAbortRequest
+	decode(CatalogAbortRequestType, buf, idx, &req)
+	return f.State().AbortCatalog(idx, req.RunID)
+}
+
+func (f *FSM) applySeverityChange(buf []byte, idx uint64) any {
+	var req SeverityChangeRequest
+	decode(SeverityChangeRequestType, buf, idx, &req)
+	return f.State().ChangeSeverityLevels(idx, &req.Change)
+}
+
+func (f *FSM) applyBulletinAdmin(buf []byte, idx uint64) any {
+	var req BulletinAdminRequest
+	decode(BulletinAdminRequestType, buf, idx, &req)
+	return f.State().SetBulletinAdmin(idx, req.ID, req.CustomSeverity, req.Disabled)
 }
 
 // Snapshot takes a point-in-time view; the slow part happens in Persist, off the apply path.

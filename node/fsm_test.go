@@ -102,8 +102,52 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("servers = %+v", servers)
 				}
 			}},
+		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r1", Batch: store.CatalogBatch{
+			Bulletins: []*store.Bulletin{{BulletinContent: store.BulletinContent{ID: "B1", Title: "b", UpdateIDs: []string{"U1"}}, Feed: "f", Hash: "h1"}},
+			Updates:   []*store.Update{{UpdateContent: store.UpdateContent{ID: "U1", Title: "u", Language: "de"}, Feed: "f", Hash: "h2"}},
+		}}, func(t *testing.T, s *store.Store, idx uint64) {
+			if b, _ := s.Bulletin(nil, "B1"); b != nil {
+				t.Fatal("staged bulletin visible before commit")
+			}
+		}},
+		{CatalogCommitRequestType, &CatalogCommitRequest{Run: store.ImportRun{ID: "r1", State: store.ImportSucceeded},
+			Source: &store.SourceState{ID: "file.json", Feed: "f"}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				b, _ := s.Bulletin(nil, "B1")
+				info, _ := s.Catalog(nil)
+				run, _ := s.ImportRun(nil, "r1")
+				if b == nil || info.Version != idx || info.Bulletins != 1 || info.Updates != 1 || run.CatalogVersion != idx {
+					t.Fatalf("bulletin %+v info %+v run %+v", b, info, run)
+				}
+			}},
+		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r2", Batch: store.CatalogBatch{DeleteBulletins: []string{"B1"}}}, nil},
+		{CatalogAbortRequestType, &CatalogAbortRequest{RunID: "r2"},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if runs, _ := s.StagedRuns(); len(runs) != 0 {
+					t.Fatalf("staged runs after abort: %v", runs)
+				}
+				if b, _ := s.Bulletin(nil, "B1"); b == nil {
+					t.Fatal("aborted delete took effect")
+				}
+			}},
+		{SeverityChangeRequestType, &SeverityChangeRequest{Change: store.SeverityChange{Op: "set", Names: []string{"Urgent", "Later"}}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				levels, _ := s.SeverityLevels(nil)
+				if len(levels) != 2 || levels[0].Name != "Urgent" {
+					t.Fatalf("levels = %+v", levels)
+				}
+			}},
+		{BulletinAdminRequestType, &BulletinAdminRequest{ID: "B1", CustomSeverity: ptr("Urgent"), Disabled: ptr(true)},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				b, _ := s.Bulletin(nil, "B1")
+				if b.CustomSeverity != "Urgent" || !b.Disabled || b.ModifyIndex != idx {
+					t.Fatalf("bulletin = %+v", b)
+				}
+			}},
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func applySteps(t *testing.T, f *FSM) {
 	t.Helper()

@@ -14,7 +14,8 @@ const joinRetry = time.Second
 
 // joinSite asks an existing server of the site to add this one, retrying while the site is
 // unreachable or busy. A refusal (wrong token, wrong site name or role) is fatal: the process
-// should stop with that message rather than wait forever.
+// should stop with that message rather than wait forever. (A member that restarts has Raft state
+// and never joins again; registerSelf keeps its API address current.)
 func (n *Node) joinSite() {
 	defer n.wg.Done()
 	req := JoinRequest{
@@ -25,7 +26,7 @@ func (n *Node) joinSite() {
 	url := strings.TrimRight(n.cfg.JoinSite, "/") + "/v1/site/servers"
 	client := &http.Client{Timeout: 30 * time.Second}
 	for attempt := 1; ; attempt++ {
-		permanent, err := n.postJoin(client, url, body)
+		permanent, err := n.postJoinTo(client, url, n.cfg.JoinToken, body)
 		if err == nil {
 			n.logger.Info("joined site", "via", n.cfg.JoinSite)
 			return
@@ -43,14 +44,14 @@ func (n *Node) joinSite() {
 	}
 }
 
-// postJoin sends one join request; permanent reports a refusal that retrying cannot fix.
-func (n *Node) postJoin(client *http.Client, url string, body []byte) (permanent bool, err error) {
+// postJoinTo sends one join request; permanent reports a refusal that retrying cannot fix.
+func (n *Node) postJoinTo(client *http.Client, url, token string, body []byte) (permanent bool, err error) {
 	hreq, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return true, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Authorization", "Bearer "+n.cfg.JoinToken)
+	hreq.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(hreq)
 	if err != nil {
 		return false, err

@@ -144,10 +144,12 @@ func (n *Node) initSite() error {
 		return fmt.Errorf("write %s: %w", tokenPath, err)
 	}
 	now := time.Now().UTC()
+	sid, sbearer, shash := newSecret()
 	req := &SiteInitRequest{
-		Site:       store.SiteInfo{SiteID: randomID(8), Name: n.cfg.Name, Role: n.cfg.Role, CreatedAt: now},
-		AdminToken: store.Token{ID: id, SecretHash: hash, Role: store.RoleAdmin, Name: "initial admin", CreateTime: now},
-		Languages:  n.cfg.Languages,
+		Site:        store.SiteInfo{SiteID: randomID(8), Name: n.cfg.Name, Role: n.cfg.Role, CreatedAt: now, ServerBearer: sbearer},
+		AdminToken:  store.Token{ID: id, SecretHash: hash, Role: store.RoleAdmin, Name: "initial admin", CreateTime: now},
+		Languages:   n.cfg.Languages,
+		ServerToken: &store.Token{ID: sid, SecretHash: shash, Role: store.RoleServer, Name: "site servers", CreateTime: now},
 	}
 	if _, err := n.apply(SiteInitRequestType, req); err != nil {
 		return fmt.Errorf("initialise site: %w", err)

@@ -106,7 +106,7 @@ func testCluster(t *testing.T, size int, probe *loopProbe) ([]*Node, []*raft.Inm
 	})
 	for i := 1; i < size; i++ {
 		req := JoinRequest{ID: nodes[i].ID(), RaftAddr: string(trans[i].LocalAddr()), APIAddr: "http://api-" + nodes[i].ID(), Name: "hq", Role: RoleParent}
-		if _, err := nodes[0].AddServer(req); err != nil {
+		if _, err := nodes[0].AddServer(req, true); err != nil {
 			t.Fatalf("add server %d: %v", i, err)
 		}
 	}

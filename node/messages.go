@@ -14,13 +14,18 @@ type MessageType uint8
 
 // Message types.
 const (
-	SiteInitRequestType     MessageType = 1
-	TokenCreateRequestType  MessageType = 2
-	TokenDeleteRequestType  MessageType = 3
-	LanguagesSetRequestType MessageType = 4
-	SettingPutRequestType   MessageType = 5
-	ServerUpsertRequestType MessageType = 6
-	ServerDeleteRequestType MessageType = 7
+	SiteInitRequestType       MessageType = 1
+	TokenCreateRequestType    MessageType = 2
+	TokenDeleteRequestType    MessageType = 3
+	LanguagesSetRequestType   MessageType = 4
+	SettingPutRequestType     MessageType = 5
+	ServerUpsertRequestType   MessageType = 6
+	ServerDeleteRequestType   MessageType = 7
+	CatalogStageRequestType   MessageType = 8
+	CatalogCommitRequestType  MessageType = 9
+	CatalogAbortRequestType   MessageType = 10
+	SeverityChangeRequestType MessageType = 11
+	BulletinAdminRequestType  MessageType = 12
 )
 
 // String names a message type for logs and errors.
@@ -40,6 +45,16 @@ func (t MessageType) String() string {
 		return "server-upsert"
 	case ServerDeleteRequestType:
 		return "server-delete"
+	case CatalogStageRequestType:
+		return "catalog-stage"
+	case CatalogCommitRequestType:
+		return "catalog-commit"
+	case CatalogAbortRequestType:
+		return "catalog-abort"
+	case SeverityChangeRequestType:
+		return "severity-change"
+	case BulletinAdminRequestType:
+		return "bulletin-admin"
 	}
 	return fmt.Sprintf("message-type-%d", uint8(t))
 }
@@ -50,6 +65,8 @@ type SiteInitRequest struct {
 	Site       store.SiteInfo `json:"site"`
 	AdminToken store.Token    `json:"admin_token"`
 	Languages  []string       `json:"languages"`
+	// ServerToken is the site's server credential (its bearer is in Site.ServerBearer).
+	ServerToken *store.Token `json:"server_token,omitempty"`
 }
 
 // TokenCreateRequest issues a token. The leader has generated its id and secret hash.
@@ -82,6 +99,35 @@ type ServerUpsertRequest struct {
 // ServerDeleteRequest forgets a Raft server.
 type ServerDeleteRequest struct {
 	ID string `json:"id"`
+}
+
+// CatalogStageRequest stages one bounded batch of an import's changes.
+type CatalogStageRequest struct {
+	RunID string             `json:"run_id"`
+	Batch store.CatalogBatch `json:"batch"`
+}
+
+// CatalogCommitRequest makes an import's staged changes visible at once: the switch entry.
+type CatalogCommitRequest struct {
+	Run    store.ImportRun    `json:"run"`
+	Source *store.SourceState `json:"source,omitempty"`
+}
+
+// CatalogAbortRequest drops an import's staged changes.
+type CatalogAbortRequest struct {
+	RunID string `json:"run_id"`
+}
+
+// SeverityChangeRequest changes the custom severity levels.
+type SeverityChangeRequest struct {
+	Change store.SeverityChange `json:"change"`
+}
+
+// BulletinAdminRequest sets a bulletin's custom severity and/or disabled flag.
+type BulletinAdminRequest struct {
+	ID             string  `json:"id"`
+	CustomSeverity *string `json:"custom_severity,omitempty"`
+	Disabled       *bool   `json:"disabled,omitempty"`
 }
 
 // Encode builds a log entry: the type byte followed by the JSON body.

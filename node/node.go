@@ -99,9 +99,10 @@ func New(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.monitorLeadership()
 	go n.trackCatchUp()
+	go n.registerSelf()
 	return n, nil
 }
 

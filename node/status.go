@@ -95,6 +95,9 @@ func (n *Node) Servers() ([]ServerStatus, error) {
 		if row, err := n.State().Server(nil, ss.ID); err == nil && row != nil {
 			ss.APIAddr = row.APIAddr
 		}
+		if ss.ID == n.id {
+			ss.APIAddr = n.cfg.APIAddr // this server knows its own address even before the site does
+		}
 		out = append(out, ss)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

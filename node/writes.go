@@ -92,6 +92,9 @@ func (n *Node) CreateToken(role store.Role, name string) (*CreatedToken, error) 
 	if role == store.RoleNode {
 		return nil, fmt.Errorf("role %q is issued by child enrolment (POST /v1/children), not as a plain token: %w", role, store.ErrInvalid)
 	}
+	if role == store.RoleServer {
+		return nil, fmt.Errorf("role %q belongs to the site's own servers and is not issued: %w", role, store.ErrInvalid)
+	}
 	id, bearer, hash := newSecret()
 	tok := store.Token{ID: id, SecretHash: hash, Role: role, Name: name, CreateTime: time.Now().UTC()}
 	idx, err := n.apply(TokenCreateRequestType, &TokenCreateRequest{Token: tok})
@@ -154,9 +157,10 @@ type JoinRequest struct {
 	Role     string `json:"role"`
 }
 
-// AddServer adds a server to the site as a voter (leader only). The joining server must have been
-// started with this site's name and role.
-func (n *Node) AddServer(req JoinRequest) (uint64, error) {
+// AddServer adds a server to the site as a voter (leader only), or refreshes a member's addresses.
+// The joining server must have been started with this site's name and role. Without allowNew
+// only a current member may re-register (the site's server token cannot add voters).
+func (n *Node) AddServer(req JoinRequest, allowNew bool) (uint64, error) {
 	if req.ID == "" || req.RaftAddr == "" || req.APIAddr == "" {
 		return 0, fmt.Errorf("join needs id, raft_addr and api_addr: %w", store.ErrInvalid)
 	}
@@ -175,16 +179,24 @@ func (n *Node) AddServer(req JoinRequest) (uint64, error) {
 	if err := cf.Error(); err != nil {
 		return 0, fmt.Errorf("raft configuration: %w", err)
 	}
+	member := false
 	for _, s := range cf.Configuration().Servers {
 		if string(s.Address) == req.RaftAddr && string(s.ID) != req.ID {
 			return 0, fmt.Errorf("raft address %s already belongs to server %s: %w", req.RaftAddr, s.ID, store.ErrConflict)
 		}
+		member = member || (string(s.ID) == req.ID && string(s.Address) == req.RaftAddr && s.Suffrage == raft.Voter)
 	}
-	if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, applyTimeout).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) {
-			return 0, fmt.Errorf("add voter: %w", ErrNotLeader)
+	// A member re-registering needs no configuration change: only its API address may be new.
+	if !member && !allowNew {
+		return 0, fmt.Errorf("server %s at %s is not a member of this site; adding one takes an admin token: %w", req.ID, req.RaftAddr, ErrForbiddenJoin)
+	}
+	if !member {
+		if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, applyTimeout).Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) {
+				return 0, fmt.Errorf("add voter: %w", ErrNotLeader)
+			}
+			return 0, fmt.Errorf("add voter %s: %w", req.ID, err)
 		}
-		return 0, fmt.Errorf("add voter %s: %w", req.ID, err)
 	}
 	srv := store.Server{ID: req.ID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr}
 	return n.apply(ServerUpsertRequestType, &ServerUpsertRequest{Server: srv})

@@ -29,6 +29,14 @@ type IndexEntry struct {
 // upsertRow inserts row into table, keeping CreateIndex from an existing row with the same id
 // and stamping ModifyIndex = idx, then bumps the table's entry in the index table.
 func upsertRow(txn *memdb.Txn, table string, idx uint64, id string, row indexed) error {
+	if err := putRow(txn, table, idx, id, row); err != nil {
+		return err
+	}
+	return bumpIndex(txn, table, idx)
+}
+
+// putRow is upsertRow without the index bump, for bulk writes that bump once at the end.
+func putRow(txn *memdb.Txn, table string, idx uint64, id string, row indexed) error {
 	existing, err := txn.First(table, "id", id)
 	if err != nil {
 		return fmt.Errorf("%s lookup %q: %w", table, id, err)
@@ -43,7 +51,7 @@ func upsertRow(txn *memdb.Txn, table string, idx uint64, id string, row indexed)
 	if err := txn.Insert(table, row); err != nil {
 		return fmt.Errorf("%s insert %q: %w", table, id, err)
 	}
-	return bumpIndex(txn, table, idx)
+	return nil
 }
 
 // deleteRow removes the row with the given id from table and bumps the table's index.

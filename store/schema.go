@@ -11,6 +11,13 @@ const (
 	tableSettings  = "settings"
 	tableLanguages = "languages"
 	tableServers   = "servers"
+
+	tableBulletins  = "bulletins"
+	tableUpdates    = "updates"
+	tableSeverities = "severities"
+	tableImports    = "imports"
+	tableSources    = "sources"
+	tableStaged     = "staged"
 )
 
 // tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
@@ -31,6 +38,28 @@ var tables = []tableDef{
 	{name: tableSettings, snapID: 3, schema: idTable(tableSettings, "Key"), newRow: func() any { return new(Setting) }},
 	{name: tableLanguages, snapID: 4, schema: idTable(tableLanguages, "ID"), newRow: func() any { return new(Languages) }},
 	{name: tableServers, snapID: 5, schema: idTable(tableServers, "ID"), newRow: func() any { return new(Server) }},
+	{name: tableBulletins, snapID: 6, schema: withIndexes(idTable(tableBulletins, "ID"),
+		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
+		&memdb.IndexSchema{Name: "update", Indexer: &memdb.StringSliceFieldIndex{Field: "UpdateIDs"}, AllowMissing: true},
+	), newRow: func() any { return new(Bulletin) }},
+	{name: tableUpdates, snapID: 7, schema: withIndexes(idTable(tableUpdates, "ID"),
+		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
+		&memdb.IndexSchema{Name: "language", Indexer: &memdb.StringFieldIndex{Field: "Language", Lowercase: true}, AllowMissing: true},
+	), newRow: func() any { return new(Update) }},
+	{name: tableSeverities, snapID: 8, schema: idTable(tableSeverities, "Name"), newRow: func() any { return new(SeverityLevel) }},
+	{name: tableImports, snapID: 9, schema: idTable(tableImports, "ID"), newRow: func() any { return new(ImportRun) }},
+	{name: tableSources, snapID: 10, schema: idTable(tableSources, "ID"), newRow: func() any { return new(SourceState) }},
+	{name: tableStaged, snapID: 11, schema: withIndexes(idTable(tableStaged, "Key"),
+		&memdb.IndexSchema{Name: "run", Indexer: &memdb.StringFieldIndex{Field: "RunID"}},
+	), newRow: func() any { return new(stagedRow) }},
+}
+
+// withIndexes adds secondary indexes to a table schema.
+func withIndexes(t *memdb.TableSchema, idx ...*memdb.IndexSchema) *memdb.TableSchema {
+	for _, i := range idx {
+		t.Indexes[i.Name] = i
+	}
+	return t
 }
 
 // idTable is a table with one unique, case-sensitive string primary index named "id".

@@ -26,6 +26,9 @@ type SiteInfo struct {
 	CreatedAt time.Time `json:"created_at"`
 	// AdminTokenID is the id of the first admin token, written to <data-dir>/admin.token.
 	AdminTokenID string `json:"admin_token_id,omitempty"`
+	// ServerBearer is the bearer string of the site's server token (role server), which every
+	// server of the site reads from the replicated state to authenticate to its leader.
+	ServerBearer string `json:"server_bearer,omitempty"`
 }
 
 // PutSetting stores value (valid JSON) under key.
@@ -51,13 +54,31 @@ func (s *Store) Setting(ws memdb.WatchSet, key string) (*Setting, error) {
 
 // Site returns the site identity, or nil before the site was initialised.
 func (s *Store) Site(ws memdb.WatchSet) (*SiteInfo, error) {
-	row, err := s.Setting(ws, SettingSite)
-	if row == nil || err != nil {
+	var info SiteInfo
+	found, err := getSetting(s.db.Txn(false), ws, SettingSite, &info)
+	if !found || err != nil {
 		return nil, err
 	}
-	var info SiteInfo
-	if err := json.Unmarshal(row.Value, &info); err != nil {
-		return nil, fmt.Errorf("decode site setting: %w", err)
-	}
 	return &info, nil
+}
+
+// getSetting decodes the setting under key into v; found is false when it does not exist.
+func getSetting(txn *memdb.Txn, ws memdb.WatchSet, key string, v any) (found bool, err error) {
+	raw, err := first(txn, ws, tableSettings, key)
+	if raw == nil || err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(raw.(*Setting).Value, v); err != nil {
+		return false, fmt.Errorf("decode setting %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// putSetting encodes v as the setting under key within txn.
+func putSetting(txn *memdb.Txn, idx uint64, key string, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode setting %q: %w", key, err)
+	}
+	return upsertRow(txn, tableSettings, idx, key, &Setting{Key: key, Value: buf})
 }

@@ -10,7 +10,7 @@ import (
 // InitSite initialises a new site in one transaction: its identity, its first admin token and its
 // managed language ranges. A site is initialised once; a second attempt is a conflict and changes
 // nothing.
-func (s *Store) InitSite(idx uint64, info *SiteInfo, admin *Token, ranges []string) error {
+func (s *Store) InitSite(idx uint64, info *SiteInfo, admin *Token, ranges []string, server *Token) error {
 	if info.Name == "" || info.SiteID == "" || info.Role == "" {
 		return fmt.Errorf("site needs id, name and role: %w", ErrInvalid)
 	}
@@ -40,6 +40,15 @@ func (s *Store) InitSite(idx uint64, info *SiteInfo, admin *Token, ranges []stri
 		tok := *admin
 		if err := upsertRow(txn, tableTokens, idx, tok.ID, &tok); err != nil {
 			return err
+		}
+		if server != nil {
+			if server.Role != RoleServer {
+				return fmt.Errorf("site server token must have role server: %w", ErrInvalid)
+			}
+			st := *server
+			if err := upsertRow(txn, tableTokens, idx, st.ID, &st); err != nil {
+				return err
+			}
 		}
 		langs := &Languages{ID: LanguagesSite, Ranges: append([]string{}, ranges...)}
 		return upsertRow(txn, tableLanguages, idx, LanguagesSite, langs)

@@ -92,12 +92,12 @@ func TestInitSiteOnce(t *testing.T) {
 	s := newStore(t)
 	admin := &Token{ID: "adm", SecretHash: HashSecret("x"), Role: RoleAdmin}
 	info := &SiteInfo{SiteID: "s", Name: "hq", Role: "parent"}
-	if err := s.InitSite(1, info, admin, []string{"en"}); err != nil {
+	if err := s.InitSite(1, info, admin, []string{"en"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := s.Digest()
 	admin2 := &Token{ID: "adm2", SecretHash: HashSecret("y"), Role: RoleAdmin}
-	if err := s.InitSite(2, info, admin2, nil); !errors.Is(err, ErrConflict) {
+	if err := s.InitSite(2, info, admin2, nil, nil); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second init: %v", err)
 	}
 	after, _ := s.Digest()
@@ -122,7 +122,7 @@ func snapshotBytes(t *testing.T, s *Store) []byte {
 func TestSnapshotRoundTripAndCorruption(t *testing.T) {
 	s := newStore(t)
 	admin := &Token{ID: "adm", SecretHash: HashSecret("x"), Role: RoleAdmin}
-	if err := s.InitSite(1, &SiteInfo{SiteID: "s", Name: "hq", Role: "parent"}, admin, []string{"en"}); err != nil {
+	if err := s.InitSite(1, &SiteInfo{SiteID: "s", Name: "hq", Role: "parent"}, admin, []string{"en"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UpsertServer(2, &Server{ID: "n1", RaftAddr: "r", APIAddr: "a"}); err != nil {

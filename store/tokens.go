@@ -21,10 +21,13 @@ const (
 	RoleAuditor Role = "auditor"
 	RoleAgent   Role = "agent"
 	RoleNode    Role = "node"
+	// RoleServer is the site's own servers: a follower uses it to tell the leader its current
+	// API address. Its one token is created with the site; people never hold it.
+	RoleServer Role = "server"
 )
 
 // Roles lists every role in a stable order.
-var Roles = []Role{RoleAdmin, RoleRollout, RoleAuditor, RoleAgent, RoleNode}
+var Roles = []Role{RoleAdmin, RoleRollout, RoleAuditor, RoleAgent, RoleNode, RoleServer}
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {

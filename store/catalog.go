@@ -1,0 +1,200 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Bulletin is a stored bulletin: the feed's content plus where it came from, its content hash,
+// and the administrator's own fields, which imports never touch.
+type Bulletin struct {
+	BulletinContent
+	Feed           string `json:"feed"`
+	Hash           string `json:"hash"`
+	CustomSeverity string `json:"custom_severity,omitempty"`
+	Disabled       bool   `json:"disabled,omitempty"`
+	RaftIndex
+}
+
+// Update is a stored update. Superseded is set by an import run with "disable superseded
+// updates": another stored update supersedes it.
+type Update struct {
+	UpdateContent
+	Feed       string `json:"feed"`
+	Hash       string `json:"hash"`
+	Superseded bool   `json:"superseded,omitempty"`
+	RaftIndex
+}
+
+// CatalogInfo is the catalog's version and counts. Version is the Raft index of the last import
+// (or administrative change) that changed bulletins or updates; readers see one version or the
+// next, never a mixture.
+type CatalogInfo struct {
+	Version   uint64    `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Bulletins int       `json:"bulletins"`
+	Updates   int       `json:"updates"`
+}
+
+// SettingCatalog is the settings key of CatalogInfo.
+const SettingCatalog = "catalog"
+
+// Catalog returns the catalog's version and counts (zero before the first import).
+func (s *Store) Catalog(ws memdb.WatchSet) (*CatalogInfo, error) {
+	return catalogInfo(s.db.Txn(false), ws)
+}
+
+func catalogInfo(txn *memdb.Txn, ws memdb.WatchSet) (*CatalogInfo, error) {
+	info := &CatalogInfo{}
+	if _, err := getSetting(txn, ws, SettingCatalog, info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// Bulletin returns the bulletin with the given id, or nil.
+func (s *Store) Bulletin(ws memdb.WatchSet, id string) (*Bulletin, error) {
+	raw, err := first(s.db.Txn(false), ws, tableBulletins, id)
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	return raw.(*Bulletin), nil
+}
+
+// Update returns the update with the given id, or nil.
+func (s *Store) Update(ws memdb.WatchSet, id string) (*Update, error) {
+	raw, err := first(s.db.Txn(false), ws, tableUpdates, id)
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	return raw.(*Update), nil
+}
+
+// CatalogView is a consistent read of the catalog: every call on it sees the same version.
+type CatalogView struct {
+	txn  *memdb.Txn
+	Info CatalogInfo
+}
+
+// CatalogView opens a consistent read of the catalog.
+func (s *Store) CatalogView(ws memdb.WatchSet) (*CatalogView, error) {
+	txn := s.db.Txn(false)
+	info, err := catalogInfo(txn, ws)
+	if err != nil {
+		return nil, err
+	}
+	return &CatalogView{txn: txn, Info: *info}, nil
+}
+
+// EachBulletin calls fn for every bulletin in id order until fn returns false.
+func (v *CatalogView) EachBulletin(fn func(*Bulletin) bool) error {
+	return eachRow(v.txn, tableBulletins, "id", nil, func(raw any) bool { return fn(raw.(*Bulletin)) })
+}
+
+// EachUpdate calls fn for every update in id order until fn returns false.
+func (v *CatalogView) EachUpdate(fn func(*Update) bool) error {
+	return eachRow(v.txn, tableUpdates, "id", nil, func(raw any) bool { return fn(raw.(*Update)) })
+}
+
+// FeedBulletins calls fn for every bulletin of feed.
+func (v *CatalogView) FeedBulletins(feed string, fn func(*Bulletin) bool) error {
+	return eachRow(v.txn, tableBulletins, "feed", []any{feed}, func(raw any) bool { return fn(raw.(*Bulletin)) })
+}
+
+// FeedUpdates calls fn for every update of feed.
+func (v *CatalogView) FeedUpdates(feed string, fn func(*Update) bool) error {
+	return eachRow(v.txn, tableUpdates, "feed", []any{feed}, func(raw any) bool { return fn(raw.(*Update)) })
+}
+
+// Bulletin returns one bulletin in this view, or nil.
+func (v *CatalogView) Bulletin(id string) *Bulletin {
+	raw, err := v.txn.First(tableBulletins, "id", id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Bulletin)
+}
+
+// Update returns one update in this view, or nil.
+func (v *CatalogView) Update(id string) *Update {
+	raw, err := v.txn.First(tableUpdates, "id", id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Update)
+}
+
+// BulletinsOfUpdate lists the ids of the bulletins that name update id.
+func (v *CatalogView) BulletinsOfUpdate(id string) []string {
+	var out []string
+	eachRow(v.txn, tableBulletins, "update", []any{id}, func(raw any) bool {
+		out = append(out, raw.(*Bulletin).ID)
+		return true
+	})
+	return out
+}
+
+func eachRow(txn *memdb.Txn, table, index string, args []any, fn func(any) bool) error {
+	it, err := txn.Get(table, index, args...)
+	if err != nil {
+		return fmt.Errorf("%s by %s: %w", table, index, err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if !fn(raw) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// SetBulletinAdmin sets the administrator's fields of a bulletin: its custom severity (which
+// must be a defined level, or "" to clear it) and whether it is disabled. Nil leaves a field.
+func (s *Store) SetBulletinAdmin(idx uint64, id string, customSeverity *string, disabled *bool) error {
+	return s.write(func(txn *memdb.Txn) error {
+		raw, err := txn.First(tableBulletins, "id", id)
+		if err != nil {
+			return fmt.Errorf("bulletin lookup %q: %w", id, err)
+		}
+		if raw == nil {
+			return fmt.Errorf("bulletin %q: %w", id, ErrNotFound)
+		}
+		b := *raw.(*Bulletin)
+		if customSeverity != nil {
+			if *customSeverity != "" {
+				lvl, err := txn.First(tableSeverities, "id", *customSeverity)
+				if err != nil {
+					return err
+				}
+				if lvl == nil {
+					return fmt.Errorf("custom severity %q is not defined (see /v1/catalog/severities): %w", *customSeverity, ErrInvalid)
+				}
+			}
+			b.CustomSeverity = *customSeverity
+		}
+		if disabled != nil {
+			b.Disabled = *disabled
+		}
+		if err := upsertRow(txn, tableBulletins, idx, id, &b); err != nil {
+			return err
+		}
+		return bumpCatalog(txn, idx, 0, 0, time.Time{})
+	})
+}
+
+// bumpCatalog records a change of the catalog at idx, adjusting the counts by the deltas; a
+// non-zero at (stamped by the leader) becomes the catalog's UpdatedAt.
+func bumpCatalog(txn *memdb.Txn, idx uint64, dBulletins, dUpdates int, at time.Time) error {
+	info, err := catalogInfo(txn, nil)
+	if err != nil {
+		return err
+	}
+	info.Version = idx
+	if !at.IsZero() {
+		info.UpdatedAt = at
+	}
+	info.Bulletins += dBulletins
+	info.Updates += dUpdates
+	return putSetting(txn, idx, SettingCatalog, info)
+}
