@@ -1,0 +1,318 @@
+// Package importer is the vendor-to-parent hop: it imports a native patchtree.catalog/v1 feed or
+// a CSAF 2.0 provider into the parent's catalog, incrementally by content, filtered to the
+// site's languages, written as bounded Raft entries that become visible in one final entry.
+package importer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"patchtree/store"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotLeader means imports run on the site's leader; the API forwards there.
+	ErrNotLeader = errors.New("imports run on the leader")
+	// ErrBusy means another import is running.
+	ErrBusy = errors.New("an import is already running")
+)
+
+// Backend is what the importer needs from a site server (node.Node implements it).
+type Backend interface {
+	State() *store.Store
+	StageCatalog(runID string, b *store.CatalogBatch) error
+	CommitCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error)
+	AbortCatalog(runID string) error
+}
+
+// Config tunes the importer.
+type Config struct {
+	// DefaultSource is used when a request names none (--catalog-source).
+	DefaultSource string
+	// MaxFeedBytes caps a native feed after decompression (default 4 GiB).
+	MaxFeedBytes int64
+	// MaxDocBytes caps one CSAF document (default 32 MiB).
+	MaxDocBytes int64
+	// MaxBatchBytes bounds one staged Raft entry (default 768 KiB, under node.MaxEntrySize).
+	MaxBatchBytes int
+	HTTPClient    *http.Client
+	Logger        *slog.Logger
+	// KeepRuns is how many finished runs stay in memory with their progress (default 100).
+	KeepRuns int
+}
+
+// Request starts an import.
+type Request struct {
+	Source string `json:"source,omitempty"`
+	// Kind is "native" or "csaf"; empty detects it from the source.
+	Kind string `json:"kind,omitempty"`
+	// Mode "incremental" (default) uses the last import's validators; "complete" ignores them,
+	// re-reads everything, and for CSAF removes records the provider no longer has.
+	Mode              string   `json:"mode,omitempty"`
+	IncludeVendors    []string `json:"include_vendors,omitempty"`
+	ExcludeVendors    []string `json:"exclude_vendors,omitempty"`
+	DeleteExcluded    bool     `json:"delete_excluded,omitempty"`
+	DisableSuperseded bool     `json:"disable_superseded,omitempty"`
+}
+
+// Import phases.
+const (
+	PhaseFetching   = "fetching"
+	PhaseParsing    = "parsing"
+	PhaseDiffing    = "diffing"
+	PhaseStaging    = "staging"
+	PhaseCommitting = "committing"
+	PhaseDone       = "done"
+)
+
+// Progress is an import run as the API reports it: the record plus live progress.
+type Progress struct {
+	store.ImportRun
+	Phase       string `json:"phase"`
+	RecordsRead int64  `json:"records_read"`
+	BytesRead   int64  `json:"bytes_read"`
+	BytesTotal  int64  `json:"bytes_total"`
+	Batches     int    `json:"batches_staged"`
+}
+
+// run is a live import.
+type run struct {
+	mu      sync.Mutex
+	rec     store.ImportRun
+	req     Request
+	phase   string
+	batches int
+	records atomic.Int64
+	bytes   atomic.Int64
+	total   atomic.Int64
+	done    chan struct{}
+}
+
+func (r *run) setPhase(p string) {
+	r.mu.Lock()
+	r.phase = p
+	r.mu.Unlock()
+}
+
+func (r *run) progress() *Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &Progress{ImportRun: r.rec, Phase: r.phase, RecordsRead: r.records.Load(),
+		BytesRead: r.bytes.Load(), BytesTotal: r.total.Load(), Batches: r.batches}
+}
+
+// Importer runs catalog imports on the site's leader.
+type Importer struct {
+	cfg     Config
+	backend Backend
+	logger  *slog.Logger
+
+	mu        sync.Mutex
+	leaderCtx context.Context
+	active    *run
+	runs      map[string]*run
+	order     []string
+}
+
+// New returns an importer; SetBackend must be called before it runs.
+func New(cfg Config) *Importer {
+	if cfg.MaxFeedBytes <= 0 {
+		cfg.MaxFeedBytes = 4 << 30
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 768 << 10
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Minute}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.KeepRuns <= 0 {
+		cfg.KeepRuns = 100
+	}
+	return &Importer{cfg: cfg, logger: cfg.Logger, runs: map[string]*run{}}
+}
+
+// SetBackend connects the importer to its site server (which is built after the importer,
+// because the server takes the importer's leader loop).
+func (im *Importer) SetBackend(b Backend) { im.backend = b }
+
+// LeaderLoop runs while this server leads: imports may start, and changes staged by runs that
+// a failed leader left behind are dropped. When leadership ends, a running import is cancelled
+// and waited for.
+func (im *Importer) LeaderLoop(ctx context.Context) {
+	im.mu.Lock()
+	im.leaderCtx = ctx
+	im.mu.Unlock()
+	if leftover, err := im.backend.State().StagedRuns(); err == nil {
+		for _, id := range leftover {
+			if err := im.backend.AbortCatalog(id); err != nil {
+				im.logger.Warn("drop changes staged by an unfinished import", "run", id, "error", err)
+			} else {
+				im.logger.Info("dropped changes staged by an unfinished import", "run", id)
+			}
+		}
+	}
+	<-ctx.Done()
+	im.mu.Lock()
+	im.leaderCtx = nil
+	active := im.active
+	im.mu.Unlock()
+	if active != nil {
+		<-active.done
+	}
+}
+
+// Start begins an import and returns at once with its run.
+func (im *Importer) Start(req Request) (*Progress, error) {
+	if req.Source == "" {
+		req.Source = im.cfg.DefaultSource
+	}
+	if req.Source == "" {
+		return nil, fmt.Errorf("no source given and no --catalog-source configured: %w", store.ErrInvalid)
+	}
+	switch req.Mode {
+	case "":
+		req.Mode = "incremental"
+	case "incremental", "complete":
+	default:
+		return nil, fmt.Errorf("mode must be incremental or complete, not %q: %w", req.Mode, store.ErrInvalid)
+	}
+	switch req.Kind {
+	case "", KindNative, KindCSAF:
+	default:
+		return nil, fmt.Errorf("kind must be native or csaf, not %q: %w", req.Kind, store.ErrInvalid)
+	}
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.leaderCtx == nil {
+		return nil, ErrNotLeader
+	}
+	if im.active != nil {
+		return nil, fmt.Errorf("%w (%s); wait for it to finish: %w", ErrBusy, im.active.rec.ID, store.ErrConflict)
+	}
+	now := time.Now().UTC()
+	r := &run{
+		rec:  store.ImportRun{ID: newRunID(now), Source: req.Source, Kind: req.Kind, Mode: req.Mode, State: store.ImportRunning, StartedAt: now},
+		req:  req,
+		done: make(chan struct{}),
+	}
+	r.phase = PhaseFetching
+	im.active = r
+	im.remember(r)
+	ctx := im.leaderCtx
+	go im.execute(ctx, r)
+	return r.progress(), nil
+}
+
+func newRunID(now time.Time) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return now.Format("20060102T150405") + "-" + hex.EncodeToString(b)
+}
+
+// remember keeps a run in memory, forgetting the oldest finished ones beyond KeepRuns.
+func (im *Importer) remember(r *run) {
+	im.runs[r.rec.ID] = r
+	im.order = append(im.order, r.rec.ID)
+	for len(im.order) > im.cfg.KeepRuns {
+		delete(im.runs, im.order[0])
+		im.order = im.order[1:]
+	}
+}
+
+// Run reports one import: live from memory on the leader that ran it, else the recorded result.
+func (im *Importer) Run(id string) (*Progress, error) {
+	im.mu.Lock()
+	r := im.runs[id]
+	im.mu.Unlock()
+	if r != nil {
+		return r.progress(), nil
+	}
+	rec, err := im.backend.State().ImportRun(nil, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("import run %q: %w", id, store.ErrNotFound)
+	}
+	return &Progress{ImportRun: *rec, Phase: PhaseDone}, nil
+}
+
+// Runs lists recorded and in-memory runs, newest first.
+func (im *Importer) Runs() ([]*Progress, error) {
+	recs, err := im.backend.State().ImportRuns(nil)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*Progress{}
+	for _, r := range recs {
+		byID[r.ID] = &Progress{ImportRun: *r, Phase: PhaseDone}
+	}
+	im.mu.Lock()
+	for id, r := range im.runs {
+		byID[id] = r.progress()
+	}
+	im.mu.Unlock()
+	out := make([]*Progress, 0, len(byID))
+	for _, p := range byID {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, nil
+}
+
+// Wait blocks until run id finishes or ctx ends (for tests and the API's wait option).
+func (im *Importer) Wait(ctx context.Context, id string) (*Progress, error) {
+	im.mu.Lock()
+	r := im.runs[id]
+	im.mu.Unlock()
+	if r == nil {
+		return im.Run(id)
+	}
+	select {
+	case <-r.done:
+		return r.progress(), nil
+	case <-ctx.Done():
+		return r.progress(), ctx.Err()
+	}
+}
+
+// execute runs one import to its end and records the outcome.
+func (im *Importer) execute(ctx context.Context, r *run) {
+	defer close(r.done)
+	defer func() {
+		im.mu.Lock()
+		im.active = nil
+		im.mu.Unlock()
+	}()
+	start := time.Now()
+	err := im.importRun(ctx, r)
+	r.mu.Lock()
+	r.rec.FinishedAt = time.Now().UTC()
+	r.phase = PhaseDone
+	if err != nil {
+		r.rec.State, r.rec.Error = store.ImportFailed, err.Error()
+	}
+	rec := r.rec
+	r.mu.Unlock()
+	if err != nil {
+		im.logger.Error("catalog import failed; the catalog is unchanged", "run", rec.ID, "source", rec.Source, "error", err)
+		return
+	}
+	im.logger.Info("catalog import finished", "run", rec.ID, "state", rec.State, "feed", rec.Feed,
+		"version", rec.CatalogVersion, "duration", time.Since(start).Round(time.Millisecond),
+		"bulletins", fmt.Sprintf("%+v", rec.Result.Bulletins), "updates", fmt.Sprintf("%+v", rec.Result.Updates),
+		"warnings", len(rec.Result.Warnings))
+}

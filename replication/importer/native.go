@@ -1,0 +1,235 @@
+package importer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"patchtree/store"
+)
+
+// FormatNative is the format tag of the native feed.
+const FormatNative = "patchtree.catalog/v1"
+
+// ErrBadFeed is wrapped by every error about a feed's content.
+var ErrBadFeed = errors.New("bad feed")
+
+// FeedHeader is the top-level metadata of a native feed.
+type FeedHeader struct {
+	Format      string
+	Feed        string
+	GeneratedAt string
+}
+
+// FeedHandler receives a native feed's records as they are parsed.
+type FeedHandler interface {
+	Bulletin(b *store.BulletinContent) error
+	Update(u *store.UpdateContent) error
+}
+
+// ParseNative parses a patchtree.catalog/v1 document as a stream, handing each record to h as
+// soon as it is decoded, so memory does not grow with the feed beyond what h keeps. It checks
+// the format tag, dates, ids (present, unique) and that every bulletin's update_ids name an
+// update of the feed. records counts decoded records, for progress.
+func ParseNative(r io.Reader, h FeedHandler, records func()) (*FeedHeader, error) {
+	p := &nativeParser{
+		dec: json.NewDecoder(r), h: h, records: records,
+		updates: map[string]struct{}{}, bulletins: map[string]struct{}{}, pending: map[string]string{},
+	}
+	hdr, err := p.parse()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadFeed, p.locate(err))
+	}
+	return hdr, nil
+}
+
+type nativeParser struct {
+	dec     *json.Decoder
+	h       FeedHandler
+	records func()
+
+	updates   map[string]struct{} // every update id seen
+	bulletins map[string]struct{}
+	pending   map[string]string // update id referenced before it was seen → first referring bulletin
+	nBull     int
+	nUpd      int
+}
+
+// locate adds the byte offset to decoder errors.
+func (p *nativeParser) locate(err error) error {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("malformed JSON at byte %d: %v", syn.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("feed is truncated at byte %d", p.dec.InputOffset())
+	}
+	return err
+}
+
+func (p *nativeParser) parse() (*FeedHeader, error) {
+	hdr := &FeedHeader{}
+	if err := p.expectDelim('{', "the feed must be a JSON object"); err != nil {
+		return nil, err
+	}
+	for p.dec.More() {
+		tok, err := p.dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "format":
+			err = p.decodeString(key, &hdr.Format)
+			if err == nil && hdr.Format != FormatNative {
+				return nil, fmt.Errorf("format is %q, want %q", hdr.Format, FormatNative)
+			}
+		case "feed":
+			err = p.decodeString(key, &hdr.Feed)
+		case "generated_at":
+			if err = p.decodeString(key, &hdr.GeneratedAt); err == nil && hdr.GeneratedAt != "" {
+				_, err = normDate("generated_at", hdr.GeneratedAt)
+			}
+		case "bulletins":
+			err = p.eachRecord(key, p.bulletin)
+		case "updates":
+			err = p.eachRecord(key, p.update)
+		default:
+			var skip json.RawMessage
+			err = p.dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := p.expectDelim('}', "feed object not closed"); err != nil {
+		return nil, err
+	}
+	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("data after the feed object at byte %d", p.dec.InputOffset())
+	}
+	switch {
+	case hdr.Format == "":
+		return nil, fmt.Errorf("feed has no \"format\" (want %q)", FormatNative)
+	case hdr.Feed == "":
+		return nil, errors.New("feed has no \"feed\" name")
+	}
+	for upd, bull := range p.pending {
+		return nil, fmt.Errorf("bulletin %q names update %q, which the feed does not contain (%d dangling update_ids in all)", bull, upd, len(p.pending))
+	}
+	return hdr, nil
+}
+
+func (p *nativeParser) expectDelim(want json.Delim, msg string) error {
+	tok, err := p.dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("%s (found %v at byte %d)", msg, tok, p.dec.InputOffset())
+	}
+	return nil
+}
+
+func (p *nativeParser) decodeString(key string, dst *string) error {
+	if err := p.dec.Decode(dst); err != nil {
+		return typeError(key, err)
+	}
+	return nil
+}
+
+// eachRecord decodes the array under key one element at a time.
+func (p *nativeParser) eachRecord(key string, fn func(i int) error) error {
+	if err := p.expectDelim('[', fmt.Sprintf("%q must be an array", key)); err != nil {
+		return err
+	}
+	for i := 0; p.dec.More(); i++ {
+		if err := fn(i); err != nil {
+			return err
+		}
+		if p.records != nil {
+			p.records()
+		}
+	}
+	return p.expectDelim(']', fmt.Sprintf("%q array not closed", key))
+}
+
+func (p *nativeParser) bulletin(i int) error {
+	var b store.BulletinContent
+	if err := p.dec.Decode(&b); err != nil {
+		return typeError(fmt.Sprintf("bulletins[%d]", i), err)
+	}
+	if b.ID == "" {
+		return fmt.Errorf("bulletins[%d] has no id", i)
+	}
+	if _, dup := p.bulletins[b.ID]; dup {
+		return fmt.Errorf("bulletin id %q appears twice", b.ID)
+	}
+	p.bulletins[b.ID] = struct{}{}
+	var err error
+	if b.Released, err = normDate("bulletin "+b.ID+" released", b.Released); err != nil {
+		return err
+	}
+	if b.Revised, err = normDate("bulletin "+b.ID+" revised", b.Revised); err != nil {
+		return err
+	}
+	for _, u := range b.UpdateIDs {
+		if _, seen := p.updates[u]; !seen {
+			if _, already := p.pending[u]; !already {
+				p.pending[u] = b.ID
+			}
+		}
+	}
+	p.nBull++
+	return p.h.Bulletin(&b)
+}
+
+func (p *nativeParser) update(i int) error {
+	var u store.UpdateContent
+	if err := p.dec.Decode(&u); err != nil {
+		return typeError(fmt.Sprintf("updates[%d]", i), err)
+	}
+	if u.ID == "" {
+		return fmt.Errorf("updates[%d] has no id", i)
+	}
+	if _, dup := p.updates[u.ID]; dup {
+		return fmt.Errorf("update id %q appears twice", u.ID)
+	}
+	if u.Size < 0 {
+		return fmt.Errorf("update %q has negative size %d", u.ID, u.Size)
+	}
+	p.updates[u.ID] = struct{}{}
+	delete(p.pending, u.ID)
+	p.nUpd++
+	return p.h.Update(&u)
+}
+
+// typeError explains a decode failure of one value.
+func typeError(where string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			return fmt.Errorf("%s must be a JSON object, not %s", where, te.Value)
+		}
+		return fmt.Errorf("%s: field %q must be %s, not %s", where, field, te.Type.String(), te.Value)
+	}
+	return err
+}
+
+// normDate accepts "YYYY-MM-DD" (kept) or an RFC 3339 time (converted to UTC, second precision).
+func normDate(field, s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if _, err := time.Parse(time.DateOnly, s); err == nil {
+		return s, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return "", fmt.Errorf("%s %q is not a date (YYYY-MM-DD) or an RFC 3339 time", field, s)
+	}
+	return t.UTC().Format("2006-01-02T15:04:05Z"), nil
+}
