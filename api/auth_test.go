@@ -54,6 +54,33 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 			t.Fatal(err)
 		}
 		return "/v1/site/servers/n8", nil
+	case "POST /v1/catalog/import":
+		return path, map[string]any{"source": "feed.json"}
+	case "GET /v1/catalog/imports", "GET /v1/catalog", "GET /v1/catalog/bulletins", "GET /v1/catalog/severities":
+		return path, nil
+	case "GET /v1/catalog/imports/{id}":
+		return "/v1/catalog/imports/run1", nil
+	case "GET /v1/catalog/bulletins/{id}":
+		return "/v1/catalog/bulletins/B1", nil
+	case "PATCH /v1/catalog/bulletins/{id}":
+		return "/v1/catalog/bulletins/B1", map[string]any{"disabled": true}
+	case "PUT /v1/catalog/bulletins/{id}/custom-severity":
+		return "/v1/catalog/bulletins/B1/custom-severity", map[string]any{"severity": ""}
+	case "POST /v1/catalog/severities":
+		f.mu.Lock()
+		n := fmt.Sprintf("level-%d", f.idx)
+		f.mu.Unlock()
+		return path, map[string]any{"name": n}
+	case "PUT /v1/catalog/severities":
+		return path, map[string]any{"levels": []string{"Urgent"}}
+	case "DELETE /v1/catalog/severities/{name}":
+		f.mu.Lock()
+		n := fmt.Sprintf("victim-%d", f.idx)
+		f.mu.Unlock()
+		if _, err := f.ChangeSeverityLevels(store.SeverityChange{Op: "add", Name: n}); err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/catalog/severities/" + n, nil
 	}
 	t.Fatalf("no sample request for %s %s: add one to the auth matrix", method, path)
 	return "", nil
@@ -81,7 +108,8 @@ func send(t *testing.T, h http.Handler, method, path, token string, body any) *h
 // checks the answer against the route table's access, the single source of truth.
 func TestAuthMatrix(t *testing.T) {
 	f := newFake(t)
-	srv := New(f, Options{})
+	f.addBulletin(t, "B1")
+	srv := New(f, Options{Importer: fakeImporter{}})
 
 	table := map[string]route{}
 	for _, rt := range srv.routes() {

@@ -8,6 +8,7 @@ import (
 
 	"patchtree/langalert"
 	"patchtree/node"
+	"patchtree/replication/importer"
 	"patchtree/store"
 )
 
@@ -39,7 +40,8 @@ func statusFor(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrNoLeader), errors.Is(err, node.ErrNotReady):
+	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrNoLeader), errors.Is(err, node.ErrNotReady),
+		errors.Is(err, importer.ErrNotLeader):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

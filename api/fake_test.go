@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"patchtree/node"
+	"patchtree/replication/importer"
 	"patchtree/store"
 )
 
@@ -109,3 +110,46 @@ func (f *fakeBackend) RemoveServer(id string) (uint64, error) {
 	idx := f.next()
 	return idx, f.s.DeleteServer(idx, id)
 }
+
+func (f *fakeBackend) ChangeSeverityLevels(c store.SeverityChange) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.ChangeSeverityLevels(idx, &c)
+}
+
+func (f *fakeBackend) SetBulletinAdmin(id string, sev *string, disabled *bool) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.SetBulletinAdmin(idx, id, sev, disabled)
+}
+
+// addBulletin puts one bulletin with one update into the fake's catalog.
+func (f *fakeBackend) addBulletin(t *testing.T, id string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	run := "run-" + id
+	b := &store.Bulletin{BulletinContent: store.BulletinContent{ID: id, Title: "t " + id, UpdateIDs: []string{id + "-u"}}, Feed: "f"}
+	u := &store.Update{UpdateContent: store.UpdateContent{ID: id + "-u", Title: "u", Language: "de"}, Feed: "f"}
+	if err := f.s.StageCatalog(f.next(), run, &store.CatalogBatch{Bulletins: []*store.Bulletin{b}, Updates: []*store.Update{u}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.CommitCatalog(f.next(), &store.ImportRun{ID: run, State: store.ImportSucceeded}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeImporter answers imports without running them.
+type fakeImporter struct{}
+
+func (fakeImporter) Start(req importer.Request) (*importer.Progress, error) {
+	return &importer.Progress{ImportRun: store.ImportRun{ID: "run1", Source: req.Source, State: store.ImportRunning}}, nil
+}
+
+func (fakeImporter) Run(id string) (*importer.Progress, error) {
+	return &importer.Progress{ImportRun: store.ImportRun{ID: id, State: store.ImportSucceeded}}, nil
+}
+
+func (fakeImporter) Runs() ([]*importer.Progress, error) { return nil, nil }

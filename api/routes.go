@@ -37,10 +37,10 @@ type route struct {
 	method string
 	path   string
 	access access
-	// write marks a route that changes replicated state: on a follower it is forwarded to the
-	// leader.
-	write   bool
-	handler handlerFunc
+	// onLeader marks a route the leader serves: every write of replicated state, and reads of
+	// what only the leader knows (live import progress). A follower forwards them.
+	onLeader bool
+	handler  handlerFunc
 }
 
 // routes is the one route table of the API.
@@ -60,5 +60,18 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/site/servers", adminAudit, false, s.listServers},
 		{http.MethodPost, "/v1/site/servers", adminServer, true, s.joinServer},
 		{http.MethodDelete, "/v1/site/servers/{id}", adminOnly, true, s.removeServer},
+
+		{http.MethodPost, "/v1/catalog/import", adminOnly, true, s.startImport},
+		{http.MethodGet, "/v1/catalog/imports", anyRole, true, s.listImports},
+		{http.MethodGet, "/v1/catalog/imports/{id}", anyRole, true, s.getImport},
+		{http.MethodGet, "/v1/catalog", anyRole, false, s.catalogInfo},
+		{http.MethodGet, "/v1/catalog/bulletins", anyRole, false, s.listBulletins},
+		{http.MethodGet, "/v1/catalog/bulletins/{id}", anyRole, false, s.getBulletin},
+		{http.MethodPatch, "/v1/catalog/bulletins/{id}", adminOnly, true, s.patchBulletin},
+		{http.MethodPut, "/v1/catalog/bulletins/{id}/custom-severity", adminOnly, true, s.putCustomSeverity},
+		{http.MethodGet, "/v1/catalog/severities", anyRole, false, s.listSeverities},
+		{http.MethodPost, "/v1/catalog/severities", adminOnly, true, s.addSeverity},
+		{http.MethodPut, "/v1/catalog/severities", adminOnly, true, s.setSeverities},
+		{http.MethodDelete, "/v1/catalog/severities/{name}", adminOnly, true, s.deleteSeverity},
 	}
 }

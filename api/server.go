@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"patchtree/node"
+	"patchtree/replication/importer"
 	"patchtree/store"
 )
 
@@ -33,6 +34,15 @@ type Backend interface {
 	SetLanguages(ranges []string) (uint64, error)
 	AddServer(req node.JoinRequest, allowNew bool) (uint64, error)
 	RemoveServer(id string) (uint64, error)
+	ChangeSeverityLevels(c store.SeverityChange) (uint64, error)
+	SetBulletinAdmin(id string, customSeverity *string, disabled *bool) (uint64, error)
+}
+
+// Importer runs catalog imports (importer.Importer implements it).
+type Importer interface {
+	Start(req importer.Request) (*importer.Progress, error)
+	Run(id string) (*importer.Progress, error)
+	Runs() ([]*importer.Progress, error)
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -44,6 +54,8 @@ type Options struct {
 	// ReadyTimeout is how long a request waits for a starting server to catch up (default 10s).
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
+	// Importer runs catalog imports; nil on a server that cannot import.
+	Importer Importer
 }
 
 // Server is the HTTP API of one site server.
@@ -116,7 +128,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			r = r.WithContext(context.WithValue(r.Context(), tokenKey, tok))
 		}
-		if rt.write && !s.backend.IsLeader() {
+		if rt.onLeader && !s.backend.IsLeader() {
 			s.forward(w, r)
 			return
 		}

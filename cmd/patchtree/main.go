@@ -36,6 +36,7 @@ func commands() []command {
 		{"status", "", "show the site's status", runStatus},
 		{"languages", "[set RANGE...]", "show or set the site's managed language ranges", runLanguages},
 		{"token", "create --role ROLE | list | revoke ID", "create, list and revoke API tokens", runToken},
+		{"catalog", "import [SOURCE] | show [BULLETIN] | generate | severity ... | disable|enable BULLETIN", "import, browse and administer the update catalog", runCatalog},
 	}
 }
 

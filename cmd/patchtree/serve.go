@@ -17,6 +17,7 @@ import (
 	"patchtree/api"
 	"patchtree/langalert"
 	"patchtree/node"
+	"patchtree/replication/importer"
 )
 
 // apiAddrFile holds the base URL a running server listens on, for scripts, tests and the demo.
@@ -29,6 +30,8 @@ type serveFlags struct {
 	adminToken                             string
 	logLevel                               string
 	maxBody                                int64
+	catalogSource                          string
+	catalogMaxBytes                        int64
 }
 
 func runServe(args []string) error {
@@ -47,6 +50,8 @@ func runServe(args []string) error {
 	fs.StringVar(&f.adminToken, "admin-token", os.Getenv("PATCHTREE_ADMIN_TOKEN"), "first admin token of a new site, \"<id>.<secret>\" (env PATCHTREE_ADMIN_TOKEN; default: random)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
+	fs.StringVar(&f.catalogSource, "catalog-source", "", "catalog source used when an import names none: feed file, feed URL, or CSAF provider directory/URL")
+	fs.Int64Var(&f.catalogMaxBytes, "catalog-max-bytes", 4<<30, "largest native feed accepted, after decompression")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -79,6 +84,8 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, errors.New("--join-site needs the site's admin token (--token or PATCHTREE_TOKEN)")
 	case f.maxBody <= 0:
 		return node.Config{}, nil, errors.New("--max-body-bytes must be positive")
+	case f.catalogMaxBytes <= 0:
+		return node.Config{}, nil, errors.New("--catalog-max-bytes must be positive")
 	}
 	ranges, err := langalert.ParseRanges([]string{f.languages})
 	if err != nil {
@@ -108,13 +115,16 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = advertiseURL(ln.Addr().(*net.TCPAddr), logger)
 	}
+	imp := importer.New(importer.Config{DefaultSource: f.catalogSource, MaxFeedBytes: f.catalogMaxBytes, Logger: logger})
+	cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "catalog-import", Run: imp.LeaderLoop})
 	n, err := node.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	imp.SetBackend(n)
 	srv := &http.Server{
-		Handler:           api.New(n, api.Options{MaxBodyBytes: f.maxBody, Logger: logger}),
+		Handler:           api.New(n, api.Options{MaxBodyBytes: f.maxBody, Logger: logger, Importer: imp}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)

@@ -113,9 +113,10 @@ func (r *run) progress() *Progress {
 
 // Importer runs catalog imports on the site's leader.
 type Importer struct {
-	cfg     Config
-	backend Backend
-	logger  *slog.Logger
+	cfg      Config
+	backend  Backend
+	hasBacks chan struct{} // closed by SetBackend
+	logger   *slog.Logger
 
 	mu        sync.Mutex
 	leaderCtx context.Context
@@ -141,17 +142,25 @@ func New(cfg Config) *Importer {
 	if cfg.KeepRuns <= 0 {
 		cfg.KeepRuns = 100
 	}
-	return &Importer{cfg: cfg, logger: cfg.Logger, runs: map[string]*run{}}
+	return &Importer{cfg: cfg, logger: cfg.Logger, runs: map[string]*run{}, hasBacks: make(chan struct{})}
 }
 
 // SetBackend connects the importer to its site server (which is built after the importer,
 // because the server takes the importer's leader loop).
-func (im *Importer) SetBackend(b Backend) { im.backend = b }
+func (im *Importer) SetBackend(b Backend) {
+	im.backend = b
+	close(im.hasBacks)
+}
 
 // LeaderLoop runs while this server leads: imports may start, and changes staged by runs that
 // a failed leader left behind are dropped. When leadership ends, a running import is cancelled
 // and waited for.
 func (im *Importer) LeaderLoop(ctx context.Context) {
+	select {
+	case <-im.hasBacks:
+	case <-ctx.Done():
+		return
+	}
 	im.mu.Lock()
 	im.leaderCtx = ctx
 	im.mu.Unlock()
@@ -292,19 +301,20 @@ func (im *Importer) Wait(ctx context.Context, id string) (*Progress, error) {
 // execute runs one import to its end and records the outcome.
 func (im *Importer) execute(ctx context.Context, r *run) {
 	defer close(r.done)
-	defer func() {
-		im.mu.Lock()
-		im.active = nil
-		im.mu.Unlock()
-	}()
 	start := time.Now()
-	err := im.importRun(ctx, r)
+	final, err := im.importRun(ctx, r)
+	// Free the importer before publishing the outcome, so that whoever sees the run finished
+	// can start the next one.
+	im.mu.Lock()
+	im.active = nil
+	im.mu.Unlock()
 	r.mu.Lock()
-	r.rec.FinishedAt = time.Now().UTC()
-	r.phase = PhaseDone
 	if err != nil {
-		r.rec.State, r.rec.Error = store.ImportFailed, err.Error()
+		r.rec.State, r.rec.Error, r.rec.FinishedAt = store.ImportFailed, err.Error(), time.Now().UTC()
+	} else {
+		r.rec = *final
 	}
+	r.phase = PhaseDone
 	rec := r.rec
 	r.mu.Unlock()
 	if err != nil {

@@ -13,12 +13,29 @@ import (
 // importRun fetches, parses, plans, stages and commits one run. Nothing is written to Raft
 // before the whole feed has been read and checked, so a bad feed leaves the state untouched;
 // once staging starts, a failure drops what was staged.
-func (im *Importer) importRun(ctx context.Context, r *run) error {
+// On success it returns the committed record; the live run's state stays "running" until the
+// caller publishes it.
+func (im *Importer) importRun(ctx context.Context, r *run) (*store.ImportRun, error) {
+	rec, err := im.importSteps(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	committed, err := im.backend.State().ImportRun(nil, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if committed == nil {
+		return nil, errors.New("committed import run is missing from the state")
+	}
+	return committed, nil
+}
+
+func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, error) {
 	state := im.backend.State()
 	req := r.req
 	langs, err := state.Languages(nil, store.LanguagesSite)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var ranges []string
 	if langs != nil {
@@ -26,13 +43,13 @@ func (im *Importer) importRun(ctx context.Context, r *run) error {
 	}
 	prev, err := state.Source(nil, req.Source)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	complete := req.Mode == "complete"
 	kind := req.Kind
 	if kind == "" {
 		if kind, err = detectKind(req.Source); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	r.mu.Lock()
@@ -52,7 +69,7 @@ func (im *Importer) importRun(ctx context.Context, r *run) error {
 		}
 		op, err := openNative(ctx, im.cfg.HTTPClient, req.Source, etag, lastMod)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if op.notModified {
 			return im.finishUnchanged(r, prev, src)
@@ -61,13 +78,13 @@ func (im *Importer) importRun(ctx context.Context, r *run) error {
 		r.total.Store(op.size)
 		plain, closeDec, err := decompress(countingReader{r: op.body, n: &r.bytes}, im.cfg.MaxFeedBytes)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer closeDec()
 		r.setPhase(PhaseParsing)
 		hdr, err := ParseNative(plain, col, func() { r.records.Add(1) })
 		if err != nil {
-			return err
+			return nil, err
 		}
 		src.Feed, src.ETag, src.LastModified = hdr.Feed, op.etag, op.lastModified
 		opts.removeMissing = true
@@ -96,7 +113,7 @@ func (im *Importer) importRun(ctx context.Context, r *run) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if newest.Before(since) {
 			newest = since
@@ -104,24 +121,24 @@ func (im *Importer) importRun(ctx context.Context, r *run) error {
 		src.Feed, src.Since = csafFeedName(req.Source), newest
 		opts.removeMissing, opts.delivered = complete, delivered
 	default:
-		return fmt.Errorf("unknown source kind %q", kind)
+		return nil, fmt.Errorf("unknown source kind %q", kind)
 	}
 	opts.feed = src.Feed
 	r.mu.Lock()
 	r.rec.Feed = src.Feed
 	r.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("import cancelled: %w", err)
+		return nil, fmt.Errorf("import cancelled: %w", err)
 	}
 
 	r.setPhase(PhaseDiffing)
 	view, err := state.CatalogView(nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := col.makePlan(view, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p.result.Warnings = capWarnings(append(p.result.Warnings, warnings...), 100)
 
@@ -130,11 +147,11 @@ func (im *Importer) importRun(ctx context.Context, r *run) error {
 	for _, b := range p.batches(im.cfg.MaxBatchBytes) {
 		if err := ctx.Err(); err != nil {
 			im.abort(r.rec.ID, staged)
-			return fmt.Errorf("import cancelled while staging: %w", err)
+			return nil, fmt.Errorf("import cancelled while staging: %w", err)
 		}
 		if err := im.backend.StageCatalog(r.rec.ID, b); err != nil {
 			im.abort(r.rec.ID, staged)
-			return fmt.Errorf("stage batch %d: %w", r.batches+1, err)
+			return nil, fmt.Errorf("stage batch %d: %w", r.batches+1, err)
 		}
 		staged = true
 		r.mu.Lock()
@@ -144,47 +161,30 @@ func (im *Importer) importRun(ctx context.Context, r *run) error {
 
 	r.setPhase(PhaseCommitting)
 	r.mu.Lock()
-	r.rec.Result = p.result
-	r.rec.State = store.ImportSucceeded
-	if !staged {
-		r.rec.State = store.ImportUnchanged
-	}
-	r.rec.FinishedAt = time.Now().UTC()
 	rec := r.rec
 	r.mu.Unlock()
+	rec.Result, rec.State, rec.FinishedAt = p.result, store.ImportSucceeded, time.Now().UTC()
+	if !staged {
+		rec.State = store.ImportUnchanged
+	}
 	if _, err := im.backend.CommitCatalog(&rec, src); err != nil {
 		im.abort(rec.ID, staged)
-		return fmt.Errorf("commit import: %w", err)
+		return nil, fmt.Errorf("commit import: %w", err)
 	}
-	return im.refreshRecord(r)
+	return &rec, nil
 }
 
 // finishUnchanged ends a run whose source answered 304 Not Modified: nothing was parsed.
-func (im *Importer) finishUnchanged(r *run, prev, src *store.SourceState) error {
+func (im *Importer) finishUnchanged(r *run, prev, src *store.SourceState) (*store.ImportRun, error) {
 	src.Feed, src.ETag, src.LastModified, src.Since = prev.Feed, prev.ETag, prev.LastModified, prev.Since
 	r.mu.Lock()
-	r.rec.Feed, r.rec.State, r.rec.FinishedAt = prev.Feed, store.ImportUnchanged, time.Now().UTC()
 	rec := r.rec
 	r.mu.Unlock()
+	rec.Feed, rec.State, rec.FinishedAt = prev.Feed, store.ImportUnchanged, time.Now().UTC()
 	if _, err := im.backend.CommitCatalog(&rec, src); err != nil {
-		return fmt.Errorf("record unchanged import: %w", err)
+		return nil, fmt.Errorf("record unchanged import: %w", err)
 	}
-	return im.refreshRecord(r)
-}
-
-// refreshRecord copies the committed record (with the catalog version) into the live run.
-func (im *Importer) refreshRecord(r *run) error {
-	rec, err := im.backend.State().ImportRun(nil, r.rec.ID)
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		return errors.New("committed import run is missing from the state")
-	}
-	r.mu.Lock()
-	r.rec = *rec
-	r.mu.Unlock()
-	return nil
+	return &rec, nil
 }
 
 // abort drops what a failed run staged; if that fails too, the next leader term drops it.
