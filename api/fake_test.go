@@ -133,7 +133,8 @@ func (f *fakeBackend) addBulletin(t *testing.T, id string) {
 	run := "run-" + id
 	b := &store.Bulletin{BulletinContent: store.BulletinContent{ID: id, Title: "t " + id, UpdateIDs: []string{id + "-u"}}, Feed: "f"}
 	u := &store.Update{UpdateContent: store.UpdateContent{ID: id + "-u", Title: "u", Language: "de"}, Feed: "f"}
-	if err := f.s.StageCatalog(f.next(), run, &store.CatalogBatch{Bulletins: []*store.Bulletin{b}, Updates: []*store.Update{u}}); err != nil {
+	raw, _ := store.EncodeBatch(&store.CatalogBatch{Bulletins: []*store.Bulletin{b}, Updates: []*store.Update{u}})
+	if err := f.s.StageCatalog(f.next(), run, raw); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.s.CommitCatalog(f.next(), &store.ImportRun{ID: run, State: store.ImportSucceeded}, nil); err != nil {

@@ -6,7 +6,11 @@ import (
 
 // StageCatalog stages one batch of an import run's changes (leader only).
 func (n *Node) StageCatalog(runID string, b *store.CatalogBatch) error {
-	_, err := n.apply(CatalogStageRequestType, &CatalogStageRequest{RunID: runID, Batch: *b})
+	raw, err := store.EncodeBatch(b)
+	if err != nil {
+		return err
+	}
+	_, err = n.apply(CatalogStageRequestType, &CatalogStageRequest{RunID: runID, Batch: raw})
 	return err
 }
 

@@ -137,7 +137,7 @@ func (f *FSM) applyServerDelete(buf []byte, idx uint64) any {
 func (f *FSM) applyCatalogStage(buf []byte, idx uint64) any {
 	var req CatalogStageRequest
 	decode(CatalogStageRequestType, buf, idx, &req)
-	return f.State().StageCatalog(idx, req.RunID, &req.Batch)
+	return f.State().StageCatalog(idx, req.RunID, req.Batch)
 }
 
 func (f *FSM) applyCatalogCommit(buf []byte, idx uint64) any {

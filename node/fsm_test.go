@@ -102,10 +102,10 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("servers = %+v", servers)
 				}
 			}},
-		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r1", Batch: store.CatalogBatch{
+		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r1", Batch: mustBatch(store.CatalogBatch{
 			Bulletins: []*store.Bulletin{{BulletinContent: store.BulletinContent{ID: "B1", Title: "b", UpdateIDs: []string{"U1"}}, Feed: "f", Hash: "h1"}},
 			Updates:   []*store.Update{{UpdateContent: store.UpdateContent{ID: "U1", Title: "u", Language: "de"}, Feed: "f", Hash: "h2"}},
-		}}, func(t *testing.T, s *store.Store, idx uint64) {
+		})}, func(t *testing.T, s *store.Store, idx uint64) {
 			if b, _ := s.Bulletin(nil, "B1"); b != nil {
 				t.Fatal("staged bulletin visible before commit")
 			}
@@ -120,7 +120,7 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("bulletin %+v info %+v run %+v", b, info, run)
 				}
 			}},
-		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r2", Batch: store.CatalogBatch{DeleteBulletins: []string{"B1"}}}, nil},
+		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r2", Batch: mustBatch(store.CatalogBatch{DeleteBulletins: []string{"B1"}})}, nil},
 		{CatalogAbortRequestType, &CatalogAbortRequest{RunID: "r2"},
 			func(t *testing.T, s *store.Store, idx uint64) {
 				if runs, _ := s.StagedRuns(); len(runs) != 0 {
@@ -148,6 +148,14 @@ func fsmSteps() []fsmStep {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func mustBatch(b store.CatalogBatch) []byte {
+	buf, err := store.EncodeBatch(&b)
+	if err != nil {
+		panic(err)
+	}
+	return buf
+}
 
 func applySteps(t *testing.T, f *FSM) {
 	t.Helper()

@@ -101,10 +101,11 @@ type ServerDeleteRequest struct {
 	ID string `json:"id"`
 }
 
-// CatalogStageRequest stages one bounded batch of an import's changes.
+// CatalogStageRequest stages one bounded batch of an import's changes, encoded by
+// store.EncodeBatch and kept encoded until the commit.
 type CatalogStageRequest struct {
-	RunID string             `json:"run_id"`
-	Batch store.CatalogBatch `json:"batch"`
+	RunID string `json:"run_id"`
+	Batch []byte `json:"batch"`
 }
 
 // CatalogCommitRequest makes an import's staged changes visible at once: the switch entry.

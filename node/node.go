@@ -140,7 +140,8 @@ func (n *Node) setupRaft() error {
 			return fmt.Errorf("open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 		}
 		n.boltLogs = bolt
-		cache, err := raft.NewLogCache(512, bolt)
+		// A small cache: catalog batches make entries of up to 1 MiB each.
+		cache, err := raft.NewLogCache(64, bolt)
 		if err != nil {
 			return fmt.Errorf("raft log cache: %w", err)
 		}

@@ -15,6 +15,9 @@ import (
 // MaxEntrySize bounds one Raft log entry; larger writes are split by their callers.
 const MaxEntrySize = 1 << 20
 
+// slowApply is the apply latency above which a write is logged.
+const slowApply = time.Second
+
 // apply submits one request to Raft and waits until it is committed (durable on a majority) and
 // applied here. It returns the entry's index, or the store's error for a rejected request.
 func (n *Node) apply(t MessageType, req any) (uint64, error) {
@@ -25,8 +28,13 @@ func (n *Node) apply(t MessageType, req any) (uint64, error) {
 	if len(buf) > MaxEntrySize {
 		return 0, fmt.Errorf("%s entry of %d bytes exceeds %d: %w", t, len(buf), MaxEntrySize, store.ErrInvalid)
 	}
+	start := time.Now()
 	f := n.raft.Apply(buf, applyTimeout)
-	if err := f.Error(); err != nil {
+	err = f.Error()
+	if d := time.Since(start); d > slowApply {
+		n.logger.Warn("slow raft apply", "type", t.String(), "bytes", len(buf), "duration", d.Round(time.Millisecond))
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrLeadershipTransferInProgress):

@@ -126,16 +126,6 @@ func (v *CatalogView) Update(id string) *Update {
 	return raw.(*Update)
 }
 
-// BulletinsOfUpdate lists the ids of the bulletins that name update id.
-func (v *CatalogView) BulletinsOfUpdate(id string) []string {
-	var out []string
-	eachRow(v.txn, tableBulletins, "update", []any{id}, func(raw any) bool {
-		out = append(out, raw.(*Bulletin).ID)
-		return true
-	})
-	return out
-}
-
 func eachRow(txn *memdb.Txn, table, index string, args []any, fn func(any) bool) error {
 	it, err := txn.Get(table, index, args...)
 	if err != nil {

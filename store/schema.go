@@ -40,7 +40,6 @@ var tables = []tableDef{
 	{name: tableServers, snapID: 5, schema: idTable(tableServers, "ID"), newRow: func() any { return new(Server) }},
 	{name: tableBulletins, snapID: 6, schema: withIndexes(idTable(tableBulletins, "ID"),
 		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
-		&memdb.IndexSchema{Name: "update", Indexer: &memdb.StringSliceFieldIndex{Field: "UpdateIDs"}, AllowMissing: true},
 	), newRow: func() any { return new(Bulletin) }},
 	{name: tableUpdates, snapID: 7, schema: withIndexes(idTable(tableUpdates, "ID"),
 		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
@@ -49,9 +48,7 @@ var tables = []tableDef{
 	{name: tableSeverities, snapID: 8, schema: idTable(tableSeverities, "Name"), newRow: func() any { return new(SeverityLevel) }},
 	{name: tableImports, snapID: 9, schema: idTable(tableImports, "ID"), newRow: func() any { return new(ImportRun) }},
 	{name: tableSources, snapID: 10, schema: idTable(tableSources, "ID"), newRow: func() any { return new(SourceState) }},
-	{name: tableStaged, snapID: 11, schema: withIndexes(idTable(tableStaged, "Key"),
-		&memdb.IndexSchema{Name: "run", Indexer: &memdb.StringFieldIndex{Field: "RunID"}},
-	), newRow: func() any { return new(stagedRow) }},
+	{name: tableStaged, snapID: 11, schema: idTable(tableStaged, "Key"), newRow: func() any { return new(stagedBatch) }},
 }
 
 // withIndexes adds secondary indexes to a table schema.

@@ -48,7 +48,11 @@ func (f *fakeBackend) StageCatalog(runID string, b *store.CatalogBatch) error {
 	if f.failStage > 0 && f.stages == f.failStage {
 		return io.ErrUnexpectedEOF
 	}
-	return f.s.StageCatalog(f.next(), runID, b)
+	raw, err := store.EncodeBatch(b)
+	if err != nil {
+		return err
+	}
+	return f.s.StageCatalog(f.next(), runID, raw)
 }
 
 func (f *fakeBackend) CommitCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error) {

@@ -228,7 +228,7 @@ func normDate(field, s string) (string, error) {
 		return s, nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+	if y := t.UTC().Year(); err != nil || y < 1 || y > 9999 {
 		return "", fmt.Errorf("%s %q is not a date (YYYY-MM-DD) or an RFC 3339 time", field, s)
 	}
 	return t.UTC().Format("2006-01-02T15:04:05Z"), nil

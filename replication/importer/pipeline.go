@@ -2,8 +2,14 @@ package importer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"patchtree/replication/csaf"
@@ -67,6 +73,16 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		if prev != nil && !complete {
 			etag, lastMod = prev.ETag, prev.LastModified
 		}
+		src.FilterKey = filterKey(ranges, &req)
+		if prev != nil && !complete && prev.ContentHash != "" && prev.FilterKey == src.FilterKey && !isURL(req.Source) {
+			sum, err := fileHash(ctx, req.Source, &r.bytes)
+			if err != nil {
+				return nil, err
+			}
+			if sum == prev.ContentHash {
+				return im.finishUnchanged(r, prev, src)
+			}
+		}
 		op, err := openNative(ctx, im.cfg.HTTPClient, req.Source, etag, lastMod)
 		if err != nil {
 			return nil, err
@@ -76,7 +92,9 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		}
 		defer op.body.Close()
 		r.total.Store(op.size)
-		plain, closeDec, err := decompress(countingReader{r: op.body, n: &r.bytes}, im.cfg.MaxFeedBytes)
+		r.bytes.Store(0)
+		hasher := sha256.New()
+		plain, closeDec, err := decompress(countingReader{r: io.TeeReader(op.body, hasher), n: &r.bytes}, im.cfg.MaxFeedBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -87,6 +105,7 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 			return nil, err
 		}
 		src.Feed, src.ETag, src.LastModified = hdr.Feed, op.etag, op.lastModified
+		src.ContentHash = hex.EncodeToString(hasher.Sum(nil))
 		opts.removeMissing = true
 	case KindCSAF:
 		fetch := csaf.DirFetch(req.Source)
@@ -141,10 +160,14 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		return nil, err
 	}
 	p.result.Warnings = capWarnings(append(p.result.Warnings, warnings...), 100)
+	col = nil // the parsed feed is no longer needed: the plan holds what will be written
 
 	r.setPhase(PhaseStaging)
 	staged := false
-	for _, b := range p.batches(im.cfg.MaxBatchBytes) {
+	batches := p.batches(im.cfg.MaxBatchBytes)
+	p.rows = nil
+	for i, b := range batches {
+		batches[i] = nil // let each batch go once it is in the log
 		if err := ctx.Err(); err != nil {
 			im.abort(r.rec.ID, staged)
 			return nil, fmt.Errorf("import cancelled while staging: %w", err)
@@ -174,13 +197,20 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	return &rec, nil
 }
 
-// finishUnchanged ends a run whose source answered 304 Not Modified: nothing was parsed.
+// finishUnchanged ends a run whose source is as last imported (HTTP 304 Not Modified, or the
+// same bytes under the same filter): nothing was parsed, and every record of the feed counts as
+// unchanged.
 func (im *Importer) finishUnchanged(r *run, prev, src *store.SourceState) (*store.ImportRun, error) {
 	src.Feed, src.ETag, src.LastModified, src.Since = prev.Feed, prev.ETag, prev.LastModified, prev.Since
+	src.ContentHash, src.FilterKey = prev.ContentHash, prev.FilterKey
 	r.mu.Lock()
 	rec := r.rec
 	r.mu.Unlock()
 	rec.Feed, rec.State, rec.FinishedAt = prev.Feed, store.ImportUnchanged, time.Now().UTC()
+	if view, err := im.backend.State().CatalogView(nil); err == nil {
+		view.FeedBulletins(prev.Feed, func(*store.Bulletin) bool { rec.Result.Bulletins.Unchanged++; return true })
+		view.FeedUpdates(prev.Feed, func(*store.Update) bool { rec.Result.Updates.Unchanged++; return true })
+	}
 	if _, err := im.backend.CommitCatalog(&rec, src); err != nil {
 		return nil, fmt.Errorf("record unchanged import: %w", err)
 	}
@@ -194,6 +224,38 @@ func (im *Importer) abort(runID string, staged bool) {
 	}
 	if err := im.backend.AbortCatalog(runID); err != nil {
 		im.logger.Warn("could not drop staged import changes; the next leader term will", "run", runID, "error", err)
+	}
+}
+
+// filterKey hashes what decides which records a site keeps from a feed.
+func filterKey(ranges []string, req *Request) string {
+	buf, _ := json.Marshal([]any{ranges, req.IncludeVendors, req.ExcludeVendors, req.DeleteExcluded, req.DisableSuperseded})
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])
+}
+
+// fileHash is the SHA-256 of a file's bytes, counting them as read for progress.
+func fileHash(ctx context.Context, path string, n *atomic.Int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open feed: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		k, err := f.Read(buf)
+		h.Write(buf[:k])
+		n.Add(int64(k))
+		if err == io.EOF {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read feed: %w", err)
+		}
 	}
 }
 
