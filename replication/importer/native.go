@@ -134,10 +134,12 @@ func (p *nativeParser) expectDelim(want json.Delim, msg string) error {
 }
 
 func (p *nativeParser) decodeString(key string, dst *string) error {
-	if err := p.dec.Decode(dst); err != nil {
-		return typeError(key, err)
+	err := p.dec.Decode(dst)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%q must be a string, not %s", key, te.Value)
 	}
-	return nil
+	return err
 }
 
 // eachRecord decodes the array under key one element at a time.

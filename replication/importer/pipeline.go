@@ -94,7 +94,8 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		r.total.Store(op.size)
 		r.bytes.Store(0)
 		hasher := sha256.New()
-		plain, closeDec, err := decompress(countingReader{r: io.TeeReader(op.body, hasher), n: &r.bytes}, im.cfg.MaxFeedBytes)
+		raw := ctxReader{ctx: ctx, r: io.TeeReader(op.body, hasher)}
+		plain, closeDec, err := decompress(countingReader{r: raw, n: &r.bytes}, im.cfg.MaxFeedBytes)
 		if err != nil {
 			return nil, err
 		}

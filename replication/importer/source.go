@@ -120,6 +120,19 @@ func openNative(ctx context.Context, client *http.Client, src, etag, lastModifie
 	return &opened{body: resp.Body, size: size, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}, nil
 }
 
+// ctxReader stops a read (and so a parse) once the import is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
 // countingReader counts bytes read from the source (before decompression) for progress.
 type countingReader struct {
 	r io.Reader
@@ -159,6 +172,21 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// decoderErrors names the compression in a decoder's read errors ("zstd feed: window size
+// exceeded" rather than a bare "window size exceeded").
+type decoderErrors struct {
+	r    io.Reader
+	name string
+}
+
+func (d decoderErrors) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%s feed: %w", d.name, err)
+	}
+	return n, err
+}
+
 // decompress sniffs gzip and zstd by their magic bytes and returns a reader of the plain feed,
 // capped at limit bytes. The closer releases decoder resources.
 func decompress(r io.Reader, limit int64) (io.Reader, func(), error) {
@@ -174,13 +202,13 @@ func decompress(r io.Reader, limit int64) (io.Reader, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("gzip feed: %w", err)
 		}
-		plain, close = zr, func() { zr.Close() }
+		plain, close = decoderErrors{zr, "gzip"}, func() { zr.Close() }
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, nil, fmt.Errorf("zstd feed: %w", err)
 		}
-		plain, close = zr, zr.Close
+		plain, close = decoderErrors{zr, fmt.Sprintf("zstd (window limit %d MiB)", maxZstdWindow>>20)}, zr.Close
 	}
 	return &capReader{r: plain, left: limit, limit: limit}, close, nil
 }
