@@ -17,6 +17,8 @@ type Status struct {
 	Ready       bool       `json:"ready"`
 	Raft        RaftStatus `json:"raft"`
 	LeaderLoops []string   `json:"leader_loops"`
+	// Catalog is the catalog's version and counts.
+	Catalog store.CatalogInfo `json:"catalog"`
 }
 
 // RaftStatus describes this server's view of the site's Raft group.
@@ -61,6 +63,11 @@ func (n *Node) Status() (*Status, error) {
 	if langs != nil {
 		st.Languages = append(st.Languages, langs.Ranges...)
 	}
+	catalog, err := state.Catalog(nil)
+	if err != nil {
+		return nil, err
+	}
+	st.Catalog = *catalog
 	servers, err := n.Servers()
 	if err != nil {
 		return nil, err

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"patchtree/node"
+	"patchtree/replication/feedgen"
+	"patchtree/replication/importer"
 )
 
 // demoSite is one site the demo starts.
@@ -76,6 +78,9 @@ func runDemo(args []string) error {
 			return err
 		}
 	}
+	if err := demoImport(sites[0], base); err != nil {
+		return err
+	}
 	fmt.Println()
 	for _, s := range sites {
 		c := &apiClient{base: s.url, token: s.token, http: &http.Client{Timeout: 10 * time.Second}}
@@ -98,6 +103,39 @@ func runDemo(args []string) error {
 	case err := <-firstExit(sites):
 		return err
 	}
+}
+
+// demoImport writes the embedded sample catalog (a small deterministic feed shaped like the
+// Mozilla catalog) and imports it at the parent, printing the result.
+func demoImport(parent *demoSite, base string) error {
+	path := filepath.Join(base, "sample-catalog.json")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	stats, err := feedgen.Generate(f, feedgen.Options{Bulletins: 40, Languages: 12, Seed: 2026, Feed: "demo-sample"})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write sample catalog: %w", err)
+	}
+	fmt.Printf("\npatchtree demo: importing a sample catalog at %s (%d bulletins, %d updates in %d languages)\n",
+		parent.name, stats.Bulletins, stats.Updates, stats.Languages)
+	c := &apiClient{base: parent.url, token: parent.token, http: &http.Client{Timeout: time.Minute}}
+	var p importer.Progress
+	if _, err := c.do(http.MethodPost, "/v1/catalog/import", importer.Request{Source: path}, &p); err != nil {
+		return fmt.Errorf("import at %s: %w", parent.name, err)
+	}
+	final, _, err := waitImport(c, p.ID, false)
+	if err != nil {
+		return err
+	}
+	printImport(final)
+	if final.State == "failed" {
+		return fmt.Errorf("sample import failed: %s", final.Error)
+	}
+	return nil
 }
 
 // start launches the site's server process with its log in <base>/<name>.log.

@@ -116,7 +116,10 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 		cfg.APIAddr = advertiseURL(ln.Addr().(*net.TCPAddr), logger)
 	}
 	imp := importer.New(importer.Config{DefaultSource: f.catalogSource, MaxFeedBytes: f.catalogMaxBytes, Logger: logger})
-	cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "catalog-import", Run: imp.LeaderLoop})
+	if f.role == node.RoleParent {
+		// Only a parent imports from vendors; a child's catalog comes from its parent.
+		cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "catalog-import", Run: imp.LeaderLoop})
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		ln.Close()

@@ -60,6 +60,7 @@ func printStatus(w io.Writer, url string, st *node.Status) {
 		langs = "(none: language-neutral updates only)"
 	}
 	fmt.Fprintf(w, "  languages   %s\n", langs)
+	fmt.Fprintf(w, "  catalog     version %d: %d bulletins, %d updates\n", st.Catalog.Version, st.Catalog.Bulletins, st.Catalog.Updates)
 	fmt.Fprintf(w, "  state index %d\n", st.Index)
 	if len(st.LeaderLoops) > 0 {
 		fmt.Fprintf(w, "  leader loops %s\n", strings.Join(st.LeaderLoops, ", "))
