@@ -1,4 +1,4 @@
-// Package replication will hold the vendor-to-parent catalog import and the parent↔child flows:
-// the pull loop that replicates each child's language-filtered view down, verification by
-// digest, and the anti-entropy reports that carry languages and compliance up. See DESIGN.md.
+// Package replication groups the flows that move catalog data between sites: importer (vendor to
+// parent), csaf and feedgen (sources and synthetic feeds for it), and, next, the parent↔child
+// flows. See DESIGN.md.
 package replication
