@@ -28,6 +28,8 @@ bench:
 # A short fuzzing pass over every parser with a checked-in corpus.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseRange -fuzztime 30s ./langalert/
+	$(GO) test -run '^$$' -fuzz FuzzParseNative -fuzztime 30s ./replication/importer/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./replication/csaf/
 
 clean:
 	rm -rf bin
