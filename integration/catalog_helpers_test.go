@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"patchtree/integration/shareddata"
 )
 
 // Catalog integration tests: imports of the real Mozilla feed and CISA CSAF provider (from
@@ -154,28 +156,7 @@ var catRunStates = map[string]bool{"running": true, "succeeded": true, "unchange
 func catSharedData(t *testing.T, rel string) string {
 	t.Helper()
 	requireBinary(t)
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the package directory; shared data unavailable")
-		}
-		dir = parent
-	}
-	p, err := filepath.Abs(filepath.Join(dir, "..", "shared", "data", filepath.FromSlash(rel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared data %s is absent; skipping", p)
-	}
-	return p
+	return shareddata.Path(t, rel)
 }
 
 // catRunCLI runs the patchtree binary in dir (relative paths resolve there).

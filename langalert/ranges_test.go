@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/text/language"
+
+	"patchtree/integration/shareddata"
 )
 
 func TestParseRange(t *testing.T) {
@@ -345,7 +346,7 @@ func TestXTextDivergence(t *testing.T) {
 var knownNonBCP47 = []string{"ja-JP-mac"}
 
 func TestRealLocaleCodes(t *testing.T) {
-	path := filepath.Join(repoRoot(t), "..", "shared", "data", "locales", "languages.json")
+	path := shareddata.Path(t, "locales/languages.json")
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		t.Skipf("real data not present: %s", path)
@@ -381,24 +382,5 @@ func TestRealLocaleCodes(t *testing.T) {
 	t.Logf("%s: %d codes pass ParseRange, %d known non-BCP 47", path, good, known)
 	if good+known < 100 {
 		t.Errorf("only %d codes; expected 100+", good+known)
-	}
-}
-
-// repoRoot returns the directory holding go.mod, walking up from the working directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the working directory")
-		}
-		dir = parent
 	}
 }

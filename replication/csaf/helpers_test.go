@@ -6,31 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"patchtree/integration/shareddata"
 )
 
-// sharedData returns /work/shared/data/csaf/<name> found from the module root (the directory
-// holding go.mod) as ../shared/data/csaf/<name>, or skips the test when it is absent.
+// sharedData returns ../shared/data/csaf/<name> beside the module root, or skips the test.
 func sharedData(t testing.TB, name string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the package directory; shared CSAF data unavailable")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", "csaf", name)
-	if st, err := os.Stat(p); err != nil || !st.IsDir() {
-		t.Skipf("shared CSAF data %s is absent; skipping", p)
-	}
-	return p
+	return shareddata.Path(t, "csaf/"+name)
 }
 
 // copyTree copies the regular files of src into dst (made writable).

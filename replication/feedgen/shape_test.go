@@ -5,33 +5,17 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"patchtree/integration/shareddata"
 )
 
-// realFeedPath finds ../shared/data/... beside the module root (the dir holding go.mod).
+// realFeedPath is the real Mozilla feed, or the test is skipped.
 func realFeedPath(t testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the package directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", "catalogs", "mozilla-2005-2019.catalog.json")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("real feed not present (%v): skipping the comparison", err)
-	}
-	return p
+	t.Helper()
+	return shareddata.Path(t, "catalogs/mozilla-2005-2019.catalog.json")
 }
 
 // shape holds per-record measures of a feed document.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"patchtree/store"
+
+	"patchtree/integration/shareddata"
 )
 
 // fakeBackend applies the importer's writes straight to a real store with increasing indexes:
@@ -122,25 +122,7 @@ func runImport(t testing.TB, im *Importer, req Request) *Progress {
 // sharedData returns the path of a file under ../shared/data, or skips the test.
 func sharedData(t testing.TB, rel string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("real data %s is absent (%v); skipping", rel, err)
-	}
-	return p
+	return shareddata.Path(t, rel)
 }
 
 // catalogDigest hashes the bulletins and updates tables (rows with their Raft indexes).
