@@ -19,23 +19,7 @@ import (
 )
 
 func runCatalog(args []string) error {
-	sub := ""
-	if len(args) > 0 {
-		sub = args[0]
-	}
-	switch sub {
-	case "import":
-		return runCatalogImport(args[1:])
-	case "show":
-		return runCatalogShow(args[1:])
-	case "generate":
-		return runCatalogGenerate(args[1:])
-	case "severity":
-		return runCatalogSeverity(args[1:])
-	case "disable", "enable":
-		return runCatalogDisable(sub, args[1:])
-	case "-h", "--help":
-		fmt.Println(`Usage: patchtree catalog COMMAND
+	return dispatchSub("catalog", `Usage: patchtree catalog COMMAND
 
   import [SOURCE] [--complete]   import a feed file/URL or a CSAF provider (default: --catalog-source)
   show [BULLETIN]                the catalog, a filtered list of bulletins, or one bulletin
@@ -43,12 +27,14 @@ func runCatalog(args []string) error {
   severity list|add|order|delete|set   custom severity levels and their assignment
   disable|enable BULLETIN        take a bulletin out of (or back into) use
 
-Run 'patchtree catalog COMMAND --help' for flags.`)
-		return errHelp
-	case "":
-		return usageError{fmt.Errorf("catalog: missing subcommand (import, show, generate, severity, disable, enable)")}
-	}
-	return usageError{fmt.Errorf("catalog: unknown subcommand %q", sub)}
+Run 'patchtree catalog COMMAND --help' for flags.`, args, []subcommand{
+		{"import", runCatalogImport},
+		{"show", runCatalogShow},
+		{"generate", runCatalogGenerate},
+		{"severity", runCatalogSeverity},
+		{"disable", func(a []string) error { return runCatalogDisable("disable", a) }},
+		{"enable", func(a []string) error { return runCatalogDisable("enable", a) }},
+	})
 }
 
 func runCatalogImport(args []string) error {

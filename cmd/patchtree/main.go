@@ -86,6 +86,33 @@ func printTopUsage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'patchtree COMMAND --help' for a command's flags.")
 }
 
+// subcommand is one command of a group such as "token" or "catalog".
+type subcommand struct {
+	name string
+	run  func(args []string) error
+}
+
+// dispatchSub runs the subcommand named by args[0]; --help prints usage.
+func dispatchSub(group, usage string, args []string, subs []subcommand) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	if len(args) == 0 {
+		return usageError{fmt.Errorf("%s: missing subcommand (%s)", group, strings.Join(names, ", "))}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Println(usage)
+		return errHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(args[1:])
+		}
+	}
+	return usageError{fmt.Errorf("%s: unknown subcommand %q (want %s)", group, args[0], strings.Join(names, ", "))}
+}
+
 // newFlags returns a flag set whose --help prints the command's usage to stdout.
 func newFlags(name, synopsis, summary string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)

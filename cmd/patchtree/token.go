@@ -10,24 +10,8 @@ import (
 )
 
 func runToken(args []string) error {
-	sub := ""
-	if len(args) > 0 {
-		sub = args[0]
-	}
-	switch sub {
-	case "create":
-		return runTokenCreate(args[1:])
-	case "list":
-		return runTokenList(args[1:])
-	case "revoke":
-		return runTokenRevoke(args[1:])
-	case "-h", "--help":
-		fmt.Println("Usage: patchtree token create --role ROLE [--name NAME] | list | revoke ID\n\nCreate, list and revoke API tokens (admin only).")
-		return errHelp
-	case "":
-		return usageError{fmt.Errorf("token: missing subcommand (create, list or revoke)")}
-	}
-	return usageError{fmt.Errorf("token: unknown subcommand %q (want create, list or revoke)", sub)}
+	return dispatchSub("token", "Usage: patchtree token create --role ROLE [--name NAME] | list | revoke ID\n\nCreate, list and revoke API tokens (admin only).",
+		args, []subcommand{{"create", runTokenCreate}, {"list", runTokenList}, {"revoke", runTokenRevoke}})
 }
 
 func runTokenCreate(args []string) error {
