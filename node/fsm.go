@@ -80,6 +80,30 @@ func (f *FSM) Apply(log *raft.Log) any {
 		return f.applySeverityChange(buf, idx)
 	case BulletinAdminRequestType:
 		return f.applyBulletinAdmin(buf, idx)
+	case ChildAddRequestType:
+		var req ChildAddRequest
+		decode(t, buf, idx, &req)
+		return f.State().AddChild(idx, &req.Child)
+	case ChildJoinRequestType:
+		var req ChildJoinRequest
+		decode(t, buf, idx, &req)
+		return f.State().JoinChild(idx, req.Name, req.JoinHash, &req.NodeToken, req.At)
+	case ChildRemoveRequestType:
+		var req ChildRemoveRequest
+		decode(t, buf, idx, &req)
+		return f.State().RemoveChild(idx, req.Name)
+	case ChildUpdateRequestType:
+		var req ChildUpdateRequest
+		decode(t, buf, idx, &req)
+		return f.State().UpdateChild(idx, req.Name, &req.Update)
+	case ReplicationRunRequestType:
+		var req ReplicationRunRequest
+		decode(t, buf, idx, &req)
+		return f.State().RecordReplicationRun(idx, &req.Run, &req.Update)
+	case TombstonesCollectRequestType:
+		var req TombstonesCollectRequest
+		decode(t, buf, idx, &req)
+		return f.State().CollectTombstones(idx, req.UpTo)
 	default:
 		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
 	}

@@ -144,6 +144,38 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("bulletin = %+v", b)
 				}
 			}},
+		{ChildAddRequestType, &ChildAddRequest{Child: store.Child{Name: "emea", JoinTokenHash: store.HashSecret("join")}}, nil},
+		{ChildAddRequestType, &ChildAddRequest{Child: store.Child{Name: "apac", JoinTokenHash: store.HashSecret("join2")}}, nil},
+		{ChildJoinRequestType, &ChildJoinRequest{Name: "emea", JoinHash: store.HashSecret("join"),
+			NodeToken: store.Token{ID: "node1", SecretHash: store.HashSecret("n"), Role: store.RoleNode, Child: "emea"}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				c, _ := s.Child(nil, "emea")
+				tok, _ := s.Token(nil, "node1")
+				if c.JoinTokenHash != "" || c.NodeTokenID != "node1" || tok == nil || tok.Child != "emea" {
+					t.Fatalf("child %+v token %+v", c, tok)
+				}
+			}},
+		{ChildUpdateRequestType, &ChildUpdateRequest{Name: "emea", Update: store.ChildUpdate{Ranges: &[]string{"de"}}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if c, _ := s.Child(nil, "emea"); !c.RangesReported || c.Ranges[0] != "de" {
+					t.Fatalf("child %+v", c)
+				}
+			}},
+		{ReplicationRunRequestType, &ReplicationRunRequest{Run: store.ReplicationRun{ID: "run1", Child: "emea", To: 9},
+			Update: store.ChildUpdate{Cursor: ptr(uint64(9))}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				runs, _ := s.ReplicationRuns(nil)
+				if c, _ := s.Child(nil, "emea"); c.Cursor != 9 || len(runs) != 1 {
+					t.Fatalf("child %+v runs %d", c, len(runs))
+				}
+			}},
+		{ChildRemoveRequestType, &ChildRemoveRequest{Name: "emea"},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if tok, _ := s.Token(nil, "node1"); tok != nil {
+					t.Fatal("node credential survived its child's removal")
+				}
+			}},
+		{TombstonesCollectRequestType, &TombstonesCollectRequest{UpTo: 5}, nil},
 	}
 }
 

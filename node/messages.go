@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"patchtree/store"
 )
@@ -14,18 +15,24 @@ type MessageType uint8
 
 // Message types.
 const (
-	SiteInitRequestType       MessageType = 1
-	TokenCreateRequestType    MessageType = 2
-	TokenDeleteRequestType    MessageType = 3
-	LanguagesSetRequestType   MessageType = 4
-	SettingPutRequestType     MessageType = 5
-	ServerUpsertRequestType   MessageType = 6
-	ServerDeleteRequestType   MessageType = 7
-	CatalogStageRequestType   MessageType = 8
-	CatalogCommitRequestType  MessageType = 9
-	CatalogAbortRequestType   MessageType = 10
-	SeverityChangeRequestType MessageType = 11
-	BulletinAdminRequestType  MessageType = 12
+	SiteInitRequestType          MessageType = 1
+	TokenCreateRequestType       MessageType = 2
+	TokenDeleteRequestType       MessageType = 3
+	LanguagesSetRequestType      MessageType = 4
+	SettingPutRequestType        MessageType = 5
+	ServerUpsertRequestType      MessageType = 6
+	ServerDeleteRequestType      MessageType = 7
+	CatalogStageRequestType      MessageType = 8
+	CatalogCommitRequestType     MessageType = 9
+	CatalogAbortRequestType      MessageType = 10
+	SeverityChangeRequestType    MessageType = 11
+	BulletinAdminRequestType     MessageType = 12
+	ChildAddRequestType          MessageType = 13
+	ChildJoinRequestType         MessageType = 14
+	ChildRemoveRequestType       MessageType = 15
+	ChildUpdateRequestType       MessageType = 16
+	ReplicationRunRequestType    MessageType = 17
+	TombstonesCollectRequestType MessageType = 18
 )
 
 // String names a message type for logs and errors.
@@ -55,6 +62,18 @@ func (t MessageType) String() string {
 		return "severity-change"
 	case BulletinAdminRequestType:
 		return "bulletin-admin"
+	case ChildAddRequestType:
+		return "child-add"
+	case ChildJoinRequestType:
+		return "child-join"
+	case ChildRemoveRequestType:
+		return "child-remove"
+	case ChildUpdateRequestType:
+		return "child-update"
+	case ReplicationRunRequestType:
+		return "replication-run"
+	case TombstonesCollectRequestType:
+		return "tombstones-collect"
 	}
 	return fmt.Sprintf("message-type-%d", uint8(t))
 }
@@ -129,6 +148,41 @@ type BulletinAdminRequest struct {
 	ID             string  `json:"id"`
 	CustomSeverity *string `json:"custom_severity,omitempty"`
 	Disabled       *bool   `json:"disabled,omitempty"`
+}
+
+// ChildAddRequest enrols a child site (its join token hashed).
+type ChildAddRequest struct {
+	Child store.Child `json:"child"`
+}
+
+// ChildJoinRequest exchanges a child's join token for its node credential.
+type ChildJoinRequest struct {
+	Name      string      `json:"name"`
+	JoinHash  string      `json:"join_hash"`
+	NodeToken store.Token `json:"node_token"`
+	At        time.Time   `json:"at"`
+}
+
+// ChildRemoveRequest removes a child and revokes its credential.
+type ChildRemoveRequest struct {
+	Name string `json:"name"`
+}
+
+// ChildUpdateRequest records what a child reported.
+type ChildUpdateRequest struct {
+	Name   string            `json:"name"`
+	Update store.ChildUpdate `json:"update"`
+}
+
+// ReplicationRunRequest records a finished run with the child's acknowledgement.
+type ReplicationRunRequest struct {
+	Run    store.ReplicationRun `json:"run"`
+	Update store.ChildUpdate    `json:"update"`
+}
+
+// TombstonesCollectRequest drops tombstones every child has passed.
+type TombstonesCollectRequest struct {
+	UpTo uint64 `json:"up_to"`
 }
 
 // Encode builds a log entry: the type byte followed by the JSON body.

@@ -78,6 +78,11 @@ type CatalogBatch struct {
 	Updates         []*Update   `json:"updates,omitempty"`
 	DeleteBulletins []string    `json:"delete_bulletins,omitempty"`
 	DeleteUpdates   []string    `json:"delete_updates,omitempty"`
+	// Tombstones records deletions for replication to children (set by a parent's imports).
+	Tombstones bool `json:"tombstones,omitempty"`
+	// Replica marks a batch replicated from a parent: rows carry the parent's administrator
+	// fields (custom severity, disabled) instead of keeping the local ones.
+	Replica bool `json:"replica,omitempty"`
 }
 
 // stagedBatch is one staged batch of a running import, kept as EncodeBatch made it (zstd over
@@ -197,7 +202,10 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 		if existing != nil {
 			old := existing.(*Bulletin)
-			row.CustomSeverity, row.Disabled, row.CreateIndex = old.CustomSeverity, old.Disabled, old.CreateIndex
+			if !b.Replica {
+				row.CustomSeverity, row.Disabled = old.CustomSeverity, old.Disabled
+			}
+			row.CreateIndex = old.CreateIndex
 		} else {
 			row.CreateIndex = idx
 			d.bulletins++
@@ -229,13 +237,35 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 			return fmt.Errorf("bulletin delete %q: %w", id, err)
 		}
 		d.bulletins -= n
+		if n > 0 && b.Tombstones {
+			if err := putRow(txn, tableTombstones, idx, "bulletin/"+id, &Tombstone{Key: "bulletin/" + id, Kind: "bulletin", ID: id, Index: idx}); err != nil {
+				return err
+			}
+		}
 	}
 	for _, id := range b.DeleteUpdates {
-		n, err := txn.DeleteAll(tableUpdates, "id", id)
+		existing, err := txn.First(tableUpdates, "id", id)
 		if err != nil {
+			return err
+		}
+		if existing == nil {
+			continue
+		}
+		if err := txn.Delete(tableUpdates, existing); err != nil {
 			return fmt.Errorf("update delete %q: %w", id, err)
 		}
-		d.updates -= n
+		d.updates--
+		if b.Tombstones {
+			ts := &Tombstone{Key: "update/" + id, Kind: "update", ID: id, Language: existing.(*Update).Language, Index: idx}
+			if err := putRow(txn, tableTombstones, idx, ts.Key, ts); err != nil {
+				return err
+			}
+		}
+	}
+	if b.Tombstones && len(b.DeleteBulletins)+len(b.DeleteUpdates) > 0 {
+		if err := bumpIndex(txn, tableTombstones, idx); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -18,6 +18,9 @@ const (
 	tableImports    = "imports"
 	tableSources    = "sources"
 	tableStaged     = "staged"
+	tableChildren   = "children"
+	tableRuns       = "replication_runs"
+	tableTombstones = "tombstones"
 )
 
 // tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
@@ -49,6 +52,9 @@ var tables = []tableDef{
 	{name: tableImports, snapID: 9, schema: idTable(tableImports, "ID"), newRow: func() any { return new(ImportRun) }},
 	{name: tableSources, snapID: 10, schema: idTable(tableSources, "ID"), newRow: func() any { return new(SourceState) }},
 	{name: tableStaged, snapID: 11, schema: idTable(tableStaged, "Key"), newRow: func() any { return new(stagedBatch) }},
+	{name: tableChildren, snapID: 12, schema: idTable(tableChildren, "Name"), newRow: func() any { return new(Child) }},
+	{name: tableRuns, snapID: 13, schema: idTable(tableRuns, "ID"), newRow: func() any { return new(ReplicationRun) }},
+	{name: tableTombstones, snapID: 14, schema: idTable(tableTombstones, "Key"), newRow: func() any { return new(Tombstone) }},
 }
 
 // withIndexes adds secondary indexes to a table schema.

@@ -284,6 +284,7 @@ func (p *plan) batches(maxBytes int) []*store.CatalogBatch {
 	cur, size := &store.CatalogBatch{}, 0
 	flush := func() {
 		if size > 0 {
+			cur.Tombstones = true // children learn of deletions through tombstones
 			out = append(out, cur)
 			cur, size = &store.CatalogBatch{}, 0
 		}

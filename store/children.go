@@ -1,0 +1,155 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Child is a child site enrolled at this (parent) site.
+type Child struct {
+	Name string `json:"name"`
+	// JoinTokenHash is the SHA-256 of the one-time join token's secret; empty once used.
+	JoinTokenHash string    `json:"join_token_hash,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	JoinedAt      time.Time `json:"joined_at,omitempty"`
+	// NodeTokenID is the child's node credential once it joined.
+	NodeTokenID string `json:"node_token_id,omitempty"`
+	// Ranges are the language ranges the child last reported; RangesReported is false until
+	// the first report (such a child receives no catalog).
+	Ranges         []string  `json:"ranges"`
+	RangesReported bool      `json:"ranges_reported"`
+	RangesAt       time.Time `json:"ranges_at,omitempty"`
+	// Cursor is the catalog version the child acknowledged applying, built with CursorRanges.
+	Cursor       uint64    `json:"cursor"`
+	CursorRanges []string  `json:"cursor_ranges"`
+	CursorAt     time.Time `json:"cursor_at,omitempty"`
+	// NeedsComplete asks for a complete run next (a verification mismatch, or a cursor older
+	// than the tombstone horizon).
+	NeedsComplete bool `json:"needs_complete,omitempty"`
+	RaftIndex
+}
+
+// AddChild enrols a child with the hash of its one-time join token.
+func (s *Store) AddChild(idx uint64, c *Child) error {
+	if c.Name == "" || c.JoinTokenHash == "" {
+		return fmt.Errorf("child needs a name and a join token: %w", ErrInvalid)
+	}
+	return s.write(func(txn *memdb.Txn) error {
+		existing, err := txn.First(tableChildren, "id", c.Name)
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			return fmt.Errorf("child %q is already enrolled: %w", c.Name, ErrConflict)
+		}
+		row := *c
+		return upsertRow(txn, tableChildren, idx, row.Name, &row)
+	})
+}
+
+// JoinChild exchanges a child's join token for its node credential: the join token is used up
+// and the node token stored, in one transaction. joinHash must match the stored hash.
+func (s *Store) JoinChild(idx uint64, name, joinHash string, node *Token, at time.Time) error {
+	return s.write(func(txn *memdb.Txn) error {
+		raw, err := txn.First(tableChildren, "id", name)
+		if err != nil {
+			return err
+		}
+		if raw == nil {
+			return fmt.Errorf("child %q is not enrolled: %w", name, ErrNotFound)
+		}
+		c := *raw.(*Child)
+		switch {
+		case c.JoinTokenHash == "":
+			return fmt.Errorf("the join token of child %q was already used: %w", name, ErrConflict)
+		case c.JoinTokenHash != joinHash:
+			return fmt.Errorf("wrong join token for child %q: %w", name, ErrInvalid)
+		case node.Role != RoleNode || node.Child != name:
+			return fmt.Errorf("node credential must have role node and child %q: %w", name, ErrInvalid)
+		}
+		tok := *node
+		if err := node.validate(); err != nil {
+			return err
+		}
+		if err := upsertRow(txn, tableTokens, idx, tok.ID, &tok); err != nil {
+			return err
+		}
+		c.JoinTokenHash, c.NodeTokenID, c.JoinedAt = "", tok.ID, at
+		return upsertRow(txn, tableChildren, idx, c.Name, &c)
+	})
+}
+
+// RemoveChild forgets a child and revokes its node credential.
+func (s *Store) RemoveChild(idx uint64, name string) error {
+	return s.write(func(txn *memdb.Txn) error {
+		raw, err := txn.First(tableChildren, "id", name)
+		if err != nil {
+			return err
+		}
+		if raw == nil {
+			return fmt.Errorf("child %q: %w", name, ErrNotFound)
+		}
+		if id := raw.(*Child).NodeTokenID; id != "" {
+			if _, err := txn.DeleteAll(tableTokens, "id", id); err != nil {
+				return err
+			}
+			if err := bumpIndex(txn, tableTokens, idx); err != nil {
+				return err
+			}
+		}
+		return deleteRow(txn, tableChildren, idx, name)
+	})
+}
+
+// ChildUpdate changes what a child reported or acknowledged; nil fields stay.
+type ChildUpdate struct {
+	Ranges        *[]string `json:"ranges,omitempty"`
+	RangesAt      time.Time `json:"ranges_at,omitempty"`
+	Cursor        *uint64   `json:"cursor,omitempty"`
+	CursorRanges  *[]string `json:"cursor_ranges,omitempty"`
+	CursorAt      time.Time `json:"cursor_at,omitempty"`
+	NeedsComplete *bool     `json:"needs_complete,omitempty"`
+}
+
+// UpdateChild applies a ChildUpdate to child name.
+func (s *Store) UpdateChild(idx uint64, name string, u *ChildUpdate) error {
+	return s.write(func(txn *memdb.Txn) error {
+		raw, err := txn.First(tableChildren, "id", name)
+		if err != nil {
+			return err
+		}
+		if raw == nil {
+			return fmt.Errorf("child %q: %w", name, ErrNotFound)
+		}
+		c := *raw.(*Child)
+		if u.Ranges != nil {
+			c.Ranges, c.RangesReported, c.RangesAt = append([]string{}, (*u.Ranges)...), true, u.RangesAt
+		}
+		if u.Cursor != nil {
+			c.Cursor, c.CursorAt = *u.Cursor, u.CursorAt
+		}
+		if u.CursorRanges != nil {
+			c.CursorRanges = append([]string{}, (*u.CursorRanges)...)
+		}
+		if u.NeedsComplete != nil {
+			c.NeedsComplete = *u.NeedsComplete
+		}
+		return upsertRow(txn, tableChildren, idx, c.Name, &c)
+	})
+}
+
+// Child returns an enrolled child, or nil.
+func (s *Store) Child(ws memdb.WatchSet, name string) (*Child, error) {
+	raw, err := first(s.db.Txn(false), ws, tableChildren, name)
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	return raw.(*Child), nil
+}
+
+// Children lists the enrolled children by name.
+func (s *Store) Children(ws memdb.WatchSet) ([]*Child, error) {
+	return all[*Child](s.db.Txn(false), ws, tableChildren)
+}

@@ -1,0 +1,110 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// ReplicationRun is one replication run to a child, as the parent records it.
+type ReplicationRun struct {
+	ID         string    `json:"id"`
+	Child      string    `json:"child"`
+	Scope      string    `json:"scope"`   // "catalog"
+	Mode       string    `json:"mode"`    // "complete" or "differential"
+	Trigger    string    `json:"trigger"` // "schedule", "continuous", "replicate-now", "filter-change", "repair", "first"
+	From       uint64    `json:"from"`
+	To         uint64    `json:"to"`
+	Records    int       `json:"records"`
+	Deletes    int       `json:"deletes"`
+	BytesWire  int64     `json:"bytes_wire"`
+	BytesRaw   int64     `json:"bytes_raw"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	DurationMS int64     `json:"duration_ms"`
+	Verified   bool      `json:"verified"`
+	// ParentDigest is the digest of the child's filtered view; ChildDigest what the child
+	// computed over its replica after applying.
+	ParentDigest string `json:"parent_digest"`
+	ChildDigest  string `json:"child_digest"`
+	Sampled      int    `json:"sampled"`
+	Error        string `json:"error,omitempty"`
+	RaftIndex
+}
+
+// RecordReplicationRun stores a finished run and applies the child's acknowledgement with it.
+func (s *Store) RecordReplicationRun(idx uint64, run *ReplicationRun, u *ChildUpdate) error {
+	if run.ID == "" || run.Child == "" {
+		return fmt.Errorf("replication run needs an id and a child: %w", ErrInvalid)
+	}
+	if err := s.UpdateChild(idx, run.Child, u); err != nil {
+		return err
+	}
+	r := *run
+	return s.write(func(txn *memdb.Txn) error { return upsertRow(txn, tableRuns, idx, r.ID, &r) })
+}
+
+// ReplicationRuns lists recorded runs ordered by id (ids sort by start time).
+func (s *Store) ReplicationRuns(ws memdb.WatchSet) ([]*ReplicationRun, error) {
+	return all[*ReplicationRun](s.db.Txn(false), ws, tableRuns)
+}
+
+// Tombstone records that a bulletin or update was deleted at Index, so that differential runs
+// can tell children; it is collected once every child's cursor has passed it.
+type Tombstone struct {
+	Key      string `json:"key"` // "bulletin/<id>" or "update/<id>"
+	Kind     string `json:"kind"`
+	ID       string `json:"id"`
+	Language string `json:"language,omitempty"`
+	Index    uint64 `json:"index"`
+	RaftIndex
+}
+
+// Tombstones lists tombstones newer than after.
+func (v *CatalogView) Tombstones(after uint64, fn func(*Tombstone) bool) error {
+	return eachRow(v.txn, tableTombstones, "id", nil, func(raw any) bool {
+		t := raw.(*Tombstone)
+		if t.Index > after {
+			return fn(t)
+		}
+		return true
+	})
+}
+
+// TombstoneHorizon is the highest index up to which tombstones were collected: a child whose
+// cursor is older cannot be told about deletions since and needs a complete run.
+func (v *CatalogView) TombstoneHorizon() uint64 {
+	var h struct {
+		Index uint64 `json:"index"`
+	}
+	getSetting(v.txn, nil, SettingTombstoneHorizon, &h)
+	return h.Index
+}
+
+// SettingTombstoneHorizon is the settings key of the tombstone horizon.
+const SettingTombstoneHorizon = "tombstone-horizon"
+
+// CollectTombstones deletes tombstones at or below upTo and raises the horizon to it.
+func (s *Store) CollectTombstones(idx, upTo uint64) error {
+	return s.write(func(txn *memdb.Txn) error {
+		var doomed []any
+		eachRow(txn, tableTombstones, "id", nil, func(raw any) bool {
+			if raw.(*Tombstone).Index <= upTo {
+				doomed = append(doomed, raw)
+			}
+			return true
+		})
+		for _, t := range doomed {
+			if err := txn.Delete(tableTombstones, t); err != nil {
+				return err
+			}
+		}
+		if len(doomed) > 0 {
+			if err := bumpIndex(txn, tableTombstones, idx); err != nil {
+				return err
+			}
+		}
+		return putSetting(txn, idx, SettingTombstoneHorizon, map[string]uint64{"index": upTo})
+	})
+}
