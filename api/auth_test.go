@@ -81,6 +81,33 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 			t.Fatal(err)
 		}
 		return "/v1/catalog/severities/" + n, nil
+	case "POST /v1/children":
+		f.mu.Lock()
+		n := fmt.Sprintf("child-%d", f.idx)
+		f.mu.Unlock()
+		return path, map[string]any{"name": n}
+	case "GET /v1/children", "GET /v1/alerts", "GET /v1/replication/runs", "GET /v1/replication/rules":
+		return path, nil
+	case "GET /v1/children/{name}":
+		return "/v1/children/c1", nil
+	case "DELETE /v1/children/{name}":
+		c, err := f.AddChild(fmt.Sprintf("gone-%d", f.idx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/children/" + c.Child.Name, nil
+	case "POST /v1/replication/now":
+		return path, map[string]any{"scope": "catalog"}
+	case "PUT /v1/replication/rules":
+		return path, map[string]any{"catalog": "continuous"}
+	case "POST /v1/hierarchy/v1/join":
+		return path, map[string]any{"name": "c1", "join_token": "a.b"}
+	case "PUT /v1/hierarchy/v1/languages":
+		return path, map[string]any{"ranges": []string{"de"}}
+	case "GET /v1/hierarchy/v1/catalog":
+		return path + "?cursor=0&wait=1ms", nil
+	case "POST /v1/hierarchy/v1/ack":
+		return path, map[string]any{"run_id": "r1", "applied": true}
 	}
 	t.Fatalf("no sample request for %s %s: add one to the auth matrix", method, path)
 	return "", nil
@@ -109,7 +136,7 @@ func send(t *testing.T, h http.Handler, method, path, token string, body any) *h
 func TestAuthMatrix(t *testing.T) {
 	f := newFake(t)
 	f.addBulletin(t, "B1")
-	srv := New(f, Options{Importer: fakeImporter{}})
+	srv := New(f, Options{Importer: fakeImporter{}, Hierarchy: fakeHierarchy{}})
 
 	table := map[string]route{}
 	for _, rt := range srv.routes() {

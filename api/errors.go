@@ -8,6 +8,7 @@ import (
 
 	"patchtree/langalert"
 	"patchtree/node"
+	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
 	"patchtree/store"
 )
@@ -30,18 +31,18 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden), errors.Is(err, node.ErrForbiddenJoin):
+	case errors.Is(err, ErrForbidden), errors.Is(err, node.ErrForbiddenJoin), errors.Is(err, hierarchy.ErrWrongChild):
 		return http.StatusForbidden
 	case errors.Is(err, ErrNoRoute), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrMethod):
 		return http.StatusMethodNotAllowed
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, hierarchy.ErrNoLanguages):
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrNoLeader), errors.Is(err, node.ErrNotReady),
-		errors.Is(err, importer.ErrNotLeader):
+		errors.Is(err, importer.ErrNotLeader), errors.Is(err, hierarchy.ErrNotLeading):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"patchtree/node"
+	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
 	"patchtree/store"
 )
@@ -141,6 +143,70 @@ func (f *fakeBackend) addBulletin(t *testing.T, id string) {
 		t.Fatal(err)
 	}
 }
+
+func (f *fakeBackend) AddChild(name string) (*node.EnrolledChild, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := store.Child{Name: name, JoinTokenHash: store.HashSecret("join-" + name)}
+	idx := f.next()
+	return &node.EnrolledChild{Child: c, JoinToken: "j." + "join-" + name, Index: idx}, f.s.AddChild(idx, &c)
+}
+
+func (f *fakeBackend) RemoveChild(name string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.RemoveChild(idx, name)
+}
+
+func (f *fakeBackend) PutSetting(key string, v any) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	idx := f.next()
+	return idx, f.s.PutSetting(idx, key, buf)
+}
+
+// fakeHierarchy answers the parent side of the protocol without children.
+type fakeHierarchy struct{}
+
+func (fakeHierarchy) Join(req hierarchy.JoinRequest) (*hierarchy.JoinResponse, error) {
+	return &hierarchy.JoinResponse{NodeToken: "n.x"}, nil
+}
+
+func (fakeHierarchy) ReportLanguages(child string, rep hierarchy.LanguageReport) (*hierarchy.LanguageReportResponse, error) {
+	if rep.Child != "" && rep.Child != child {
+		return nil, hierarchy.ErrWrongChild
+	}
+	return &hierarchy.LanguageReportResponse{}, nil
+}
+
+func (fakeHierarchy) Pull(ctx context.Context, req hierarchy.PullRequest) (*hierarchy.RunPlan, error) {
+	return nil, nil
+}
+
+func (fakeHierarchy) Ack(child string, ack hierarchy.Ack) (*hierarchy.AckResponse, error) {
+	return &hierarchy.AckResponse{Verified: true}, nil
+}
+
+func (fakeHierarchy) Alerts() ([]hierarchy.Alert, error) { return nil, nil }
+
+func (fakeHierarchy) ReplicateNow(children []string, mode, reason string) ([]string, error) {
+	return children, nil
+}
+
+func (fakeHierarchy) WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun {
+	return nil
+}
+
+func (fakeHierarchy) Status(only string) ([]hierarchy.ChildStatus, error) {
+	return []hierarchy.ChildStatus{{Name: "c1"}}, nil
+}
+
+func (fakeHierarchy) RulesChanged() {}
 
 // fakeImporter answers imports without running them.
 type fakeImporter struct{}

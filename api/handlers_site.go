@@ -6,6 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"patchtree/node"
+	"patchtree/replication/hierarchy"
 	"patchtree/store"
 )
 
@@ -28,12 +29,32 @@ func (s *Server) health(r *http.Request) (int, any, error) {
 	}, nil
 }
 
+// statusResponse is GET /v1/status: the server's status plus this site's place in the hierarchy.
+type statusResponse struct {
+	*node.Status
+	Parent   *hierarchy.ChildState   `json:"parent,omitempty"`
+	Children []hierarchy.ChildStatus `json:"children"`
+	Alerts   []hierarchy.Alert       `json:"alerts"`
+}
+
 func (s *Server) status(r *http.Request) (int, any, error) {
 	st, err := s.backend.Status()
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, st, nil
+	resp := statusResponse{Status: st, Children: []hierarchy.ChildStatus{}, Alerts: []hierarchy.Alert{}}
+	if s.opts.ParentLink != nil {
+		resp.Parent = s.opts.ParentLink()
+	}
+	if h := s.opts.Hierarchy; h != nil {
+		if resp.Children, err = h.Status(""); err != nil {
+			return 0, nil, err
+		}
+		if resp.Alerts, err = h.Alerts(); err != nil {
+			return 0, nil, err
+		}
+	}
+	return http.StatusOK, resp, nil
 }
 
 func (s *Server) digest(r *http.Request) (int, any, error) {

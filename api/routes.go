@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"patchtree/replication/hierarchy"
 	"patchtree/store"
 )
 
@@ -20,6 +21,8 @@ var (
 	adminAudit = access{roles: []store.Role{store.RoleAdmin, store.RoleAuditor}}
 	// adminServer lets the site's own servers re-register their addresses.
 	adminServer = access{roles: []store.Role{store.RoleAdmin, store.RoleServer}}
+	// nodeOnly is a child site's credential at its parent.
+	nodeOnly = access{roles: []store.Role{store.RoleNode}}
 )
 
 // allows reports whether role may call a route with this access.
@@ -73,5 +76,21 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/catalog/severities", adminOnly, true, s.addSeverity},
 		{http.MethodPut, "/v1/catalog/severities", adminOnly, true, s.setSeverities},
 		{http.MethodDelete, "/v1/catalog/severities/{name}", adminOnly, true, s.deleteSeverity},
+
+		{http.MethodPost, "/v1/children", adminOnly, true, s.addChild},
+		{http.MethodGet, "/v1/children", adminAudit, true, s.listChildren},
+		{http.MethodGet, "/v1/children/{name}", adminAudit, true, s.getChild},
+		{http.MethodDelete, "/v1/children/{name}", adminOnly, true, s.removeChild},
+		{http.MethodGet, "/v1/alerts", anyRole, false, s.alerts},
+		// Rollout joins when policy scopes exist (DESIGN.md §9); until then only admins.
+		{http.MethodPost, "/v1/replication/now", adminOnly, true, s.replicateNow},
+		{http.MethodGet, "/v1/replication/runs", anyRole, false, s.listRuns},
+		{http.MethodGet, "/v1/replication/rules", anyRole, false, s.getRules},
+		{http.MethodPut, "/v1/replication/rules", adminOnly, true, s.putRules},
+
+		{http.MethodPost, hierarchy.ProtocolPath + "/join", public, true, s.hJoin},
+		{http.MethodPut, hierarchy.ProtocolPath + "/languages", nodeOnly, true, s.hLanguages},
+		{http.MethodGet, hierarchy.ProtocolPath + "/catalog", nodeOnly, true, s.hPull},
+		{http.MethodPost, hierarchy.ProtocolPath + "/ack", nodeOnly, true, s.hAck},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"patchtree/node"
+	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
 	"patchtree/store"
 )
@@ -36,6 +37,9 @@ type Backend interface {
 	RemoveServer(id string) (uint64, error)
 	ChangeSeverityLevels(c store.SeverityChange) (uint64, error)
 	SetBulletinAdmin(id string, customSeverity *string, disabled *bool) (uint64, error)
+	AddChild(name string) (*node.EnrolledChild, error)
+	RemoveChild(name string) (uint64, error)
+	PutSetting(key string, v any) (uint64, error)
 }
 
 // Importer runs catalog imports (importer.Importer implements it).
@@ -56,7 +60,13 @@ type Options struct {
 	Logger       *slog.Logger
 	// Importer runs catalog imports; nil on a server that cannot import.
 	Importer Importer
+	// Hierarchy serves children; ParentLink reports this site's own parent (nil: none).
+	Hierarchy  Hierarchy
+	ParentLink func() *hierarchy.ChildState
 }
+
+// rawResponse is a handler result that writes the response itself (a stream).
+type rawResponse func(w http.ResponseWriter)
 
 // Server is the HTTP API of one site server.
 type Server struct {
@@ -133,10 +143,15 @@ func (s *Server) wrap(rt route) http.Handler {
 			return
 		}
 		code, v, err := rt.handler(r)
-		if err != nil {
+		switch raw, isRaw := v.(rawResponse); {
+		case err != nil:
 			writeError(w, err)
-			return
+		case isRaw:
+			raw(w)
+		case code == http.StatusNoContent:
+			w.WriteHeader(code)
+		default:
+			writeJSON(w, code, v)
 		}
-		writeJSON(w, code, v)
 	})
 }

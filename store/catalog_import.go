@@ -69,6 +69,10 @@ type SourceState struct {
 	// bytes under the same filter is unchanged without being parsed.
 	ContentHash string `json:"content_hash,omitempty"`
 	FilterKey   string `json:"filter_key,omitempty"`
+	// Cursor and Ranges, on a child, are the parent's catalog version this replica holds and
+	// the ranges it was filtered with (the source "parent").
+	Cursor uint64   `json:"cursor,omitempty"`
+	Ranges []string `json:"ranges,omitempty"`
 	RaftIndex
 }
 

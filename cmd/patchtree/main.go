@@ -37,6 +37,10 @@ func commands() []command {
 		{"languages", "[set RANGE...]", "show or set the site's managed language ranges", runLanguages},
 		{"token", "create --role ROLE | list | revoke ID", "create, list and revoke API tokens", runToken},
 		{"catalog", "import [SOURCE] | show [BULLETIN] | generate | severity ... | disable|enable BULLETIN", "import, browse and administer the update catalog", runCatalog},
+		{"child", "add NAME | list | remove NAME", "enrol, list and remove child sites", runChild},
+		{"alerts", "", "show language alerts", runAlerts},
+		{"runs", "[--child NAME]", "show the replication run history", runRuns},
+		{"replicate-now", "[--child NAME] [--complete] [--wait]", "replicate to children now", runReplicateNow},
 	}
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"patchtree/api"
 	"patchtree/langalert"
 	"patchtree/node"
+	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
 )
 
@@ -32,6 +35,8 @@ type serveFlags struct {
 	maxBody                                int64
 	catalogSource                          string
 	catalogMaxBytes                        int64
+	parent, joinToken                      string
+	tlsCert, tlsKey, tlsCA                 string
 }
 
 func runServe(args []string) error {
@@ -52,6 +57,11 @@ func runServe(args []string) error {
 	fs.Int64Var(&f.maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
 	fs.StringVar(&f.catalogSource, "catalog-source", "", "catalog source used when an import names none: feed file, feed URL, or CSAF provider directory/URL")
 	fs.Int64Var(&f.catalogMaxBytes, "catalog-max-bytes", 4<<30, "largest native feed accepted, after decompression")
+	fs.StringVar(&f.parent, "parent", "", "API URL of this site's parent (a child site)")
+	fs.StringVar(&f.joinToken, "join-token", os.Getenv("PATCHTREE_JOIN_TOKEN"), "one-time join token from 'patchtree child add' at the parent (env PATCHTREE_JOIN_TOKEN); needed only until the child has joined")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) to verify the parent's TLS certificate")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -86,6 +96,10 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, errors.New("--max-body-bytes must be positive")
 	case f.catalogMaxBytes <= 0:
 		return node.Config{}, nil, errors.New("--catalog-max-bytes must be positive")
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return node.Config{}, nil, errors.New("--tls-cert and --tls-key go together")
+	case f.parent != "" && !strings.HasPrefix(f.parent, "http://") && !strings.HasPrefix(f.parent, "https://"):
+		return node.Config{}, nil, fmt.Errorf("--parent must be an http:// or https:// URL, not %q", f.parent)
 	}
 	ranges, err := langalert.ParseRanges([]string{f.languages})
 	if err != nil {
@@ -113,9 +127,22 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	}
 	cfg.APIAddr = f.advertise
 	if cfg.APIAddr == "" {
-		cfg.APIAddr = advertiseURL(ln.Addr().(*net.TCPAddr), logger)
+		cfg.APIAddr = advertiseURL(ln.Addr().(*net.TCPAddr), f.tlsCert != "", logger)
+	}
+	client, err := parentClient(f.tlsCA)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	imp := importer.New(importer.Config{DefaultSource: f.catalogSource, MaxFeedBytes: f.catalogMaxBytes, Logger: logger})
+	parent := hierarchy.NewParent(logger.With("side", "parent"))
+	cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-parent", Run: parent.LeaderLoop})
+	var child *hierarchy.Child
+	if f.parent != "" {
+		child = hierarchy.NewChild(hierarchy.ChildConfig{ParentURL: f.parent, JoinToken: f.joinToken, Name: f.name,
+			Client: client, Logger: logger.With("side", "child")})
+		cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-child", Run: child.LeaderLoop})
+	}
 	if f.role == node.RoleParent {
 		// Only a parent imports from vendors; a child's catalog comes from its parent.
 		cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "catalog-import", Run: imp.LeaderLoop})
@@ -126,12 +153,24 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 		return err
 	}
 	imp.SetBackend(n)
+	parent.SetBackend(n)
+	apiOpts := api.Options{MaxBodyBytes: f.maxBody, Logger: logger, Importer: imp, Hierarchy: parent}
+	if child != nil {
+		child.SetBackend(n)
+		apiOpts.ParentLink = func() *hierarchy.ChildState { st := child.Status(); return &st }
+	}
 	srv := &http.Server{
-		Handler:           api.New(n, api.Options{MaxBodyBytes: f.maxBody, Logger: logger, Importer: imp}),
+		Handler:           api.New(n, apiOpts),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if f.tlsCert != "" {
+			serveErr <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
 	if err := node.WriteFileAtomic(addrPath, []byte(cfg.APIAddr+"\n"), 0o644); err != nil {
 		logger.Error("write api address file", "path", addrPath, "error", err)
 	}
@@ -160,11 +199,33 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 
 // advertiseURL derives the API URL from the listener; an unspecified address (0.0.0.0) is
 // advertised as loopback, which only suits a single-server site.
-func advertiseURL(addr *net.TCPAddr, logger *slog.Logger) string {
+func advertiseURL(addr *net.TCPAddr, tls bool, logger *slog.Logger) string {
 	host := addr.IP.String()
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 		logger.Warn("listening on all interfaces; advertising loopback. Set --advertise for a multi-server site.")
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// parentClient is the HTTP client for the link to the parent: it verifies the parent's
+// certificate against --tls-ca when given (else the system roots).
+func parentClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
 }

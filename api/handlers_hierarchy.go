@@ -1,0 +1,330 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"patchtree/replication/hierarchy"
+	"patchtree/store"
+)
+
+// Hierarchy is the parent side of the parent/child protocol (hierarchy.Parent implements it).
+type Hierarchy interface {
+	Join(req hierarchy.JoinRequest) (*hierarchy.JoinResponse, error)
+	ReportLanguages(child string, rep hierarchy.LanguageReport) (*hierarchy.LanguageReportResponse, error)
+	Pull(ctx context.Context, req hierarchy.PullRequest) (*hierarchy.RunPlan, error)
+	Ack(child string, ack hierarchy.Ack) (*hierarchy.AckResponse, error)
+	Alerts() ([]hierarchy.Alert, error)
+	ReplicateNow(children []string, mode, reason string) ([]string, error)
+	WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun
+	Status(only string) ([]hierarchy.ChildStatus, error)
+	RulesChanged()
+}
+
+func (s *Server) hierarchy() (Hierarchy, error) {
+	if s.opts.Hierarchy == nil {
+		return nil, fmt.Errorf("this server does not serve children: %w", store.ErrConflict)
+	}
+	return s.opts.Hierarchy, nil
+}
+
+// childCreated answers POST /v1/children: the join token is shown this once.
+type childCreated struct {
+	Name      string `json:"name"`
+	JoinToken string `json:"join_token"`
+	Index     uint64 `json:"index"`
+}
+
+func (s *Server) addChild(r *http.Request) (int, any, error) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if strings.TrimSpace(req.Name) == "" || strings.ContainsAny(req.Name, "/ \t\n") {
+		return 0, nil, fmt.Errorf(`%w: field "name" is required and may not contain spaces or "/"`, ErrBadRequest)
+	}
+	c, err := s.backend.AddChild(req.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, childCreated{Name: c.Child.Name, JoinToken: c.JoinToken, Index: c.Index}, nil
+}
+
+type childrenResponse struct {
+	Children []hierarchy.ChildStatus `json:"children"`
+}
+
+func (s *Server) listChildren(r *http.Request) (int, any, error) {
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := h.Status("")
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, childrenResponse{Children: st}, nil
+}
+
+func (s *Server) getChild(r *http.Request) (int, any, error) {
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := h.Status(mux.Vars(r)["name"])
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, st[0], nil
+}
+
+func (s *Server) removeChild(r *http.Request) (int, any, error) {
+	idx, err := s.backend.RemoveChild(mux.Vars(r)["name"])
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, indexResponse{Index: idx}, nil
+}
+
+type alertsResponse struct {
+	Alerts []hierarchy.Alert `json:"alerts"`
+}
+
+func (s *Server) alerts(r *http.Request) (int, any, error) {
+	if s.opts.Hierarchy == nil {
+		return http.StatusOK, alertsResponse{Alerts: []hierarchy.Alert{}}, nil
+	}
+	a, err := s.opts.Hierarchy.Alerts()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, alertsResponse{Alerts: a}, nil
+}
+
+// replicateNowRequest is the body of POST /v1/replication/now.
+type replicateNowRequest struct {
+	Child string `json:"child"`
+	Scope string `json:"scope"`
+	Mode  string `json:"mode"`
+	Wait  bool   `json:"wait"`
+	// Timeout bounds the wait (Go duration, default 2m).
+	Timeout string `json:"timeout"`
+	Policy  string `json:"policy"`
+	Folder  string `json:"folder"`
+}
+
+// childResult is one child's outcome of a replicate-now with wait.
+type childResult struct {
+	Child    string                `json:"child"`
+	Done     bool                  `json:"done"`
+	Verified bool                  `json:"verified"`
+	Run      *store.ReplicationRun `json:"run,omitempty"`
+	Error    string                `json:"error,omitempty"`
+}
+
+type replicateNowResponse struct {
+	Children []string      `json:"children"`
+	Results  []childResult `json:"results,omitempty"`
+}
+
+func (s *Server) replicateNow(r *http.Request) (int, any, error) {
+	var req replicateNowRequest
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Policy != "" || req.Folder != "" || req.Scope == "policies" {
+		return 0, nil, fmt.Errorf("%w: policy replication is not available yet", ErrBadRequest)
+	}
+	switch req.Scope {
+	case "", "all", "catalog":
+	default:
+		return 0, nil, fmt.Errorf("%w: scope %q is not available yet (catalog and all are)", ErrBadRequest, req.Scope)
+	}
+	timeout := 2 * time.Minute
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d <= 0 {
+			return 0, nil, fmt.Errorf("%w: timeout %q is not a positive duration such as \"90s\"", ErrBadRequest, req.Timeout)
+		}
+		timeout = d
+	}
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	var names []string
+	if req.Child != "" {
+		names = []string{req.Child}
+	}
+	since := time.Now().UTC()
+	targeted, err := h.ReplicateNow(names, req.Mode, "replicate-now")
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := replicateNowResponse{Children: targeted}
+	if !req.Wait {
+		return http.StatusAccepted, resp, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	runs := h.WaitRuns(ctx, targeted, since)
+	for _, name := range targeted {
+		res := childResult{Child: name}
+		if run, ok := runs[name]; ok {
+			res.Done, res.Verified, res.Run, res.Error = true, run.Verified, run, run.Error
+		} else {
+			res.Error = fmt.Sprintf("no run completed within %s (is the child connected?)", timeout)
+		}
+		resp.Results = append(resp.Results, res)
+	}
+	return http.StatusOK, resp, nil
+}
+
+type runsResponse struct {
+	Runs []*store.ReplicationRun `json:"runs"`
+}
+
+func (s *Server) listRuns(r *http.Request) (int, any, error) {
+	runs, err := s.backend.State().ReplicationRuns(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	child := r.URL.Query().Get("child")
+	limit := 100
+	if raw := r.URL.Query().Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			return 0, nil, fmt.Errorf("%w: limit must be a positive number, not %q", ErrBadRequest, raw)
+		}
+		limit = n
+	}
+	out := []*store.ReplicationRun{}
+	for i := len(runs) - 1; i >= 0 && len(out) < limit; i-- {
+		if child == "" || runs[i].Child == child {
+			out = append(out, runs[i])
+		}
+	}
+	return http.StatusOK, runsResponse{Runs: out}, nil
+}
+
+func (s *Server) getRules(r *http.Request) (int, any, error) {
+	return http.StatusOK, hierarchy.LoadRules(s.backend.State()), nil
+}
+
+func (s *Server) putRules(r *http.Request) (int, any, error) {
+	rules := hierarchy.LoadRules(s.backend.State())
+	if err := decodeBody(r, &rules); err != nil {
+		return 0, nil, err
+	}
+	if err := rules.Validate(); err != nil {
+		return 0, nil, err
+	}
+	if _, err := s.backend.PutSetting(hierarchy.SettingRules, rules); err != nil {
+		return 0, nil, err
+	}
+	if s.opts.Hierarchy != nil {
+		s.opts.Hierarchy.RulesChanged()
+	}
+	return http.StatusOK, rules, nil
+}
+
+// nodeChild is the child a node credential belongs to.
+func nodeChild(r *http.Request) string {
+	if tok := callerToken(r); tok != nil {
+		return tok.Child
+	}
+	return ""
+}
+
+func (s *Server) hJoin(r *http.Request) (int, any, error) {
+	var req hierarchy.JoinRequest
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := h.Join(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, resp, nil
+}
+
+func (s *Server) hLanguages(r *http.Request) (int, any, error) {
+	var req hierarchy.LanguageReport
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := h.ReportLanguages(nodeChild(r), req)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, resp, nil
+}
+
+func (s *Server) hPull(r *http.Request) (int, any, error) {
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	req := hierarchy.PullRequest{Child: nodeChild(r)}
+	if raw := q.Get("cursor"); raw != "" {
+		if req.Cursor, err = strconv.ParseUint(raw, 10, 64); err != nil {
+			return 0, nil, fmt.Errorf("%w: cursor %q is not a number", ErrBadRequest, raw)
+		}
+	}
+	if raw := q.Get("ranges"); raw != "" {
+		req.CursorRanges = strings.Split(raw, ",")
+	}
+	if raw := q.Get("wait"); raw != "" {
+		if req.Wait, err = time.ParseDuration(raw); err != nil {
+			return 0, nil, fmt.Errorf("%w: wait %q is not a duration", ErrBadRequest, raw)
+		}
+	}
+	plan, err := h.Pull(r.Context(), req)
+	if err != nil {
+		return 0, nil, err
+	}
+	if plan == nil {
+		return http.StatusNoContent, nil, nil
+	}
+	return http.StatusOK, rawResponse(func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/vnd.patchtree.run.v1+zstd")
+		w.Header().Set("X-Patchtree-Run", plan.Header().RunID)
+		w.WriteHeader(http.StatusOK)
+		if _, err := plan.WriteTo(w); err != nil {
+			s.logger.Warn("sending replication run failed", "run", plan.Header().RunID, "error", err)
+		}
+	}), nil
+}
+
+func (s *Server) hAck(r *http.Request) (int, any, error) {
+	var req hierarchy.Ack
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := h.Ack(nodeChild(r), req)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, resp, nil
+}

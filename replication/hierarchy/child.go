@@ -1,0 +1,558 @@
+package hierarchy
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"github.com/klauspost/compress/zstd"
+
+	"patchtree/store"
+)
+
+// SettingParent is the settings key of a child's link to its parent.
+const SettingParent = "parent"
+
+// SourceParent is the source id under which a child records its replica's cursor.
+const SourceParent = "parent"
+
+// Link is a child's link to its parent, kept in the child's replicated state so that restarts
+// and new leaders need no join token.
+type Link struct {
+	URL        string    `json:"url"`
+	Child      string    `json:"child"`
+	NodeToken  string    `json:"node_token"`
+	ParentName string    `json:"parent_name"`
+	ParentSite string    `json:"parent_site_id"`
+	JoinedAt   time.Time `json:"joined_at"`
+}
+
+// ChildBackend is what the child side needs from its site server (node.Node implements it).
+type ChildBackend interface {
+	State() *store.Store
+	PutSetting(key string, v any) (uint64, error)
+	StageCatalog(runID string, b *store.CatalogBatch) error
+	CommitCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error)
+	AbortCatalog(runID string) error
+}
+
+// ChildConfig configures the child side.
+type ChildConfig struct {
+	ParentURL string
+	JoinToken string
+	Name      string
+	Client    *http.Client
+	Logger    *slog.Logger
+	// PollWait is how long the parent may hold a pull (default 50s).
+	PollWait time.Duration
+}
+
+// ChildState is what a child's status reports about its parent link.
+type ChildState struct {
+	URL            string    `json:"url"`
+	Joined         bool      `json:"joined"`
+	Connected      bool      `json:"connected"`
+	LastContact    time.Time `json:"last_contact,omitempty"`
+	Cursor         uint64    `json:"cursor"`
+	RangesReported bool      `json:"ranges_reported"`
+	Uncovered      []string  `json:"uncovered_ranges"`
+	LastRun        string    `json:"last_run,omitempty"`
+	LastVerified   bool      `json:"last_verified"`
+	Error          string    `json:"error,omitempty"`
+}
+
+// Child is the child side: it joins its parent, reports its languages, and pulls its view.
+type Child struct {
+	cfg     ChildConfig
+	backend ChildBackend
+	ready   chan struct{}
+
+	mu    sync.Mutex
+	state ChildState
+}
+
+// NewChild returns the child side; SetBackend connects it to its server.
+func NewChild(cfg ChildConfig) *Child {
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 50 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.ParentURL = strings.TrimRight(cfg.ParentURL, "/")
+	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, Uncovered: []string{}}}
+}
+
+// SetBackend connects the child side to its server.
+func (c *Child) SetBackend(b ChildBackend) {
+	c.backend = b
+	close(c.ready)
+}
+
+// Status reports the parent link.
+func (c *Child) Status() ChildState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state
+	st.Connected = !st.LastContact.IsZero() && time.Since(st.LastContact) < c.cfg.PollWait+15*time.Second
+	return st
+}
+
+func (c *Child) setErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.state.Error = ""
+		c.state.LastContact = time.Now()
+		return
+	}
+	c.state.Error = err.Error()
+}
+
+// LeaderLoop runs on the child's leader: join once, then report languages and pull.
+func (c *Child) LeaderLoop(ctx context.Context) {
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return
+	}
+	link, err := c.ensureJoined(ctx)
+	if err != nil {
+		return // ctx ended
+	}
+	c.mu.Lock()
+	c.state.Joined = true
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.reportLoop(ctx, link) }()
+	c.pullLoop(ctx, link)
+	wg.Wait()
+}
+
+// backoff sleeps for attempt's back-off (1s doubling to 60s, with jitter); false if ctx ended.
+func backoff(ctx context.Context, attempt int) bool {
+	d := time.Second << min(attempt, 6)
+	if d > time.Minute {
+		d = time.Minute
+	}
+	d = d/2 + rand.N(d/2+1)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func (c *Child) link() (*Link, error) {
+	row, err := c.backend.State().Setting(nil, SettingParent)
+	if err != nil || row == nil {
+		return nil, err
+	}
+	var l Link
+	if err := json.Unmarshal(row.Value, &l); err != nil {
+		return nil, fmt.Errorf("decode parent link: %w", err)
+	}
+	return &l, nil
+}
+
+// ensureJoined returns the stored link, or exchanges the join token for one.
+func (c *Child) ensureJoined(ctx context.Context) (*Link, error) {
+	for attempt := 0; ; attempt++ {
+		l, err := c.link()
+		if err == nil && l != nil && l.URL == c.cfg.ParentURL {
+			return l, nil
+		}
+		if err == nil {
+			l, err = c.join(ctx)
+		}
+		if err == nil {
+			return l, nil
+		}
+		c.setErr(err)
+		c.cfg.Logger.Error("joining the parent failed; retrying", "parent", c.cfg.ParentURL, "error", err)
+		if !backoff(ctx, attempt) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Child) join(ctx context.Context) (*Link, error) {
+	if c.cfg.JoinToken == "" {
+		return nil, errors.New("not joined to the parent yet and no --join-token given (create one with 'patchtree child add NAME' at the parent)")
+	}
+	var resp JoinResponse
+	if _, err := c.call(ctx, http.MethodPost, ProtocolPath+"/join", "", JoinRequest{Name: c.cfg.Name, JoinToken: c.cfg.JoinToken}, &resp); err != nil {
+		return nil, fmt.Errorf("join %s as %q: %w", c.cfg.ParentURL, c.cfg.Name, err)
+	}
+	l := &Link{URL: c.cfg.ParentURL, Child: c.cfg.Name, NodeToken: resp.NodeToken, ParentName: resp.ParentName,
+		ParentSite: resp.ParentSite, JoinedAt: time.Now().UTC()}
+	if _, err := c.backend.PutSetting(SettingParent, l); err != nil {
+		return nil, fmt.Errorf("store the parent link: %w", err)
+	}
+	c.cfg.Logger.Info("joined the parent", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+	return l, nil
+}
+
+// httpError is a non-2xx answer from the parent.
+type httpError struct {
+	Status int
+	Msg    string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status) }
+
+// call sends a JSON request to the parent and decodes a JSON answer.
+func (c *Child) call(ctx context.Context, method, path, token string, in, out any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		buf, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.ParentURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.cfg.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(raw))
+		}
+		return resp, &httpError{Status: resp.StatusCode, Msg: e.Error}
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp, fmt.Errorf("decode %s %s: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+// reportLoop reports the child's ranges at start, whenever they change, on the languages rule's
+// schedule, and again after a failure.
+func (c *Child) reportLoop(ctx context.Context, link *Link) {
+	attempt := 0
+	for {
+		ws := memdb.NewWatchSet()
+		state := c.backend.State()
+		langs, err := state.Languages(ws, store.LanguagesSite)
+		ranges := []string{}
+		if err == nil && langs != nil {
+			ranges = langs.Ranges
+		}
+		var resp LanguageReportResponse
+		_, err = c.call(ctx, http.MethodPut, ProtocolPath+"/languages", link.NodeToken, LanguageReport{Child: link.Child, Ranges: ranges}, &resp)
+		wait := time.Until(c.nextReport(state))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.setErr(fmt.Errorf("report languages: %w", err))
+			c.cfg.Logger.Warn("language report failed; retrying", "error", err)
+			attempt++
+			if !backoff(ctx, attempt) {
+				return
+			}
+			continue
+		}
+		attempt = 0
+		c.mu.Lock()
+		c.state.RangesReported, c.state.Uncovered = true, resp.Uncovered
+		c.mu.Unlock()
+		if len(resp.Uncovered) > 0 {
+			c.cfg.Logger.Warn("the parent does not cover some of this site's languages", "uncovered", resp.Uncovered, "parent_ranges", resp.ParentRanges)
+		}
+		ws.Add(state.AbandonCh())
+		timer := time.NewTimer(wait)
+		wsCtx, cancel := context.WithCancel(ctx)
+		changed := make(chan struct{})
+		go func() { ws.WatchCtx(wsCtx); close(changed) }()
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-timer.C:
+		}
+		cancel()
+		timer.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (c *Child) nextReport(s *store.Store) time.Time {
+	sched, err := ParseSchedule(LoadRules(s).Languages, false)
+	if err != nil {
+		return time.Now().Add(24 * time.Hour)
+	}
+	return sched.Next(time.Now())
+}
+
+// pullLoop long-polls the parent and applies each run it answers with.
+func (c *Child) pullLoop(ctx context.Context, link *Link) {
+	attempt := 0
+	for ctx.Err() == nil {
+		err := c.pullOnce(ctx, link)
+		if ctx.Err() != nil {
+			return
+		}
+		c.setErr(err)
+		if err == nil {
+			attempt = 0
+			continue
+		}
+		var he *httpError
+		if errors.As(err, &he) && he.Status == http.StatusConflict {
+			// Not reported our languages yet: the report loop is on it.
+			attempt = min(attempt, 1)
+		}
+		c.cfg.Logger.Warn("pull from parent failed; retrying", "error", err)
+		attempt++
+		if !backoff(ctx, attempt) {
+			return
+		}
+	}
+}
+
+// cursor is where this replica stands.
+func (c *Child) cursor() (uint64, []string) {
+	src, err := c.backend.State().Source(nil, SourceParent)
+	if err != nil || src == nil {
+		return 0, nil
+	}
+	return src.Cursor, src.Ranges
+}
+
+func (c *Child) pullOnce(ctx context.Context, link *Link) error {
+	cursor, ranges := c.cursor()
+	q := url.Values{}
+	q.Set("cursor", fmt.Sprint(cursor))
+	q.Set("ranges", strings.Join(ranges, ","))
+	q.Set("wait", c.cfg.PollWait.String())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.ParentURL+ProtocolPath+"/catalog?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+link.NodeToken)
+	resp, err := c.cfg.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	start := time.Now() // the run starts when the parent answers, not when the long-poll began
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNoContent:
+		return nil
+	case resp.StatusCode/100 != 2:
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(raw))
+		}
+		return fmt.Errorf("pull: %w", &httpError{Status: resp.StatusCode, Msg: e.Error})
+	}
+	c.setErr(nil)
+	ack := c.apply(ctx, link, resp.Body, start)
+	ackCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ar AckResponse
+	if _, err := c.call(ackCtx, http.MethodPost, ProtocolPath+"/ack", link.NodeToken, ack, &ar); err != nil {
+		return fmt.Errorf("acknowledge run %s: %w", ack.RunID, err)
+	}
+	c.mu.Lock()
+	c.state.LastRun, c.state.LastVerified = ack.RunID, ar.Verified
+	c.mu.Unlock()
+	if ack.Error != "" {
+		return errors.New(ack.Error)
+	}
+	if !ar.Verified {
+		c.cfg.Logger.Warn("replica did not verify; the parent will send a complete run", "run", ack.RunID, "mismatches", ar.Mismatches)
+	}
+	return nil
+}
+
+// countReader counts bytes on the wire.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// apply reads a run (zstd JSON lines), stages each chunk as one Raft entry and makes the run
+// visible in one commit entry; it returns the acknowledgement to send.
+func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start time.Time) Ack {
+	wire := &countReader{r: body}
+	ack := Ack{Child: link.Child}
+	dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		ack.Error = err.Error()
+		return ack
+	}
+	defer dec.Close()
+	raw := &countReader{r: dec}
+	jd := json.NewDecoder(raw)
+	var h RunHeader
+	if err := jd.Decode(&h); err != nil {
+		ack.Error = fmt.Sprintf("read run header: %v", err)
+		return ack
+	}
+	ack.RunID = h.RunID
+	runID := "repl-" + h.RunID
+	staged := false
+	fail := func(format string, args ...any) Ack {
+		if staged {
+			if err := c.backend.AbortCatalog(runID); err != nil {
+				c.cfg.Logger.Warn("drop staged replication run", "run", runID, "error", err)
+			}
+		}
+		ack.Error = fmt.Sprintf(format, args...)
+		ack.BytesWire, ack.BytesRaw = wire.n, raw.n
+		return ack
+	}
+	seenB, seenU := map[string]bool{}, map[string]bool{}
+	for i := 0; i < h.Chunks; i++ {
+		var ch chunk
+		if err := jd.Decode(&ch); err != nil {
+			return fail("read chunk %d of %d of run %s: %v", i+1, h.Chunks, h.RunID, err)
+		}
+		ch.Replica, ch.Tombstones = true, false
+		if h.Mode == ModeComplete {
+			for _, b := range ch.Bulletins {
+				seenB[b.ID] = true
+			}
+			for _, u := range ch.Updates {
+				seenU[u.ID] = true
+			}
+		}
+		if err := c.backend.StageCatalog(runID, &ch); err != nil {
+			return fail("stage chunk %d of run %s: %v", i+1, h.RunID, err)
+		}
+		staged = true
+	}
+	if h.Mode == ModeComplete {
+		// A complete run is the whole view: drop what it did not contain.
+		drop := &store.CatalogBatch{Replica: true}
+		view, err := c.backend.State().CatalogView(nil)
+		if err != nil {
+			return fail("read replica: %v", err)
+		}
+		view.EachBulletin(func(b *store.Bulletin) bool {
+			if !seenB[b.ID] {
+				drop.DeleteBulletins = append(drop.DeleteBulletins, b.ID)
+			}
+			return true
+		})
+		view.EachUpdate(func(u *store.Update) bool {
+			if !seenU[u.ID] {
+				drop.DeleteUpdates = append(drop.DeleteUpdates, u.ID)
+			}
+			return true
+		})
+		for _, part := range splitDeletes(drop, 20000) {
+			if err := c.backend.StageCatalog(runID, part); err != nil {
+				return fail("stage deletions of run %s: %v", h.RunID, err)
+			}
+			staged = true
+		}
+	}
+	now := time.Now().UTC()
+	rec := &store.ImportRun{ID: runID, Source: c.cfg.ParentURL, Kind: "replication", Feed: "parent", Mode: h.Mode,
+		State: store.ImportSucceeded, StartedAt: start.UTC(), FinishedAt: now}
+	src := &store.SourceState{ID: SourceParent, Kind: "parent", Feed: "parent", Cursor: h.To, Ranges: h.Ranges,
+		LastImport: now, LastRunID: runID}
+	if _, err := c.backend.CommitCatalog(rec, src); err != nil {
+		return fail("commit run %s: %v", h.RunID, err)
+	}
+	ack.Applied = true
+	ack.BytesWire, ack.BytesRaw = wire.n, raw.n
+	ack.DurationMS = time.Since(start).Milliseconds()
+	view, err := c.backend.State().CatalogView(nil)
+	if err == nil {
+		ack.ChildDigest = ReplicaDigest(view)
+		ack.Sample = sample(view, h.SamplePercent)
+	}
+	c.cfg.Logger.Info("applied replication run", "run", h.RunID, "mode", h.Mode, "trigger", h.Trigger,
+		"records", h.Records, "deletes", h.Deletes, "wire_bytes", wire.n, "raw_bytes", raw.n)
+	return ack
+}
+
+// splitDeletes splits a deletion batch into parts of at most n ids.
+func splitDeletes(b *store.CatalogBatch, n int) []*store.CatalogBatch {
+	var out []*store.CatalogBatch
+	ids := append(append([]string{}, b.DeleteBulletins...), b.DeleteUpdates...)
+	nb := len(b.DeleteBulletins)
+	for i := 0; i < len(ids); i += n {
+		part := &store.CatalogBatch{Replica: true}
+		for j := i; j < len(ids) && j < i+n; j++ {
+			if j < nb {
+				part.DeleteBulletins = append(part.DeleteBulletins, ids[j])
+			} else {
+				part.DeleteUpdates = append(part.DeleteUpdates, ids[j])
+			}
+		}
+		out = append(out, part)
+	}
+	return out
+}
+
+// sample picks about pct percent of the replica's records for the record-by-record check.
+func sample(v *store.CatalogView, pct float64) []SampleRecord {
+	if pct <= 0 {
+		return nil
+	}
+	var out []SampleRecord
+	pick := func() bool { return rand.Float64()*100 < pct }
+	v.EachUpdate(func(u *store.Update) bool {
+		if pick() {
+			h := UpdateHash(u)
+			out = append(out, SampleRecord{Kind: "update", ID: u.ID, Hash: hex.EncodeToString(h[:])})
+		}
+		return true
+	})
+	v.EachBulletin(func(b *store.Bulletin) bool {
+		if pick() {
+			h := BulletinHash(b, b.UpdateIDs)
+			out = append(out, SampleRecord{Kind: "bulletin", ID: b.ID, Hash: hex.EncodeToString(h[:])})
+		}
+		return true
+	})
+	return out
+}

@@ -1,0 +1,657 @@
+package hierarchy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"patchtree/langalert"
+	"patchtree/store"
+)
+
+// Sentinel errors of the parent side.
+var (
+	// ErrNoLanguages means the child never reported its languages: it receives no catalog.
+	ErrNoLanguages = errors.New("the child has not reported its languages yet; it receives no catalog until it does")
+	// ErrWrongChild means a node credential acted for another child.
+	ErrWrongChild = errors.New("node credential belongs to another child")
+	// ErrNotLeading means the parent's leader loop is not running here.
+	ErrNotLeading = errors.New("not the leader")
+)
+
+// ParentBackend is what the parent side needs from its site server (node.Node implements it).
+type ParentBackend interface {
+	State() *store.Store
+	JoinChild(name, joinToken string) (string, error)
+	UpdateChild(name string, u store.ChildUpdate) (uint64, error)
+	RecordReplicationRun(run store.ReplicationRun, u store.ChildUpdate) (uint64, error)
+	CollectTombstones(upTo uint64) (uint64, error)
+}
+
+// trigger is a pending reason to replicate to a child.
+type trigger struct {
+	mode, reason string
+}
+
+// inflight is a run handed to a child and not yet acknowledged.
+type inflight struct {
+	plan    *RunPlan
+	child   string
+	trigger string
+	started time.Time
+}
+
+// Parent serves children: enrolment, language reports, pulls and acknowledgements. Its state
+// that is not replicated (who is waiting, pending triggers, runs in flight, last contact) lives
+// on the leader only and is rebuilt by the children's next requests after a failover.
+type Parent struct {
+	backend  ParentBackend
+	ready    chan struct{}
+	logger   *slog.Logger
+	pollWait time.Duration
+
+	mu       sync.Mutex
+	leading  bool
+	pending  map[string]trigger
+	wake     map[string]chan struct{}
+	seen     map[string]time.Time
+	inflight map[string]*inflight
+	alerts   map[string]bool
+	runDone  chan struct{} // closed and replaced whenever a run is recorded
+	nextRun  time.Time
+}
+
+// NewParent returns the parent side; SetBackend connects it to its server.
+func NewParent(logger *slog.Logger) *Parent {
+	return &Parent{
+		ready: make(chan struct{}), logger: logger, pollWait: 55 * time.Second,
+		pending: map[string]trigger{}, wake: map[string]chan struct{}{}, seen: map[string]time.Time{},
+		inflight: map[string]*inflight{}, alerts: map[string]bool{}, runDone: make(chan struct{}),
+	}
+}
+
+// SetBackend connects the parent side to its server.
+func (p *Parent) SetBackend(b ParentBackend) {
+	p.backend = b
+	close(p.ready)
+}
+
+// Join exchanges a join token for the child's node credential.
+func (p *Parent) Join(req JoinRequest) (*JoinResponse, error) {
+	if req.Name == "" || req.JoinToken == "" {
+		return nil, fmt.Errorf("join needs name and join_token: %w", store.ErrInvalid)
+	}
+	bearer, err := p.backend.JoinChild(req.Name, req.JoinToken)
+	if err != nil {
+		return nil, err
+	}
+	resp := &JoinResponse{NodeToken: bearer}
+	if site, err := p.backend.State().Site(nil); err == nil && site != nil {
+		resp.ParentName, resp.ParentSite = site.Name, site.SiteID
+	}
+	p.logger.Info("child joined", "child", req.Name)
+	return resp, nil
+}
+
+// ReportLanguages records a child's ranges and answers which of them the parent lacks.
+func (p *Parent) ReportLanguages(child string, rep LanguageReport) (*LanguageReportResponse, error) {
+	if rep.Child != "" && rep.Child != child {
+		return nil, fmt.Errorf("%w: credential of %q reported as %q", ErrWrongChild, child, rep.Child)
+	}
+	ranges, err := langalert.ParseRanges(rep.Ranges)
+	if err != nil {
+		return nil, err
+	}
+	state := p.backend.State()
+	c, err := state.Child(nil, child)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, fmt.Errorf("child %q: %w", child, store.ErrNotFound)
+	}
+	if !c.RangesReported || !sameRanges(c.Ranges, ranges) {
+		if _, err := p.backend.UpdateChild(child, store.ChildUpdate{Ranges: &ranges, RangesAt: time.Now().UTC()}); err != nil {
+			return nil, err
+		}
+		p.logger.Info("child reported languages", "child", child, "ranges", ranges)
+		p.poke(child)
+	}
+	p.touch(child)
+	parent := p.parentRanges()
+	return &LanguageReportResponse{ParentRanges: parent, Uncovered: nonNil(langalert.Uncovered(parent, ranges))}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (p *Parent) parentRanges() []string {
+	if l, err := p.backend.State().Languages(nil, store.LanguagesSite); err == nil && l != nil {
+		return l.Ranges
+	}
+	return []string{}
+}
+
+// Alert is one child range that no parent range covers.
+type Alert struct {
+	Child        string   `json:"child"`
+	Range        string   `json:"range"`
+	ParentRanges []string `json:"parent_ranges"`
+	Message      string   `json:"message"`
+}
+
+// Alerts lists the current language alerts.
+func (p *Parent) Alerts() ([]Alert, error) {
+	children, err := p.backend.State().Children(nil)
+	if err != nil {
+		return nil, err
+	}
+	parent := p.parentRanges()
+	out := []Alert{}
+	for _, c := range children {
+		if !c.RangesReported {
+			continue
+		}
+		for _, r := range langalert.Uncovered(parent, c.Ranges) {
+			out = append(out, Alert{Child: c.Name, Range: r, ParentRanges: parent,
+				Message: fmt.Sprintf("child %s manages %q, which no range of this parent (%v) covers: it receives no updates in it", c.Name, r, parent)})
+		}
+	}
+	return out, nil
+}
+
+func (p *Parent) touch(child string) {
+	p.mu.Lock()
+	p.seen[child] = time.Now()
+	p.mu.Unlock()
+}
+
+// poke wakes a child's waiting pull so that it re-evaluates whether a run is due.
+func (p *Parent) poke(child string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch, ok := p.wake[child]; ok {
+		close(ch)
+		delete(p.wake, child)
+	}
+}
+
+// ReplicateNow asks for a run to the named children (all if none): each gets one at its next
+// (or current, waiting) pull.
+func (p *Parent) ReplicateNow(children []string, mode, reason string) ([]string, error) {
+	if mode == "" {
+		mode = ModeDifferential
+	}
+	if mode != ModeDifferential && mode != ModeComplete {
+		return nil, fmt.Errorf("mode must be differential or complete, not %q: %w", mode, store.ErrInvalid)
+	}
+	all, err := p.backend.State().Children(nil)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, c := range all {
+		known[c.Name] = true
+	}
+	if len(children) == 0 {
+		for _, c := range all {
+			children = append(children, c.Name)
+		}
+	}
+	for _, name := range children {
+		if !known[name] {
+			return nil, fmt.Errorf("child %q: %w", name, store.ErrNotFound)
+		}
+	}
+	p.mu.Lock()
+	for _, name := range children {
+		if cur, ok := p.pending[name]; !ok || cur.mode != ModeComplete {
+			p.pending[name] = trigger{mode: mode, reason: reason}
+		}
+	}
+	p.mu.Unlock()
+	for _, name := range children {
+		p.poke(name)
+	}
+	return children, nil
+}
+
+// WaitRuns waits until each child has a run recorded that started at or after since, or ctx
+// ends; it returns the newest such run per child (missing: none yet).
+func (p *Parent) WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun {
+	for {
+		p.mu.Lock()
+		done := p.runDone
+		p.mu.Unlock()
+		got := p.runsSince(children, since)
+		if len(got) == len(children) {
+			return got
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return got
+		}
+	}
+}
+
+func (p *Parent) runsSince(children []string, since time.Time) map[string]*store.ReplicationRun {
+	runs, _ := p.backend.State().ReplicationRuns(nil)
+	want := map[string]bool{}
+	for _, c := range children {
+		want[c] = true
+	}
+	out := map[string]*store.ReplicationRun{}
+	for _, r := range runs {
+		if want[r.Child] && !r.StartedAt.Before(since) {
+			if prev, ok := out[r.Child]; !ok || r.ID > prev.ID {
+				out[r.Child] = r
+			}
+		}
+	}
+	return out
+}
+
+// PullRequest is a child's pull: where its replica stands.
+type PullRequest struct {
+	Child        string
+	Cursor       uint64
+	CursorRanges []string
+	Wait         time.Duration
+}
+
+// Pull answers a child's long-poll: a run as soon as one is due, or nil when the wait expires.
+func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
+	if req.Wait <= 0 || req.Wait > p.pollWait {
+		req.Wait = p.pollWait
+	}
+	timer := time.NewTimer(req.Wait)
+	defer timer.Stop()
+	for {
+		p.touch(req.Child)
+		state := p.backend.State()
+		c, err := state.Child(nil, req.Child)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil {
+			return nil, fmt.Errorf("child %q: %w", req.Child, store.ErrNotFound)
+		}
+		if !c.RangesReported {
+			return nil, ErrNoLanguages
+		}
+		view, err := state.CatalogView(nil)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		if !p.leading {
+			p.mu.Unlock()
+			return nil, ErrNotLeading
+		}
+		t, due := p.due(c, req, view)
+		var wake chan struct{}
+		if due {
+			delete(p.pending, c.Name)
+		} else {
+			wake = p.wake[c.Name]
+			if wake == nil {
+				wake = make(chan struct{})
+				p.wake[c.Name] = wake
+			}
+		}
+		p.mu.Unlock()
+		if due {
+			return p.startRun(view, c, req, t), nil
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// due decides whether a run is due for a child and which (p.mu held).
+func (p *Parent) due(c *store.Child, req PullRequest, v *store.CatalogView) (trigger, bool) {
+	switch {
+	case req.Cursor == 0:
+		return trigger{ModeComplete, "first"}, true
+	case c.NeedsComplete:
+		return trigger{ModeComplete, "repair"}, true
+	case req.Cursor < v.TombstoneHorizon():
+		return trigger{ModeComplete, "horizon"}, true
+	case req.Cursor > v.Info.Version:
+		return trigger{ModeComplete, "cursor-ahead"}, true // the parent's catalog went backwards
+	}
+	if t, ok := p.pending[c.Name]; ok {
+		return t, true
+	}
+	if !sameRanges(c.Ranges, req.CursorRanges) {
+		return trigger{ModeDifferential, "filter-change"}, true
+	}
+	if rules := LoadRules(p.backend.State()); rules.Catalog == "continuous" && v.Info.Version > req.Cursor {
+		return trigger{ModeDifferential, "continuous"}, true
+	}
+	return trigger{}, false
+}
+
+func (p *Parent) startRun(v *store.CatalogView, c *store.Child, req PullRequest, t trigger) *RunPlan {
+	view := *c
+	view.Cursor, view.CursorRanges = req.Cursor, req.CursorRanges
+	plan := buildRun(v, &view, t.mode)
+	b := make([]byte, 3)
+	rand.Read(b)
+	now := time.Now().UTC()
+	plan.header.RunID = now.Format("20060102T150405.000") + "-" + hex.EncodeToString(b)
+	plan.header.Trigger = t.reason
+	plan.header.SamplePercent = LoadRules(p.backend.State()).VerifyPercent
+	p.mu.Lock()
+	p.inflight[plan.header.RunID] = &inflight{plan: plan, child: c.Name, trigger: t.reason, started: now}
+	p.mu.Unlock()
+	p.logger.Info("replication run", "child", c.Name, "run", plan.header.RunID, "mode", t.mode, "trigger", t.reason,
+		"from", plan.header.From, "to", plan.header.To, "records", plan.header.Records, "deletes", plan.header.Deletes)
+	return plan
+}
+
+// Ack records a child's acknowledgement: the run, whether it verified, and the child's new
+// cursor. A mismatch makes the next run complete, which repairs the replica.
+func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
+	if ack.Child != "" && ack.Child != child {
+		return nil, fmt.Errorf("%w: credential of %q acknowledged as %q", ErrWrongChild, child, ack.Child)
+	}
+	p.mu.Lock()
+	inf := p.inflight[ack.RunID]
+	if inf != nil && inf.child == child {
+		delete(p.inflight, ack.RunID)
+	}
+	p.mu.Unlock()
+	if inf == nil || inf.child != child {
+		return nil, fmt.Errorf("run %q of child %q is unknown here (the parent may have restarted); pull again: %w", ack.RunID, child, store.ErrNotFound)
+	}
+	h := inf.plan.header
+	now := time.Now().UTC()
+	run := store.ReplicationRun{
+		ID: h.RunID, Child: child, Scope: "catalog", Mode: h.Mode, Trigger: h.Trigger, From: h.From, To: h.To,
+		Records: h.Records, Deletes: h.Deletes, BytesWire: ack.BytesWire, BytesRaw: ack.BytesRaw,
+		StartedAt: inf.started, FinishedAt: now, DurationMS: ack.DurationMS,
+		ParentDigest: h.Digest, ChildDigest: ack.ChildDigest, Sampled: len(ack.Sample), Error: ack.Error,
+	}
+	resp := &AckResponse{}
+	u := store.ChildUpdate{}
+	if ack.Applied {
+		resp.Mismatches = checkSample(inf.plan.view, h.Ranges, ack.Sample)
+		resp.Verified = ack.ChildDigest == h.Digest && len(resp.Mismatches) == 0
+		run.Verified = resp.Verified
+		to, ranges, needs := h.To, h.Ranges, !resp.Verified
+		u = store.ChildUpdate{Cursor: &to, CursorRanges: &ranges, CursorAt: now, NeedsComplete: &needs}
+		if !resp.Verified && run.Error == "" {
+			run.Error = fmt.Sprintf("verification failed: child digest %s, parent %s, %d sampled records differ %v; the next run is complete",
+				abbrev(ack.ChildDigest), abbrev(h.Digest), len(resp.Mismatches), firstN(resp.Mismatches, 5))
+			p.logger.Warn("replica verification failed; repairing with a complete run", "child", child, "run", h.RunID, "error", run.Error)
+		}
+	}
+	if _, err := p.backend.RecordReplicationRun(run, u); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	close(p.runDone)
+	p.runDone = make(chan struct{})
+	p.mu.Unlock()
+	return resp, nil
+}
+
+func abbrev(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// LeaderLoop runs while this server leads: it fires the catalog schedule, logs language alerts
+// as they are raised and cleared, and collects tombstones every child has passed.
+func (p *Parent) LeaderLoop(ctx context.Context) {
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		return
+	}
+	p.mu.Lock()
+	p.leading = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.leading = false
+		for name, ch := range p.wake {
+			close(ch)
+			delete(p.wake, name)
+		}
+		p.inflight = map[string]*inflight{}
+		p.mu.Unlock()
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastCollect time.Time
+	var lastVersion uint64
+	p.scheduleNext(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if info, err := p.backend.State().Catalog(nil); err == nil && info.Version != lastVersion {
+				lastVersion = info.Version
+				p.CatalogChanged()
+			}
+			p.fireSchedule(now)
+			p.logAlerts()
+			if now.Sub(lastCollect) > 30*time.Second {
+				lastCollect = now
+				p.collectTombstones()
+			}
+		}
+	}
+}
+
+func (p *Parent) scheduleNext(now time.Time) {
+	sched, err := ParseSchedule(LoadRules(p.backend.State()).Catalog, true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil || sched.Continuous {
+		p.nextRun = time.Time{}
+		return
+	}
+	p.nextRun = sched.Next(now)
+}
+
+// NextRun is when the catalog schedule fires next (zero: continuous).
+func (p *Parent) NextRun() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextRun
+}
+
+func (p *Parent) fireSchedule(now time.Time) {
+	p.mu.Lock()
+	next := p.nextRun
+	p.mu.Unlock()
+	if next.IsZero() || now.Before(next) {
+		if next.IsZero() {
+			p.scheduleNext(now) // rules may have changed from continuous
+		}
+		return
+	}
+	if _, err := p.ReplicateNow(nil, ModeDifferential, "schedule"); err != nil {
+		p.logger.Warn("scheduled replication", "error", err)
+	}
+	p.scheduleNext(now)
+}
+
+// RulesChanged re-reads the schedule (after PUT /v1/replication/rules) and wakes every child.
+func (p *Parent) RulesChanged() {
+	p.scheduleNext(time.Now())
+	p.mu.Lock()
+	names := make([]string, 0, len(p.wake))
+	for name := range p.wake {
+		names = append(names, name)
+	}
+	p.mu.Unlock()
+	for _, n := range names {
+		p.poke(n)
+	}
+}
+
+// CatalogChanged wakes waiting children so that a continuous rule sends the new version.
+func (p *Parent) CatalogChanged() { p.RulesChanged() }
+
+func (p *Parent) logAlerts() {
+	alerts, err := p.Alerts()
+	if err != nil {
+		return
+	}
+	now := map[string]bool{}
+	for _, a := range alerts {
+		key := a.Child + "\x00" + a.Range
+		now[key] = true
+		if !p.alerts[key] {
+			p.logger.Warn("language alert raised", "child", a.Child, "range", a.Range, "parent_ranges", a.ParentRanges)
+		}
+	}
+	for key := range p.alerts {
+		if !now[key] {
+			p.logger.Info("language alert cleared", "alert", key)
+		}
+	}
+	p.alerts = now
+}
+
+// collectTombstones drops tombstones that every child has passed.
+func (p *Parent) collectTombstones() {
+	state := p.backend.State()
+	children, err := state.Children(nil)
+	if err != nil || len(children) == 0 {
+		return
+	}
+	var min uint64
+	for i, c := range children {
+		if i == 0 || c.Cursor < min {
+			min = c.Cursor
+		}
+	}
+	view, err := state.CatalogView(nil)
+	if err != nil || min == 0 {
+		return
+	}
+	old := false
+	view.Tombstones(0, func(t *store.Tombstone) bool {
+		old = old || t.Index <= min
+		return !old
+	})
+	if !old {
+		return
+	}
+	if _, err := p.backend.CollectTombstones(min); err != nil {
+		p.logger.Warn("collect tombstones", "error", err)
+	}
+}
+
+// ChildStatus is what GET /v1/children reports for one child.
+type ChildStatus struct {
+	Name           string                `json:"name"`
+	Joined         bool                  `json:"joined"`
+	Connected      bool                  `json:"connected"`
+	LastSeen       *time.Time            `json:"last_seen,omitempty"`
+	Ranges         []string              `json:"ranges"`
+	RangesReported bool                  `json:"ranges_reported"`
+	Cursor         uint64                `json:"cursor"`
+	LagIndex       uint64                `json:"lag_index"`
+	LagSeconds     float64               `json:"lag_seconds"`
+	LastRun        *store.ReplicationRun `json:"last_run,omitempty"`
+	NextRun        *time.Time            `json:"next_run,omitempty"`
+	Status         string                `json:"status"`
+}
+
+// Status reports every child (or one, by name).
+func (p *Parent) Status(only string) ([]ChildStatus, error) {
+	state := p.backend.State()
+	children, err := state.Children(nil)
+	if err != nil {
+		return nil, err
+	}
+	info, err := state.Catalog(nil)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := state.ReplicationRuns(nil)
+	if err != nil {
+		return nil, err
+	}
+	last := map[string]*store.ReplicationRun{}
+	for _, r := range runs {
+		if prev, ok := last[r.Child]; !ok || r.ID > prev.ID {
+			last[r.Child] = r
+		}
+	}
+	now := time.Now()
+	out := []ChildStatus{}
+	for _, c := range children {
+		if only != "" && c.Name != only {
+			continue
+		}
+		st := ChildStatus{Name: c.Name, Joined: c.NodeTokenID != "", Ranges: c.Ranges, RangesReported: c.RangesReported,
+			Cursor: c.Cursor, LastRun: last[c.Name]}
+		p.mu.Lock()
+		if seen, ok := p.seen[c.Name]; ok {
+			st.LastSeen = &seen
+			st.Connected = now.Sub(seen) < p.pollWait+10*time.Second
+		}
+		if !p.nextRun.IsZero() {
+			next := p.nextRun
+			st.NextRun = &next
+		}
+		p.mu.Unlock()
+		if info.Version > c.Cursor {
+			st.LagIndex = info.Version - c.Cursor
+			if !info.UpdatedAt.IsZero() {
+				st.LagSeconds = now.Sub(info.UpdatedAt).Seconds()
+			}
+		}
+		switch {
+		case !st.Joined:
+			st.Status = "enrolled; waiting for the child to join with its join token"
+		case !c.RangesReported:
+			st.Status = "joined; waiting for the child's first language report (no catalog is sent before it)"
+		case c.NeedsComplete:
+			st.Status = "last run did not verify; the next run is complete"
+		case st.LagIndex == 0:
+			st.Status = "up to date"
+		default:
+			st.Status = fmt.Sprintf("%d catalog versions behind", st.LagIndex)
+		}
+		out = append(out, st)
+	}
+	if only != "" && len(out) == 0 {
+		return nil, fmt.Errorf("child %q: %w", only, store.ErrNotFound)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}

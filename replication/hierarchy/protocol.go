@@ -1,0 +1,84 @@
+// Package hierarchy is the parent↔child protocol: child enrolment, language reports and
+// alerts, and the pull replication of each child's language-filtered view of the catalog. The
+// child's leader always dials out; the parent decides when data flows by answering its
+// long-polls. The wire protocol is versioned under /v1/hierarchy/v1 (docs/hierarchy.md).
+package hierarchy
+
+import (
+	"patchtree/store"
+)
+
+// ProtocolPath is the prefix of every parent/child request.
+const ProtocolPath = "/v1/hierarchy/v1"
+
+// JoinRequest exchanges a one-time join token for a node credential.
+type JoinRequest struct {
+	Name      string `json:"name"`
+	JoinToken string `json:"join_token"`
+}
+
+// JoinResponse carries the child's node credential.
+type JoinResponse struct {
+	NodeToken  string `json:"node_token"`
+	ParentName string `json:"parent_name"`
+	ParentSite string `json:"parent_site_id"`
+}
+
+// LanguageReport is a child's managed ranges. Child, if given, must be the credential's child.
+type LanguageReport struct {
+	Child  string   `json:"child,omitempty"`
+	Ranges []string `json:"ranges"`
+}
+
+// LanguageReportResponse tells the child which of its ranges the parent does not cover.
+type LanguageReportResponse struct {
+	ParentRanges []string `json:"parent_ranges"`
+	Uncovered    []string `json:"uncovered"`
+}
+
+// RunHeader is the first line of a pulled run. The body is zstd-compressed JSON lines: the
+// header, then Chunks lines each holding one store.CatalogBatch of at most ~512 KiB.
+type RunHeader struct {
+	RunID   string   `json:"run_id"`
+	Mode    string   `json:"mode"` // "complete" or "differential"
+	Trigger string   `json:"trigger"`
+	From    uint64   `json:"from"`
+	To      uint64   `json:"to"`
+	Ranges  []string `json:"ranges"`
+	// Digest is the digest of the child's whole filtered view at To; the child must reach it.
+	Digest  string `json:"digest"`
+	Records int    `json:"records"`
+	Deletes int    `json:"deletes"`
+	Chunks  int    `json:"chunks"`
+	// SamplePercent asks the child to send this share of its records for a record-by-record check.
+	SamplePercent float64 `json:"sample_percent"`
+}
+
+// SampleRecord is one record of the child's replica, for the record-by-record check.
+type SampleRecord struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+	Hash string `json:"hash"`
+}
+
+// Ack is a child's report after applying (or failing to apply) a run.
+type Ack struct {
+	Child       string         `json:"child,omitempty"`
+	RunID       string         `json:"run_id"`
+	Applied     bool           `json:"applied"`
+	Error       string         `json:"error,omitempty"`
+	ChildDigest string         `json:"child_digest"`
+	Sample      []SampleRecord `json:"sample,omitempty"`
+	BytesWire   int64          `json:"bytes_wire"`
+	BytesRaw    int64          `json:"bytes_raw"`
+	DurationMS  int64          `json:"duration_ms"`
+}
+
+// AckResponse says whether the run verified.
+type AckResponse struct {
+	Verified   bool     `json:"verified"`
+	Mismatches []string `json:"mismatches,omitempty"`
+}
+
+// chunk is one line of a run body after the header.
+type chunk = store.CatalogBatch

@@ -1,0 +1,107 @@
+package hierarchy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"patchtree/store"
+)
+
+// Rules are the replication rules' schedules (GET/PUT /v1/replication/rules).
+type Rules struct {
+	// Catalog is when the catalog replicates: "continuous", a daily time "HH:MM" (server local
+	// time), or an interval such as "15m" or "6h". Default "23:00".
+	Catalog string `json:"catalog"`
+	// Languages is when children report their languages besides at start and on change:
+	// "HH:MM" daily or an interval. Default "20:00".
+	Languages string `json:"languages"`
+	// VerifyPercent is the share of records compared one by one after each run (0-100, default 5).
+	VerifyPercent float64 `json:"verify_percent"`
+}
+
+// SettingRules is the settings key of the rules.
+const SettingRules = "replication-rules"
+
+// DefaultRules are the rules of a new site.
+func DefaultRules() Rules { return Rules{Catalog: "23:00", Languages: "20:00", VerifyPercent: 5} }
+
+// LoadRules reads the rules from the state, with defaults for what is unset.
+func LoadRules(s *store.Store) Rules {
+	r := DefaultRules()
+	if row, err := s.Setting(nil, SettingRules); err == nil && row != nil {
+		var stored Rules
+		if jsonUnmarshal(row.Value, &stored) == nil {
+			if stored.Catalog != "" {
+				r.Catalog = stored.Catalog
+			}
+			if stored.Languages != "" {
+				r.Languages = stored.Languages
+			}
+			if stored.VerifyPercent > 0 {
+				r.VerifyPercent = stored.VerifyPercent
+			}
+		}
+	}
+	return r
+}
+
+// Validate checks every schedule.
+func (r *Rules) Validate() error {
+	if _, err := ParseSchedule(r.Catalog, true); err != nil {
+		return fmt.Errorf("catalog rule: %w", err)
+	}
+	if _, err := ParseSchedule(r.Languages, false); err != nil {
+		return fmt.Errorf("languages rule: %w", err)
+	}
+	if r.VerifyPercent < 0 || r.VerifyPercent > 100 {
+		return fmt.Errorf("verify_percent must be from 0 to 100, not %v: %w", r.VerifyPercent, store.ErrInvalid)
+	}
+	return nil
+}
+
+// Schedule says when a rule fires.
+type Schedule struct {
+	Continuous bool
+	Daily      bool
+	At         time.Duration // daily: offset from midnight
+	Every      time.Duration // interval
+}
+
+// ParseSchedule parses "continuous" (if allowed), "HH:MM" or a Go duration of at least 1s.
+func ParseSchedule(s string, allowContinuous bool) (Schedule, error) {
+	s = strings.TrimSpace(s)
+	if s == "continuous" {
+		if !allowContinuous {
+			return Schedule{}, fmt.Errorf("%q is not allowed here: %w", s, store.ErrInvalid)
+		}
+		return Schedule{Continuous: true}, nil
+	}
+	if t, err := time.Parse("15:04", s); err == nil {
+		return Schedule{Daily: true, At: time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= time.Second {
+		return Schedule{Every: d}, nil
+	}
+	want := `"HH:MM" or an interval such as "15m"`
+	if allowContinuous {
+		want = `"continuous", ` + want
+	}
+	return Schedule{}, fmt.Errorf("schedule %q: want %s: %w", s, want, store.ErrInvalid)
+}
+
+// Next is the first firing strictly after t (zero for continuous).
+func (s Schedule) Next(t time.Time) time.Time {
+	switch {
+	case s.Daily:
+		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+		next := day.Add(s.At)
+		if !next.After(t) {
+			next = day.AddDate(0, 0, 1).Add(s.At)
+		}
+		return next
+	case s.Every > 0:
+		return t.Add(s.Every)
+	}
+	return time.Time{}
+}

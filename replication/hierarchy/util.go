@@ -1,0 +1,22 @@
+package hierarchy
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+)
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// sameRanges compares two range lists as sets, case-insensitively.
+func sameRanges(a, b []string) bool {
+	norm := func(in []string) string {
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = strings.ToLower(s)
+		}
+		sort.Strings(out)
+		return strings.Join(out, ",")
+	}
+	return norm(a) == norm(b)
+}
