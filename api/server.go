@@ -63,6 +63,9 @@ type Options struct {
 	// Hierarchy serves children; ParentLink reports this site's own parent (nil: none).
 	Hierarchy  Hierarchy
 	ParentLink func() *hierarchy.ChildState
+	// TestHooks lets tests alter a child's replica (PATCH of a bulletin on a child), to prove
+	// that verification detects and repairs it. Never set in production.
+	TestHooks bool
 }
 
 // rawResponse is a handler result that writes the response itself (a stream).

@@ -37,6 +37,7 @@ type serveFlags struct {
 	catalogMaxBytes                        int64
 	parent, joinToken                      string
 	tlsCert, tlsKey, tlsCA                 string
+	testHooks                              bool
 }
 
 func runServe(args []string) error {
@@ -62,6 +63,8 @@ func runServe(args []string) error {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) to verify the parent's TLS certificate")
+	fs.BoolVar(&f.testHooks, "test-hooks", false, "enable hooks for fault tests (altering a child's replica); never in production")
+	fs.MarkHidden("test-hooks")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -154,7 +157,7 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	}
 	imp.SetBackend(n)
 	parent.SetBackend(n)
-	apiOpts := api.Options{MaxBodyBytes: f.maxBody, Logger: logger, Importer: imp, Hierarchy: parent}
+	apiOpts := api.Options{MaxBodyBytes: f.maxBody, Logger: logger, Importer: imp, Hierarchy: parent, TestHooks: f.testHooks}
 	if child != nil {
 		child.SetBackend(n)
 		apiOpts.ParentLink = func() *hierarchy.ChildState { st := child.Status(); return &st }
