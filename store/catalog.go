@@ -11,7 +11,10 @@ import (
 // and the administrator's own fields, which imports never touch.
 type Bulletin struct {
 	BulletinContent
-	Feed           string `json:"feed"`
+	// UpdateTags are the lower-case language tags of UpdateIDs, position by position, as the
+	// writer of the row saw them (for the per-language view digests).
+	UpdateTags     []string `json:"update_tags,omitempty"`
+	Feed           string   `json:"feed"`
 	Hash           string `json:"hash"`
 	CustomSeverity string `json:"custom_severity,omitempty"`
 	Disabled       bool   `json:"disabled,omitempty"`
@@ -167,6 +170,11 @@ func (s *Store) SetBulletinAdmin(idx uint64, id string, customSeverity *string, 
 			b.Disabled = *disabled
 		}
 		if err := upsertRow(txn, tableBulletins, idx, id, &b); err != nil {
+			return err
+		}
+		td := tagDelta{}
+		td.bulletin(raw.(*Bulletin), &b)
+		if err := td.commit(txn, idx); err != nil {
 			return err
 		}
 		return bumpCatalog(txn, idx, 0, 0, time.Time{})

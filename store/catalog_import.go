@@ -153,7 +153,7 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 		if err != nil {
 			return err
 		}
-		var d catalogDelta
+		d := catalogDelta{tags: tagDelta{}}
 		for _, row := range staged {
 			b, err := decodeBatch(row.Batch)
 			if err != nil {
@@ -173,6 +173,9 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 				}
 			}
 			if err := bumpCatalog(txn, idx, d.bulletins, d.updates, run.FinishedAt); err != nil {
+				return err
+			}
+			if err := d.tags.commit(txn, idx); err != nil {
 				return err
 			}
 		}
@@ -195,8 +198,12 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 	})
 }
 
-// catalogDelta applies batches and counts how many rows they add or remove.
-type catalogDelta struct{ bulletins, updates int }
+// catalogDelta applies batches, counts how many rows they add or remove, and accumulates the
+// per-language digest changes.
+type catalogDelta struct {
+	bulletins, updates int
+	tags               tagDelta
+}
 
 func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error {
 	for _, row := range b.Bulletins {
@@ -204,8 +211,9 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		if err != nil {
 			return err
 		}
+		var old *Bulletin
 		if existing != nil {
-			old := existing.(*Bulletin)
+			old = existing.(*Bulletin)
 			if !b.Replica {
 				row.CustomSeverity, row.Disabled = old.CustomSeverity, old.Disabled
 			}
@@ -214,6 +222,7 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 			row.CreateIndex = idx
 			d.bulletins++
 		}
+		d.tags.bulletin(old, row)
 		row.ModifyIndex = idx
 		if err := txn.Insert(tableBulletins, row); err != nil {
 			return fmt.Errorf("bulletin insert %q: %w", row.ID, err)
@@ -224,24 +233,34 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		if err != nil {
 			return err
 		}
+		var old *Update
 		if existing != nil {
-			row.CreateIndex = existing.(*Update).CreateIndex
+			old = existing.(*Update)
+			row.CreateIndex = old.CreateIndex
 		} else {
 			row.CreateIndex = idx
 			d.updates++
 		}
+		d.tags.update(old, row)
 		row.ModifyIndex = idx
 		if err := txn.Insert(tableUpdates, row); err != nil {
 			return fmt.Errorf("update insert %q: %w", row.ID, err)
 		}
 	}
 	for _, id := range b.DeleteBulletins {
-		n, err := txn.DeleteAll(tableBulletins, "id", id)
+		existing, err := txn.First(tableBulletins, "id", id)
 		if err != nil {
+			return err
+		}
+		if existing == nil {
+			continue
+		}
+		if err := txn.Delete(tableBulletins, existing); err != nil {
 			return fmt.Errorf("bulletin delete %q: %w", id, err)
 		}
-		d.bulletins -= n
-		if n > 0 && b.Tombstones {
+		d.bulletins--
+		d.tags.bulletin(existing.(*Bulletin), nil)
+		if b.Tombstones {
 			if err := putRow(txn, tableTombstones, idx, "bulletin/"+id, &Tombstone{Key: "bulletin/" + id, Kind: "bulletin", ID: id, Index: idx}); err != nil {
 				return err
 			}
@@ -259,6 +278,7 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 			return fmt.Errorf("update delete %q: %w", id, err)
 		}
 		d.updates--
+		d.tags.update(existing.(*Update), nil)
 		if b.Tombstones {
 			ts := &Tombstone{Key: "update/" + id, Kind: "update", ID: id, Language: existing.(*Update).Language, Index: idx}
 			if err := putRow(txn, tableTombstones, idx, ts.Key, ts); err != nil {

@@ -21,6 +21,7 @@ const (
 	tableChildren   = "children"
 	tableRuns       = "replication_runs"
 	tableTombstones = "tombstones"
+	tableTagDigests = "tag_digests"
 )
 
 // tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
@@ -55,6 +56,7 @@ var tables = []tableDef{
 	{name: tableChildren, snapID: 12, schema: idTable(tableChildren, "Name"), newRow: func() any { return new(Child) }},
 	{name: tableRuns, snapID: 13, schema: idTable(tableRuns, "ID"), newRow: func() any { return new(ReplicationRun) }},
 	{name: tableTombstones, snapID: 14, schema: idTable(tableTombstones, "Key"), newRow: func() any { return new(Tombstone) }},
+	{name: tableTagDigests, snapID: 15, schema: idTable(tableTagDigests, "Key"), newRow: func() any { return new(tagDigest) }},
 }
 
 // withIndexes adds secondary indexes to a table schema.

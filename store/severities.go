@@ -66,13 +66,18 @@ func (s *Store) SetSeverityLevels(idx uint64, names []string) error {
 				}
 				return true
 			})
+			td := tagDelta{}
 			for _, b := range assigned {
 				c := *b
 				c.CustomSeverity = ""
 				if err := upsertRow(txn, tableBulletins, idx, c.ID, &c); err != nil {
 					return err
 				}
+				td.bulletin(b, &c)
 				catalogChanged = true
+			}
+			if err := td.commit(txn, idx); err != nil {
+				return err
 			}
 		}
 		if catalogChanged {

@@ -28,15 +28,23 @@ type RunPlan struct {
 	view    *store.CatalogView
 }
 
-// filteredIDs is a bulletin's update ids that the ranges keep, in the bulletin's order.
-func filteredIDs(v *store.CatalogView, b *store.Bulletin, ranges []string) []string {
-	var out []string
-	for _, id := range b.UpdateIDs {
-		if u := v.Update(id); u != nil && langalert.MatchAny(ranges, u.Language) {
-			out = append(out, id)
+// filteredIDs is a bulletin's update ids (and their tags) that the ranges keep, in the
+// bulletin's order.
+func filteredIDs(v *store.CatalogView, b *store.Bulletin, ranges []string) (ids, tags []string) {
+	for i, id := range b.UpdateIDs {
+		var tag string
+		if len(b.UpdateTags) == len(b.UpdateIDs) {
+			tag = b.UpdateTags[i]
+		} else if u := v.Update(id); u != nil {
+			tag = u.Language
+		} else {
+			continue
+		}
+		if langalert.MatchAny(ranges, tag) {
+			ids, tags = append(ids, id), append(tags, tag)
 		}
 	}
-	return out
+	return ids, tags
 }
 
 // buildRun computes what a child must receive. A complete run is the child's whole filtered view
@@ -54,13 +62,11 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 	if complete {
 		p.header.From = 0
 	}
-	var digest Digest
 	cb := &chunkBuilder{}
 	touched := map[string]bool{} // updates sent or dropped: their bulletins' id lists changed
 	v.EachUpdate(func(u *store.Update) bool {
 		switch {
 		case in(u.Language):
-			digest.AddUpdate(u)
 			if complete || u.ModifyIndex > cursor || !wasIn(u.Language) {
 				cb.addUpdate(u)
 				touched[u.ID] = true
@@ -72,7 +78,7 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 		return true
 	})
 	v.EachBulletin(func(b *store.Bulletin) bool {
-		ids := filteredIDs(v, b, ranges)
+		ids, tags := filteredIDs(v, b, ranges)
 		changed := complete || b.ModifyIndex > cursor || anyOf(b.UpdateIDs, touched)
 		if len(ids) == 0 {
 			if !complete && changed {
@@ -80,10 +86,9 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 			}
 			return true
 		}
-		digest.AddBulletin(b, ids)
 		if changed {
 			fb := *b
-			fb.UpdateIDs = ids
+			fb.UpdateIDs, fb.UpdateTags = ids, tags
 			cb.addBulletin(&fb)
 		}
 		return true
@@ -100,7 +105,7 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 		})
 	}
 	p.batches = cb.finish()
-	p.header.Digest = digest.String()
+	p.header.Digest = ViewDigest(v, ranges)
 	p.header.Records, p.header.Deletes, p.header.Chunks = cb.records, cb.deletes, len(p.batches)
 	return p
 }
@@ -194,7 +199,7 @@ func checkSample(v *store.CatalogView, ranges []string, sample []SampleRecord) [
 			}
 		case "bulletin":
 			if b := v.Bulletin(s.ID); b != nil {
-				if ids := filteredIDs(v, b, ranges); len(ids) > 0 {
+				if ids, _ := filteredIDs(v, b, ranges); len(ids) > 0 {
 					h := BulletinHash(b, ids)
 					want = hex.EncodeToString(h[:])
 				}

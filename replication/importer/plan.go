@@ -117,6 +117,7 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 	keptU := map[string]bool{}
 	referenced := map[string]bool{}
 	var keptB []*store.BulletinContent
+	tags := map[string][]string{} // kept bulletin → lower-case tags of its kept updates
 	for _, b := range c.bulletins {
 		inFeedB[b.ID] = true
 		for _, u := range b.UpdateIDs {
@@ -128,12 +129,15 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 		}
 		kb := *b
 		kb.UpdateIDs = nil
+		var kt []string
 		for _, u := range b.UpdateIDs {
-			if _, ok := c.updates[u]; ok {
+			if up, ok := c.updates[u]; ok {
 				kb.UpdateIDs = append(kb.UpdateIDs, u)
+				kt = append(kt, strings.ToLower(up.Language))
 				keptU[u] = true
 			}
 		}
+		tags[b.ID] = kt
 		if len(kb.UpdateIDs) == 0 {
 			res.SkippedBulletins++
 			continue
@@ -157,11 +161,12 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 	}
 
 	for _, b := range keptB {
-		row := &store.Bulletin{BulletinContent: *b, Feed: o.feed}
+		row := &store.Bulletin{BulletinContent: *b, UpdateTags: tags[b.ID], Feed: o.feed}
 		size, err := hashRow(&row.Hash, struct {
 			C *store.BulletinContent
+			T []string
 			F string
-		}{b, o.feed})
+		}{b, row.UpdateTags, o.feed})
 		if err != nil {
 			return nil, err
 		}
