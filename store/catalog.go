@@ -15,9 +15,9 @@ type Bulletin struct {
 	// writer of the row saw them (for the per-language view digests).
 	UpdateTags     []string `json:"update_tags,omitempty"`
 	Feed           string   `json:"feed"`
-	Hash           string `json:"hash"`
-	CustomSeverity string `json:"custom_severity,omitempty"`
-	Disabled       bool   `json:"disabled,omitempty"`
+	Hash           string   `json:"hash"`
+	CustomSeverity string   `json:"custom_severity,omitempty"`
+	Disabled       bool     `json:"disabled,omitempty"`
 	RaftIndex
 }
 
