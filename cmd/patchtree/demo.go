@@ -68,17 +68,35 @@ func runDemo(args []string) error {
 	defer signal.Stop(sigs)
 
 	fmt.Printf("patchtree demo: starting %d sites in %s\n", len(sites), base)
-	for _, s := range sites {
-		if err := s.start(exe, base); err != nil {
+	hq := sites[0]
+	if err := hq.start(exe, base); err != nil {
+		return err
+	}
+	if err := hq.waitReady(sigs); err != nil {
+		return err
+	}
+	if err := demoImport(hq, base); err != nil {
+		return err
+	}
+	admin := &apiClient{base: hq.url, token: hq.token, http: &http.Client{Timeout: 2 * time.Minute}}
+	for _, s := range sites[1:] {
+		var enrolled struct {
+			JoinToken string `json:"join_token"`
+		}
+		if _, err := admin.do(http.MethodPost, "/v1/children", map[string]string{"name": s.name}, &enrolled); err != nil {
+			return fmt.Errorf("enrol %s: %w", s.name, err)
+		}
+		fmt.Printf("patchtree demo: enrolled child %s at %s\n", s.name, hq.name)
+		if err := s.start(exe, base, "--parent", hq.url, "--join-token", enrolled.JoinToken); err != nil {
 			return err
 		}
 	}
-	for _, s := range sites {
+	for _, s := range sites[1:] {
 		if err := s.waitReady(sigs); err != nil {
 			return err
 		}
 	}
-	if err := demoImport(sites[0], base); err != nil {
+	if err := demoReplicate(admin, sites[1:]); err != nil {
 		return err
 	}
 	fmt.Println()
@@ -138,15 +156,88 @@ func demoImport(parent *demoSite, base string) error {
 	return nil
 }
 
+// demoReplicate waits for the children to report their languages, shows the language alerts
+// that raises, and replicates the catalog to both.
+func demoReplicate(admin *apiClient, children []*demoSite) error {
+	deadline := time.Now().Add(demoStartTimeout)
+	for {
+		var list struct {
+			Children []struct {
+				Name           string `json:"name"`
+				RangesReported bool   `json:"ranges_reported"`
+			} `json:"children"`
+		}
+		if _, err := admin.do(http.MethodGet, "/v1/children", nil, &list); err != nil {
+			return err
+		}
+		reported := 0
+		for _, c := range list.Children {
+			if c.RangesReported {
+				reported++
+			}
+		}
+		if reported == len(children) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("children did not report their languages within %s", demoStartTimeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var alerts struct {
+		Alerts []struct {
+			Message string `json:"message"`
+		} `json:"alerts"`
+	}
+	if _, err := admin.do(http.MethodGet, "/v1/alerts", nil, &alerts); err != nil {
+		return err
+	}
+	fmt.Printf("\npatchtree demo: %d language alert(s) at the parent\n", len(alerts.Alerts))
+	for _, a := range alerts.Alerts {
+		fmt.Printf("  ALERT %s\n", a.Message)
+	}
+	fmt.Println("\npatchtree demo: replicating the catalog to every child (replicate now, wait)")
+	var rep struct {
+		Results []struct {
+			Child    string `json:"child"`
+			Verified bool   `json:"verified"`
+			Error    string `json:"error"`
+			Run      *struct {
+				Mode      string `json:"mode"`
+				Trigger   string `json:"trigger"`
+				Records   int    `json:"records"`
+				BytesWire int64  `json:"bytes_wire"`
+				BytesRaw  int64  `json:"bytes_raw"`
+			} `json:"run"`
+		} `json:"results"`
+	}
+	body := map[string]any{"wait": true, "timeout": "60s"}
+	if _, err := admin.do(http.MethodPost, "/v1/replication/now", body, &rep); err != nil {
+		return err
+	}
+	for _, r := range rep.Results {
+		if r.Run == nil {
+			return fmt.Errorf("child %s: %s", r.Child, r.Error)
+		}
+		fmt.Printf("  %-5s %s run (%s): %d records, %d bytes on the wire (%d raw), verified %t %s\n",
+			r.Child, r.Run.Mode, r.Run.Trigger, r.Run.Records, r.Run.BytesWire, r.Run.BytesRaw, r.Verified, r.Error)
+		if !r.Verified {
+			return fmt.Errorf("child %s did not verify: %s", r.Child, r.Error)
+		}
+	}
+	return nil
+}
+
 // start launches the site's server process with its log in <base>/<name>.log.
-func (s *demoSite) start(exe, base string) error {
+func (s *demoSite) start(exe, base string, extra ...string) error {
 	s.dir = filepath.Join(base, s.name)
 	logf, err := os.Create(s.dir + ".log")
 	if err != nil {
 		return err
 	}
-	s.cmd = exec.Command(exe, "serve", "--role", s.role, "--name", s.name, "--data-dir", s.dir,
-		"--listen", "127.0.0.1:0", "--languages", s.languages)
+	args := []string{"serve", "--role", s.role, "--name", s.name, "--data-dir", s.dir,
+		"--listen", "127.0.0.1:0", "--languages", s.languages}
+	s.cmd = exec.Command(exe, append(args, extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
@@ -204,7 +295,9 @@ func (s *demoSite) waitReady(sigs <-chan os.Signal) error {
 func firstExit(sites []*demoSite) <-chan error {
 	out := make(chan error, len(sites))
 	for _, s := range sites {
-		go func(s *demoSite) { out <- <-s.exit }(s)
+		if s.exit != nil {
+			go func(s *demoSite) { out <- <-s.exit }(s)
+		}
 	}
 	return out
 }
@@ -218,6 +311,9 @@ func stopDemo(sites []*demoSite) {
 	}
 	for _, s := range sites {
 		if s.cmd == nil || s.cmd.Process == nil {
+			continue
+		}
+		if s.exit == nil {
 			continue
 		}
 		select {
