@@ -71,7 +71,9 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 				cb.addUpdate(u)
 				touched[u.ID] = true
 			}
-		case !complete && wasIn(u.Language):
+		case !complete && (wasIn(u.Language) || u.ModifyIndex > cursor):
+			// It left this child's view: the child's ranges shrank, or its language changed.
+			// (A no-op at a child that never held it.)
 			cb.deleteUpdate(u.ID)
 			touched[u.ID] = true
 		}
@@ -98,7 +100,8 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 			switch {
 			case t.Kind == "bulletin" && v.Bulletin(t.ID) == nil:
 				cb.deleteBulletin(t.ID)
-			case t.Kind == "update" && v.Update(t.ID) == nil && (in(t.Language) || wasIn(t.Language)):
+			case t.Kind == "update" && v.Update(t.ID) == nil:
+				// Sent whatever its language: it may have changed language before it was deleted.
 				cb.deleteUpdate(t.ID)
 			}
 			return true
