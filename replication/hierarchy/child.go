@@ -28,6 +28,9 @@ const SettingParent = "parent"
 // SourceParent is the source id under which a child records its replica's cursor.
 const SourceParent = "parent"
 
+// stagedPrefix marks the staged batches of replication runs on a child.
+const stagedPrefix = "repl-"
+
 // Link is a child's link to its parent, kept in the child's replicated state so that restarts
 // and new leaders need no join token.
 type Link struct {
@@ -130,6 +133,17 @@ func (c *Child) LeaderLoop(ctx context.Context) {
 	case <-c.ready:
 	case <-ctx.Done():
 		return
+	}
+	// A run this site was applying when it stopped (or lost leadership) left staged batches;
+	// they are dropped, and the run is pulled again from the committed cursor.
+	if leftover, err := c.backend.State().StagedRuns(); err == nil {
+		for _, id := range leftover {
+			if strings.HasPrefix(id, stagedPrefix) {
+				if err := c.backend.AbortCatalog(id); err != nil {
+					c.cfg.Logger.Warn("drop a half-applied replication run", "run", id, "error", err)
+				}
+			}
+		}
 	}
 	link, err := c.ensureJoined(ctx)
 	if err != nil {
@@ -435,7 +449,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		return ack
 	}
 	ack.RunID = h.RunID
-	runID := "repl-" + h.RunID
+	runID := stagedPrefix + h.RunID
 	staged := false
 	fail := func(format string, args ...any) Ack {
 		if staged {
