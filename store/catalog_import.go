@@ -198,6 +198,14 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 	})
 }
 
+// putTombstone records that a record left the views of language lang (lower-cased; "" for
+// bulletins and neutral updates) at idx: deleted, or for an update, moved to another language.
+func putTombstone(txn *memdb.Txn, idx uint64, kind, id, lang string) error {
+	lang = strings.ToLower(lang)
+	key := kind + "/" + id + "/" + lang
+	return putRow(txn, tableTombstones, idx, key, &Tombstone{Key: key, Kind: kind, ID: id, Language: lang, Index: idx})
+}
+
 // catalogDelta applies batches, counts how many rows they add or remove, and accumulates the
 // per-language digest changes.
 type catalogDelta struct {
@@ -237,6 +245,12 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		if existing != nil {
 			old = existing.(*Update)
 			row.CreateIndex = old.CreateIndex
+			if b.Tombstones && !strings.EqualFold(old.Language, row.Language) {
+				// It left the views of its old language: children there must drop it.
+				if err := putTombstone(txn, idx, "update", row.ID, old.Language); err != nil {
+					return err
+				}
+			}
 		} else {
 			row.CreateIndex = idx
 			d.updates++
@@ -261,7 +275,7 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		d.bulletins--
 		d.tags.bulletin(existing.(*Bulletin), nil)
 		if b.Tombstones {
-			if err := putRow(txn, tableTombstones, idx, "bulletin/"+id, &Tombstone{Key: "bulletin/" + id, Kind: "bulletin", ID: id, Index: idx}); err != nil {
+			if err := putTombstone(txn, idx, "bulletin", id, ""); err != nil {
 				return err
 			}
 		}
@@ -280,13 +294,12 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		d.updates--
 		d.tags.update(existing.(*Update), nil)
 		if b.Tombstones {
-			ts := &Tombstone{Key: "update/" + id, Kind: "update", ID: id, Language: existing.(*Update).Language, Index: idx}
-			if err := putRow(txn, tableTombstones, idx, ts.Key, ts); err != nil {
+			if err := putTombstone(txn, idx, "update", id, existing.(*Update).Language); err != nil {
 				return err
 			}
 		}
 	}
-	if b.Tombstones && len(b.DeleteBulletins)+len(b.DeleteUpdates) > 0 {
+	if b.Tombstones {
 		if err := bumpIndex(txn, tableTombstones, idx); err != nil {
 			return err
 		}

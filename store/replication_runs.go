@@ -50,10 +50,11 @@ func (s *Store) ReplicationRuns(ws memdb.WatchSet) ([]*ReplicationRun, error) {
 	return all[*ReplicationRun](s.db.Txn(false), ws, tableRuns)
 }
 
-// Tombstone records that a bulletin or update was deleted at Index, so that differential runs
-// can tell children; it is collected once every child's cursor has passed it.
+// Tombstone records that a bulletin or update left the views of Language at Index (deleted, or
+// an update moved to another language), so that differential runs can tell the children that
+// held it; it is collected once every child's cursor has passed it.
 type Tombstone struct {
-	Key      string `json:"key"` // "bulletin/<id>" or "update/<id>"
+	Key      string `json:"key"` // "<kind>/<id>/<language>"
 	Kind     string `json:"kind"`
 	ID       string `json:"id"`
 	Language string `json:"language,omitempty"`

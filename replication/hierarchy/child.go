@@ -84,6 +84,9 @@ type Child struct {
 
 	mu    sync.Mutex
 	state ChildState
+	// reported asks the report loop to report again (after each applied run, so that the
+	// uncovered ranges it learns from the parent stay current).
+	report chan struct{}
 }
 
 // NewChild returns the child side; SetBackend connects it to its server.
@@ -98,7 +101,8 @@ func NewChild(cfg ChildConfig) *Child {
 		cfg.Logger = slog.Default()
 	}
 	cfg.ParentURL = strings.TrimRight(cfg.ParentURL, "/")
-	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, Uncovered: []string{}}}
+	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, Uncovered: []string{}},
+		report: make(chan struct{}, 1)}
 }
 
 // SetBackend connects the child side to its server.
@@ -109,9 +113,16 @@ func (c *Child) SetBackend(b ChildBackend) {
 
 // Status reports the parent link.
 func (c *Child) Status() ChildState {
+	cursor := uint64(0)
+	select {
+	case <-c.ready:
+		cursor, _ = c.cursor()
+	default:
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.state
+	st.Cursor = cursor
 	st.Connected = !st.LastContact.IsZero() && time.Since(st.LastContact) < c.cfg.PollWait+15*time.Second
 	return st
 }
@@ -316,6 +327,7 @@ func (c *Child) reportLoop(ctx context.Context, link *Link) {
 		case <-ctx.Done():
 		case <-changed:
 		case <-timer.C:
+		case <-c.report:
 		}
 		cancel()
 		timer.Stop()
@@ -409,6 +421,10 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	c.mu.Lock()
 	c.state.LastRun, c.state.LastVerified = ack.RunID, ar.Verified
 	c.mu.Unlock()
+	select {
+	case c.report <- struct{}{}:
+	default:
+	}
 	if ack.Error != "" {
 		return errors.New(ack.Error)
 	}

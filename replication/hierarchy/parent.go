@@ -327,7 +327,7 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 // due decides whether a run is due for a child and which (p.mu held).
 func (p *Parent) due(c *store.Child, req PullRequest, v *store.CatalogView) (trigger, bool) {
 	switch {
-	case req.Cursor == 0:
+	case req.Cursor == 0 && v.Info.Version > 0:
 		return trigger{ModeComplete, "first"}, true
 	case c.NeedsComplete:
 		return trigger{ModeComplete, "repair"}, true

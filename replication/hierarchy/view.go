@@ -63,25 +63,28 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 		p.header.From = 0
 	}
 	cb := &chunkBuilder{}
-	touched := map[string]bool{} // updates sent or dropped: their bulletins' id lists changed
+	// Updates whose membership in this child's view changed without their bulletins being
+	// rewritten: only a change of the child's own ranges does that (a language change rewrites
+	// the bulletins, whose rows carry their updates' tags).
+	moved := map[string]bool{}
 	v.EachUpdate(func(u *store.Update) bool {
 		switch {
 		case in(u.Language):
 			if complete || u.ModifyIndex > cursor || !wasIn(u.Language) {
 				cb.addUpdate(u)
-				touched[u.ID] = true
 			}
-		case !complete && (wasIn(u.Language) || u.ModifyIndex > cursor):
-			// It left this child's view: the child's ranges shrank, or its language changed.
-			// (A no-op at a child that never held it.)
-			cb.deleteUpdate(u.ID)
-			touched[u.ID] = true
+			if !complete && !wasIn(u.Language) {
+				moved[u.ID] = true
+			}
+		case !complete && wasIn(u.Language):
+			cb.deleteUpdate(u.ID) // the child's ranges no longer cover it
+			moved[u.ID] = true
 		}
 		return true
 	})
 	v.EachBulletin(func(b *store.Bulletin) bool {
 		ids, tags := filteredIDs(v, b, ranges)
-		changed := complete || b.ModifyIndex > cursor || anyOf(b.UpdateIDs, touched)
+		changed := complete || b.ModifyIndex > cursor || anyOf(b.UpdateIDs, moved)
 		if len(ids) == 0 {
 			if !complete && changed {
 				cb.deleteBulletin(b.ID) // it left this child's view (a no-op if the child never had it)
@@ -97,12 +100,19 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 	})
 	if !complete {
 		v.Tombstones(cursor, func(t *store.Tombstone) bool {
-			switch {
-			case t.Kind == "bulletin" && v.Bulletin(t.ID) == nil:
-				cb.deleteBulletin(t.ID)
-			case t.Kind == "update" && v.Update(t.ID) == nil:
-				// Sent whatever its language: it may have changed language before it was deleted.
-				cb.deleteUpdate(t.ID)
+			switch t.Kind {
+			case "bulletin":
+				if v.Bulletin(t.ID) == nil {
+					cb.deleteBulletin(t.ID)
+				}
+			case "update":
+				// It left the views of t.Language: a child that covered that language (now or
+				// at its cursor) drops it unless it is still in this child's view.
+				if in(t.Language) || wasIn(t.Language) {
+					if u := v.Update(t.ID); u == nil || !in(u.Language) {
+						cb.deleteUpdate(t.ID)
+					}
+				}
 			}
 			return true
 		})

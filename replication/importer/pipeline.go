@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"patchtree/replication/csaf"
@@ -75,7 +74,7 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		}
 		src.FilterKey = filterKey(ranges, &req)
 		if prev != nil && !complete && prev.ContentHash != "" && prev.FilterKey == src.FilterKey && !isURL(req.Source) {
-			sum, err := fileHash(ctx, req.Source, &r.bytes)
+			sum, err := fileHash(ctx, req.Source)
 			if err != nil {
 				return nil, err
 			}
@@ -92,7 +91,6 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		}
 		defer op.body.Close()
 		r.total.Store(op.size)
-		r.bytes.Store(0)
 		hasher := sha256.New()
 		raw := ctxReader{ctx: ctx, r: io.TeeReader(op.body, hasher)}
 		plain, closeDec, err := decompress(countingReader{r: raw, n: &r.bytes}, im.cfg.MaxFeedBytes)
@@ -235,8 +233,8 @@ func filterKey(ranges []string, req *Request) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// fileHash is the SHA-256 of a file's bytes, counting them as read for progress.
-func fileHash(ctx context.Context, path string, n *atomic.Int64) (string, error) {
+// fileHash is the SHA-256 of a file's bytes.
+func fileHash(ctx context.Context, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("open feed: %w", err)
@@ -250,7 +248,6 @@ func fileHash(ctx context.Context, path string, n *atomic.Int64) (string, error)
 		}
 		k, err := f.Read(buf)
 		h.Write(buf[:k])
-		n.Add(int64(k))
 		if err == io.EOF {
 			return hex.EncodeToString(h.Sum(nil)), nil
 		}
