@@ -339,6 +339,9 @@ func (p *Parent) due(c *store.Child, req PullRequest, v *store.CatalogView) (tri
 	if t, ok := p.pending[c.Name]; ok {
 		return t, true
 	}
+	if req.Cursor == 0 {
+		return trigger{}, false // the parent has no catalog yet: nothing to send or to filter
+	}
 	if !sameRanges(c.Ranges, req.CursorRanges) {
 		return trigger{ModeDifferential, "filter-change"}, true
 	}
