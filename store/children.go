@@ -49,18 +49,27 @@ func (s *Store) AddChild(idx uint64, c *Child) error {
 	})
 }
 
+// childRow reads an enrolled child within a transaction; a missing one is ErrNotFound.
+func childRow(txn *memdb.Txn, name string) (*Child, error) {
+	raw, err := txn.First(tableChildren, "id", name)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("child %q is not enrolled: %w", name, ErrNotFound)
+	}
+	return raw.(*Child), nil
+}
+
 // JoinChild exchanges a child's join token for its node credential: the join token is used up
 // and the node token stored, in one transaction. joinHash must match the stored hash.
 func (s *Store) JoinChild(idx uint64, name, joinHash string, node *Token, at time.Time) error {
 	return s.write(func(txn *memdb.Txn) error {
-		raw, err := txn.First(tableChildren, "id", name)
+		row, err := childRow(txn, name)
 		if err != nil {
 			return err
 		}
-		if raw == nil {
-			return fmt.Errorf("child %q is not enrolled: %w", name, ErrNotFound)
-		}
-		c := *raw.(*Child)
+		c := *row
 		switch {
 		case c.JoinTokenHash == "":
 			return fmt.Errorf("the join token of child %q was already used: %w", name, ErrConflict)
@@ -84,14 +93,11 @@ func (s *Store) JoinChild(idx uint64, name, joinHash string, node *Token, at tim
 // RemoveChild forgets a child and revokes its node credential.
 func (s *Store) RemoveChild(idx uint64, name string) error {
 	return s.write(func(txn *memdb.Txn) error {
-		raw, err := txn.First(tableChildren, "id", name)
+		row, err := childRow(txn, name)
 		if err != nil {
 			return err
 		}
-		if raw == nil {
-			return fmt.Errorf("child %q: %w", name, ErrNotFound)
-		}
-		if id := raw.(*Child).NodeTokenID; id != "" {
+		if id := row.NodeTokenID; id != "" {
 			if _, err := txn.DeleteAll(tableTokens, "id", id); err != nil {
 				return err
 			}
@@ -116,14 +122,11 @@ type ChildUpdate struct {
 // UpdateChild applies a ChildUpdate to child name.
 func (s *Store) UpdateChild(idx uint64, name string, u *ChildUpdate) error {
 	return s.write(func(txn *memdb.Txn) error {
-		raw, err := txn.First(tableChildren, "id", name)
+		row, err := childRow(txn, name)
 		if err != nil {
 			return err
 		}
-		if raw == nil {
-			return fmt.Errorf("child %q: %w", name, ErrNotFound)
-		}
-		c := *raw.(*Child)
+		c := *row
 		if u.Ranges != nil {
 			c.Ranges, c.RangesReported, c.RangesAt = append([]string{}, (*u.Ranges)...), true, u.RangesAt
 		}

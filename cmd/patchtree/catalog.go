@@ -185,10 +185,7 @@ func runCatalogShow(args []string) error {
 	page := fs.Int("page", 1, "page number")
 	perPage := fs.Int("per-page", 50, "bulletins per page")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -357,10 +354,7 @@ func runCatalogSeverity(args []string) error {
 		"Custom severity levels (most severe first) and their assignment to bulletins; 'set BULLETIN \"\"' clears one.")
 	position := fs.Int("position", -1, "for add: 0 puts the level first (most severe); default last")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,14 @@ func envOr(key, def string) string {
 	return def
 }
 
+// parse parses a client command's flags and returns its API client.
+func (cf *clientFlags) parse(fs *pflag.FlagSet, args []string) (*apiClient, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return cf.client()
+}
+
 // client returns an API client after checking the output flag.
 func (cf *clientFlags) client() (*apiClient, error) {
 	if cf.output != "table" && cf.output != "json" {

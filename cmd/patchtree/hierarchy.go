@@ -49,10 +49,7 @@ func runChildAdd(args []string) error {
 func runChildList(args []string) error {
 	fs := newFlags("child list", "[flags]", "List the enrolled children with their replication status.")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -107,10 +104,7 @@ func runChildRemove(args []string) error {
 func runAlerts(args []string) error {
 	fs := newFlags("alerts", "[flags]", "Language alerts: child ranges that no range of this parent covers.")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -139,10 +133,7 @@ func runRuns(args []string) error {
 	child := fs.String("child", "", "only this child's runs")
 	limit := fs.Int("limit", 50, "at most this many runs")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -179,10 +170,7 @@ func runReplicateNow(args []string) error {
 	wait := fs.Bool("wait", false, "wait for the runs to be applied and verified")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long --wait waits")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,7 @@ func runLanguages(args []string) error {
 	fs := newFlags("languages", "[set RANGE...]",
 		"Show the site's managed language ranges, or replace them with 'set' (BCP 47 ranges such as\nde, pt-BR or *; space- or comma-separated; 'set' with no range manages none).")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}

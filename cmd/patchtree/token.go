@@ -51,10 +51,7 @@ func runTokenCreate(args []string) error {
 func runTokenList(args []string) error {
 	fs := newFlags("token list", "[flags]", "List tokens (never their secrets).")
 	cf := addClientFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}
