@@ -44,53 +44,56 @@ type route struct {
 	// what only the leader knows (live import progress). A follower forwards them.
 	onLeader bool
 	handler  handlerFunc
+	// maxBody overrides Options.MaxBodyBytes for this route (0: the default).
+	maxBody int64
 }
 
 // routes is the one route table of the API.
 func (s *Server) routes() []route {
 	return []route{
-		{http.MethodGet, "/v1/health", public, false, s.health},
-		{http.MethodGet, "/v1/status", anyRole, false, s.status},
-		{http.MethodGet, "/v1/digest", anyRole, false, s.digest},
+		{http.MethodGet, "/v1/health", public, false, s.health, 0},
+		{http.MethodGet, "/v1/status", anyRole, false, s.status, 0},
+		{http.MethodGet, "/v1/digest", anyRole, false, s.digest, 0},
 
-		{http.MethodGet, "/v1/languages", anyRole, false, s.getLanguages},
-		{http.MethodPut, "/v1/languages", adminOnly, true, s.putLanguages},
+		{http.MethodGet, "/v1/languages", anyRole, false, s.getLanguages, 0},
+		{http.MethodPut, "/v1/languages", adminOnly, true, s.putLanguages, 0},
 
-		{http.MethodGet, "/v1/tokens", adminOnly, false, s.listTokens},
-		{http.MethodPost, "/v1/tokens", adminOnly, true, s.createToken},
-		{http.MethodDelete, "/v1/tokens/{id}", adminOnly, true, s.deleteToken},
+		{http.MethodGet, "/v1/tokens", adminOnly, false, s.listTokens, 0},
+		{http.MethodPost, "/v1/tokens", adminOnly, true, s.createToken, 0},
+		{http.MethodDelete, "/v1/tokens/{id}", adminOnly, true, s.deleteToken, 0},
 
-		{http.MethodGet, "/v1/site/servers", adminAudit, false, s.listServers},
-		{http.MethodPost, "/v1/site/servers", adminServer, true, s.joinServer},
-		{http.MethodDelete, "/v1/site/servers/{id}", adminOnly, true, s.removeServer},
+		{http.MethodGet, "/v1/site/servers", adminAudit, false, s.listServers, 0},
+		{http.MethodPost, "/v1/site/servers", adminServer, true, s.joinServer, 0},
+		{http.MethodDelete, "/v1/site/servers/{id}", adminOnly, true, s.removeServer, 0},
 
-		{http.MethodPost, "/v1/catalog/import", adminOnly, true, s.startImport},
-		{http.MethodGet, "/v1/catalog/imports", anyRole, true, s.listImports},
-		{http.MethodGet, "/v1/catalog/imports/{id}", anyRole, true, s.getImport},
-		{http.MethodGet, "/v1/catalog", anyRole, false, s.catalogInfo},
-		{http.MethodGet, "/v1/catalog/bulletins", anyRole, false, s.listBulletins},
-		{http.MethodGet, "/v1/catalog/bulletins/{id}", anyRole, false, s.getBulletin},
-		{http.MethodPatch, "/v1/catalog/bulletins/{id}", adminOnly, true, s.patchBulletin},
-		{http.MethodPut, "/v1/catalog/bulletins/{id}/custom-severity", adminOnly, true, s.putCustomSeverity},
-		{http.MethodGet, "/v1/catalog/severities", anyRole, false, s.listSeverities},
-		{http.MethodPost, "/v1/catalog/severities", adminOnly, true, s.addSeverity},
-		{http.MethodPut, "/v1/catalog/severities", adminOnly, true, s.setSeverities},
-		{http.MethodDelete, "/v1/catalog/severities/{name}", adminOnly, true, s.deleteSeverity},
+		{http.MethodPost, "/v1/catalog/import", adminOnly, true, s.startImport, 0},
+		{http.MethodGet, "/v1/catalog/imports", anyRole, true, s.listImports, 0},
+		{http.MethodGet, "/v1/catalog/imports/{id}", anyRole, true, s.getImport, 0},
+		{http.MethodGet, "/v1/catalog", anyRole, false, s.catalogInfo, 0},
+		{http.MethodGet, "/v1/catalog/bulletins", anyRole, false, s.listBulletins, 0},
+		{http.MethodGet, "/v1/catalog/bulletins/{id}", anyRole, false, s.getBulletin, 0},
+		{http.MethodPatch, "/v1/catalog/bulletins/{id}", adminOnly, true, s.patchBulletin, 0},
+		{http.MethodPut, "/v1/catalog/bulletins/{id}/custom-severity", adminOnly, true, s.putCustomSeverity, 0},
+		{http.MethodGet, "/v1/catalog/severities", anyRole, false, s.listSeverities, 0},
+		{http.MethodPost, "/v1/catalog/severities", adminOnly, true, s.addSeverity, 0},
+		{http.MethodPut, "/v1/catalog/severities", adminOnly, true, s.setSeverities, 0},
+		{http.MethodDelete, "/v1/catalog/severities/{name}", adminOnly, true, s.deleteSeverity, 0},
 
-		{http.MethodPost, "/v1/children", adminOnly, true, s.addChild},
-		{http.MethodGet, "/v1/children", adminAudit, true, s.listChildren},
-		{http.MethodGet, "/v1/children/{name}", adminAudit, true, s.getChild},
-		{http.MethodDelete, "/v1/children/{name}", adminOnly, true, s.removeChild},
-		{http.MethodGet, "/v1/alerts", anyRole, false, s.alerts},
+		{http.MethodPost, "/v1/children", adminOnly, true, s.addChild, 0},
+		{http.MethodGet, "/v1/children", adminAudit, true, s.listChildren, 0},
+		{http.MethodGet, "/v1/children/{name}", adminAudit, true, s.getChild, 0},
+		{http.MethodDelete, "/v1/children/{name}", adminOnly, true, s.removeChild, 0},
+		{http.MethodGet, "/v1/alerts", anyRole, false, s.alerts, 0},
 		// Rollout joins when policy scopes exist (DESIGN.md §9); until then only admins.
-		{http.MethodPost, "/v1/replication/now", adminOnly, true, s.replicateNow},
-		{http.MethodGet, "/v1/replication/runs", anyRole, false, s.listRuns},
-		{http.MethodGet, "/v1/replication/rules", anyRole, false, s.getRules},
-		{http.MethodPut, "/v1/replication/rules", adminOnly, true, s.putRules},
+		{http.MethodPost, "/v1/replication/now", adminOnly, true, s.replicateNow, 0},
+		{http.MethodGet, "/v1/replication/runs", anyRole, false, s.listRuns, 0},
+		{http.MethodGet, "/v1/replication/rules", anyRole, false, s.getRules, 0},
+		{http.MethodPut, "/v1/replication/rules", adminOnly, true, s.putRules, 0},
 
-		{http.MethodPost, hierarchy.ProtocolPath + "/join", public, true, s.hJoin},
-		{http.MethodPut, hierarchy.ProtocolPath + "/languages", nodeOnly, true, s.hLanguages},
-		{http.MethodGet, hierarchy.ProtocolPath + "/catalog", nodeOnly, true, s.hPull},
-		{http.MethodPost, hierarchy.ProtocolPath + "/ack", nodeOnly, true, s.hAck},
+		{http.MethodPost, hierarchy.ProtocolPath + "/join", public, true, s.hJoin, 0},
+		{http.MethodPut, hierarchy.ProtocolPath + "/languages", nodeOnly, true, s.hLanguages, 0},
+		{http.MethodGet, hierarchy.ProtocolPath + "/catalog", nodeOnly, true, s.hPull, 0},
+		// An acknowledgement carries the verification sample: verify_percent of a child's rows.
+		{http.MethodPost, hierarchy.ProtocolPath + "/ack", nodeOnly, true, s.hAck, 64 << 20},
 	}
 }

@@ -121,11 +121,15 @@ func (s *Server) wrap(rt route) http.Handler {
 				writeError(w, fmt.Errorf("internal error in %s %s", r.Method, r.URL.Path))
 			}
 		}()
-		if r.ContentLength > s.opts.MaxBodyBytes {
-			writeError(w, fmt.Errorf("%w: %d bytes, limit is %d", ErrTooLarge, r.ContentLength, s.opts.MaxBodyBytes))
+		limit := s.opts.MaxBodyBytes
+		if rt.maxBody > 0 {
+			limit = rt.maxBody
+		}
+		if r.ContentLength > limit {
+			writeError(w, fmt.Errorf("%w: %d bytes, limit is %d", ErrTooLarge, r.ContentLength, limit))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if !rt.access.public {
 			ctx, cancel := context.WithTimeout(r.Context(), s.opts.ReadyTimeout)
 			err := s.backend.WaitReady(ctx)

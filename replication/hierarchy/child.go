@@ -28,6 +28,9 @@ const SettingParent = "parent"
 // SourceParent is the source id under which a child records its replica's cursor.
 const SourceParent = "parent"
 
+// noopRunBytes is the largest run (decompressed) that carries nothing but its header.
+const noopRunBytes = 1024
+
 // stagedPrefix marks the staged batches of replication runs on a child.
 const stagedPrefix = "repl-"
 
@@ -421,9 +424,11 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	c.mu.Lock()
 	c.state.LastRun, c.state.LastVerified = ack.RunID, ar.Verified
 	c.mu.Unlock()
-	select {
-	case c.report <- struct{}{}:
-	default:
+	if ack.BytesRaw > noopRunBytes {
+		select {
+		case c.report <- struct{}{}:
+		default:
+		}
 	}
 	if ack.Error != "" {
 		return errors.New(ack.Error)
@@ -537,7 +542,10 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	view, err := c.backend.State().CatalogView(nil)
 	if err == nil {
 		ack.ChildDigest = ReplicaDigest(view)
-		ack.Sample = sample(view, h.SamplePercent)
+		if h.Records+h.Deletes > 0 {
+			// A run that carried nothing is verified by the digest alone: no sample to send.
+			ack.Sample = sample(view, h.SamplePercent)
+		}
 	}
 	c.cfg.Logger.Info("applied replication run", "run", h.RunID, "mode", h.Mode, "trigger", h.Trigger,
 		"records", h.Records, "deletes", h.Deletes, "wire_bytes", wire.n, "raw_bytes", raw.n)
