@@ -28,6 +28,9 @@ const SettingParent = "parent"
 // SourceParent is the source id under which a child records its replica's cursor.
 const SourceParent = "parent"
 
+// pullTransferLimit bounds how long one run may take to arrive after the long-poll.
+const pullTransferLimit = 30 * time.Minute
+
 // noopRunBytes is the largest run (decompressed) that carries nothing but its header.
 const noopRunBytes = 1024
 
@@ -389,6 +392,9 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	q.Set("cursor", fmt.Sprint(cursor))
 	q.Set("ranges", strings.Join(ranges, ","))
 	q.Set("wait", c.cfg.PollWait.String())
+	// Bound the whole pull, so that a connection that dies silently cannot hold the loop.
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PollWait+pullTransferLimit)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.ParentURL+ProtocolPath+"/catalog?"+q.Encode(), nil)
 	if err != nil {
 		return err
@@ -419,6 +425,9 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	defer cancel()
 	var ar AckResponse
 	if _, err := c.call(ackCtx, http.MethodPost, ProtocolPath+"/ack", link.NodeToken, ack, &ar); err != nil {
+		if ack.Error != "" {
+			return fmt.Errorf("apply run %s: %s; and acknowledge it: %w", ack.RunID, ack.Error, err)
+		}
 		return fmt.Errorf("acknowledge run %s: %w", ack.RunID, err)
 	}
 	c.mu.Lock()

@@ -342,6 +342,11 @@ func (p *Parent) due(c *store.Child, req PullRequest, v *store.CatalogView) (tri
 	if req.Cursor == 0 {
 		return trigger{}, false // the parent has no catalog yet: nothing to send or to filter
 	}
+	if req.Cursor != c.Cursor {
+		// The child holds a version the parent never heard acknowledged (the acknowledgement
+		// was lost): a run from its cursor, even an empty one, verifies and records it.
+		return trigger{ModeDifferential, "resync"}, true
+	}
 	if !sameRanges(c.Ranges, req.CursorRanges) {
 		return trigger{ModeDifferential, "filter-change"}, true
 	}
@@ -394,6 +399,15 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 	}
 	resp := &AckResponse{}
 	u := store.ChildUpdate{}
+	if !ack.Applied {
+		// The child could not apply the run (a cut connection, a restart): it gets another.
+		p.mu.Lock()
+		if _, ok := p.pending[child]; !ok {
+			p.pending[child] = trigger{mode: h.Mode, reason: "retry"}
+		}
+		p.mu.Unlock()
+		p.logger.Warn("child could not apply a run; it will get another", "child", child, "run", h.RunID, "error", ack.Error)
+	}
 	if ack.Applied {
 		resp.Mismatches = checkSample(inf.plan.view, h.Ranges, ack.Sample)
 		resp.Verified = ack.ChildDigest == h.Digest && len(resp.Mismatches) == 0
@@ -461,6 +475,7 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			p.pruneInflight(now)
 			if info, err := p.backend.State().Catalog(nil); err == nil && info.Version != lastVersion {
 				lastVersion = info.Version
 				p.CatalogChanged()
@@ -471,6 +486,19 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 				lastCollect = now
 				p.collectTombstones()
 			}
+		}
+	}
+}
+
+// inflightTTL is how long an unacknowledged run is remembered (its child may have died).
+const inflightTTL = time.Hour
+
+func (p *Parent) pruneInflight(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, inf := range p.inflight {
+		if now.Sub(inf.started) > inflightTTL {
+			delete(p.inflight, id)
 		}
 	}
 }
