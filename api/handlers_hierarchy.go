@@ -291,6 +291,11 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 	if raw := q.Get("ranges"); raw != "" {
 		req.CursorRanges = strings.Split(raw, ",")
 	}
+	if req.Resume = q.Get("resume"); req.Resume != "" {
+		if req.FromChunk, err = strconv.Atoi(q.Get("chunk")); err != nil || req.FromChunk < 0 {
+			return 0, nil, fmt.Errorf("%w: chunk %q is not a chunk number", ErrBadRequest, q.Get("chunk"))
+		}
+	}
 	if raw := q.Get("wait"); raw != "" {
 		if req.Wait, err = time.ParseDuration(raw); err != nil {
 			return 0, nil, fmt.Errorf("%w: wait %q is not a duration", ErrBadRequest, raw)

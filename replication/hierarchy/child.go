@@ -93,6 +93,20 @@ type Child struct {
 	// reported asks the report loop to report again (after each applied run, so that the
 	// uncovered ranges it learns from the parent stay current).
 	report chan struct{}
+	// partial is a run whose stream was cut after some chunks were staged; the next pull asks
+	// the parent to resume it. Only the pull loop touches it.
+	partial *partialRun
+}
+
+// partialRun is where a cut run stands on this child.
+type partialRun struct {
+	header     RunHeader
+	next       int // chunks staged so far
+	seenB      map[string]bool
+	seenU      map[string]bool
+	wire, raw  int64
+	start      time.Time
+	stagedRows bool
 }
 
 // NewChild returns the child side; SetBackend connects it to its server.
@@ -392,6 +406,10 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	q.Set("cursor", fmt.Sprint(cursor))
 	q.Set("ranges", strings.Join(ranges, ","))
 	q.Set("wait", c.cfg.PollWait.String())
+	if c.partial != nil {
+		q.Set("resume", c.partial.header.RunID)
+		q.Set("chunk", fmt.Sprint(c.partial.next))
+	}
 	// Bound the whole pull, so that a connection that dies silently cannot hold the loop.
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PollWait+pullTransferLimit)
 	defer cancel()
@@ -408,6 +426,7 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNoContent:
+		c.dropPartial() // the parent does not hold that run any more
 		return nil
 	case resp.StatusCode/100 != 2:
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -420,7 +439,11 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 		return fmt.Errorf("pull: %w", &httpError{Status: resp.StatusCode, Msg: e.Error})
 	}
 	c.setErr(nil)
-	ack := c.apply(ctx, link, resp.Body, start)
+	ack, cut := c.apply(ctx, link, resp.Body, start)
+	if cut != nil {
+		// Not acknowledged: the parent keeps the run, and the next pull resumes it.
+		return cut
+	}
 	ackCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var ar AckResponse
@@ -460,15 +483,30 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// dropPartial discards a cut run that cannot be resumed.
+func (c *Child) dropPartial() {
+	if c.partial == nil {
+		return
+	}
+	if c.partial.stagedRows {
+		if err := c.backend.AbortCatalog(stagedPrefix + c.partial.header.RunID); err != nil {
+			c.cfg.Logger.Warn("drop a cut replication run", "run", c.partial.header.RunID, "error", err)
+		}
+	}
+	c.partial = nil
+}
+
 // apply reads a run (zstd JSON lines), stages each chunk as one Raft entry and makes the run
-// visible in one commit entry; it returns the acknowledgement to send.
-func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start time.Time) Ack {
+// visible in one commit entry; it returns the acknowledgement to send. If the stream is cut
+// after some chunks were staged, it keeps them and returns cut: the next pull resumes the run at
+// the next chunk instead of starting over.
+func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start time.Time) (ack Ack, cut error) {
 	wire := &countReader{r: body}
-	ack := Ack{Child: link.Child}
+	ack = Ack{Child: link.Child}
 	dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		ack.Error = err.Error()
-		return ack
+		return ack, nil
 	}
 	defer dec.Close()
 	raw := &countReader{r: dec}
@@ -476,40 +514,60 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	var h RunHeader
 	if err := jd.Decode(&h); err != nil {
 		ack.Error = fmt.Sprintf("read run header: %v", err)
-		return ack
+		return ack, nil
 	}
 	ack.RunID = h.RunID
+	pr := c.partial
+	c.partial = nil
+	if pr != nil && (pr.header.RunID != h.RunID || pr.next != h.FirstChunk) {
+		c.partial = pr
+		c.dropPartial() // the parent sent another run: the cut one is gone
+		pr = nil
+	}
+	if pr == nil {
+		if h.FirstChunk != 0 {
+			ack.Error = fmt.Sprintf("the parent resumed run %s at chunk %d, which this child does not hold", h.RunID, h.FirstChunk)
+			return ack, nil
+		}
+		pr = &partialRun{header: h, seenB: map[string]bool{}, seenU: map[string]bool{}, start: start}
+	} else {
+		c.cfg.Logger.Info("resuming a cut replication run", "run", h.RunID, "from_chunk", pr.next, "chunks", h.Chunks)
+	}
 	runID := stagedPrefix + h.RunID
-	staged := false
-	fail := func(format string, args ...any) Ack {
-		if staged {
+	fail := func(format string, args ...any) (Ack, error) {
+		if pr.stagedRows {
 			if err := c.backend.AbortCatalog(runID); err != nil {
 				c.cfg.Logger.Warn("drop staged replication run", "run", runID, "error", err)
 			}
 		}
 		ack.Error = fmt.Sprintf(format, args...)
-		ack.BytesWire, ack.BytesRaw = wire.n, raw.n
-		return ack
+		ack.BytesWire, ack.BytesRaw = pr.wire+wire.n, pr.raw+raw.n
+		return ack, nil
 	}
-	seenB, seenU := map[string]bool{}, map[string]bool{}
-	for i := 0; i < h.Chunks; i++ {
+	for pr.next < h.Chunks {
 		var ch chunk
 		if err := jd.Decode(&ch); err != nil {
-			return fail("read chunk %d of %d of run %s: %v", i+1, h.Chunks, h.RunID, err)
+			if pr.next > 0 && ctx.Err() == nil {
+				pr.wire, pr.raw = pr.wire+wire.n, pr.raw+raw.n
+				c.partial = pr
+				return ack, fmt.Errorf("run %s cut after %d of %d chunks (%v); the next pull resumes it", h.RunID, pr.next, h.Chunks, err)
+			}
+			return fail("read chunk %d of %d of run %s: %v", pr.next+1, h.Chunks, h.RunID, err)
 		}
 		ch.Replica, ch.Tombstones = true, false
 		if h.Mode == ModeComplete {
 			for _, b := range ch.Bulletins {
-				seenB[b.ID] = true
+				pr.seenB[b.ID] = true
 			}
 			for _, u := range ch.Updates {
-				seenU[u.ID] = true
+				pr.seenU[u.ID] = true
 			}
 		}
 		if err := c.backend.StageCatalog(runID, &ch); err != nil {
-			return fail("stage chunk %d of run %s: %v", i+1, h.RunID, err)
+			return fail("stage chunk %d of run %s: %v", pr.next+1, h.RunID, err)
 		}
-		staged = true
+		pr.stagedRows = true
+		pr.next++
 	}
 	if h.Mode == ModeComplete {
 		// A complete run is the whole view: drop what it did not contain.
@@ -519,13 +577,13 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 			return fail("read replica: %v", err)
 		}
 		view.EachBulletin(func(b *store.Bulletin) bool {
-			if !seenB[b.ID] {
+			if !pr.seenB[b.ID] {
 				drop.DeleteBulletins = append(drop.DeleteBulletins, b.ID)
 			}
 			return true
 		})
 		view.EachUpdate(func(u *store.Update) bool {
-			if !seenU[u.ID] {
+			if !pr.seenU[u.ID] {
 				drop.DeleteUpdates = append(drop.DeleteUpdates, u.ID)
 			}
 			return true
@@ -534,20 +592,20 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 			if err := c.backend.StageCatalog(runID, part); err != nil {
 				return fail("stage deletions of run %s: %v", h.RunID, err)
 			}
-			staged = true
+			pr.stagedRows = true
 		}
 	}
 	now := time.Now().UTC()
 	rec := &store.ImportRun{ID: runID, Source: c.cfg.ParentURL, Kind: "replication", Feed: "parent", Mode: h.Mode,
-		State: store.ImportSucceeded, StartedAt: start.UTC(), FinishedAt: now}
+		State: store.ImportSucceeded, StartedAt: pr.start.UTC(), FinishedAt: now}
 	src := &store.SourceState{ID: SourceParent, Kind: "parent", Feed: "parent", Cursor: h.To, Ranges: h.Ranges,
 		LastImport: now, LastRunID: runID}
 	if _, err := c.backend.CommitCatalog(rec, src); err != nil {
 		return fail("commit run %s: %v", h.RunID, err)
 	}
 	ack.Applied = true
-	ack.BytesWire, ack.BytesRaw = wire.n, raw.n
-	ack.DurationMS = time.Since(start).Milliseconds()
+	ack.BytesWire, ack.BytesRaw = pr.wire+wire.n, pr.raw+raw.n
+	ack.DurationMS = time.Since(pr.start).Milliseconds()
 	view, err := c.backend.State().CatalogView(nil)
 	if err == nil {
 		ack.ChildDigest = ReplicaDigest(view)
@@ -557,8 +615,8 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		}
 	}
 	c.cfg.Logger.Info("applied replication run", "run", h.RunID, "mode", h.Mode, "trigger", h.Trigger,
-		"records", h.Records, "deletes", h.Deletes, "wire_bytes", wire.n, "raw_bytes", raw.n)
-	return ack
+		"records", h.Records, "deletes", h.Deletes, "wire_bytes", ack.BytesWire, "raw_bytes", ack.BytesRaw)
+	return ack, nil
 }
 
 // splitDeletes splits a deletion batch into parts of at most n ids.

@@ -226,7 +226,10 @@ func TestRunsKeepReplicaEqualToView(t *testing.T) {
 				if _, err := plan.WriteTo(&buf); err != nil {
 					t.Fatal(err)
 				}
-				ack := child.apply(context.Background(), &Link{Child: "c"}, &buf, time.Now())
+				ack, cut := child.apply(context.Background(), &Link{Child: "c"}, &buf, time.Now())
+				if cut != nil {
+					t.Fatalf("round %d: run cut: %v", round, cut)
+				}
 				if !ack.Applied {
 					t.Fatalf("round %d: child failed to apply: %s", round, ack.Error)
 				}

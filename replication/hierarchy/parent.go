@@ -268,12 +268,32 @@ type PullRequest struct {
 	Cursor       uint64
 	CursorRanges []string
 	Wait         time.Duration
+	// Resume names a run whose stream was cut after FromChunk chunks were staged by the child.
+	Resume    string
+	FromChunk int
 }
 
 // Pull answers a child's long-poll: a run as soon as one is due, or nil when the wait expires.
 func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 	if req.Wait <= 0 || req.Wait > p.pollWait {
 		req.Wait = p.pollWait
+	}
+	if req.Resume != "" {
+		p.mu.Lock()
+		inf := p.inflight[req.Resume]
+		if inf == nil || inf.child != req.Child || req.FromChunk < 0 || req.FromChunk > len(inf.plan.batches) {
+			// This leader does not hold that run (a restart or failover): send a fresh one.
+			if _, ok := p.pending[req.Child]; !ok {
+				p.pending[req.Child] = trigger{mode: ModeDifferential, reason: "retry"}
+			}
+			inf = nil
+		}
+		p.mu.Unlock()
+		if inf != nil {
+			p.touch(req.Child)
+			p.logger.Info("resuming replication run", "child", req.Child, "run", req.Resume, "from_chunk", req.FromChunk, "chunks", len(inf.plan.batches))
+			return inf.plan.resumedFrom(req.FromChunk), nil
+		}
 	}
 	timer := time.NewTimer(req.Wait)
 	defer timer.Stop()

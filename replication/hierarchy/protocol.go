@@ -50,6 +50,8 @@ type RunHeader struct {
 	Records int    `json:"records"`
 	Deletes int    `json:"deletes"`
 	Chunks  int    `json:"chunks"`
+	// FirstChunk is the first chunk this response holds: 0, or where a cut run resumes.
+	FirstChunk int `json:"first_chunk"`
 	// SamplePercent asks the child to send this share of its records for a record-by-record check.
 	SamplePercent float64 `json:"sample_percent"`
 }

@@ -26,6 +26,15 @@ type RunPlan struct {
 	header  RunHeader
 	batches []*store.CatalogBatch
 	view    *store.CatalogView
+	from    int // first chunk to send (a resumed run)
+}
+
+// resumedFrom is the same run sent again from chunk from.
+func (p *RunPlan) resumedFrom(from int) *RunPlan {
+	r := *p
+	r.from = from
+	r.header.FirstChunk = from
+	return &r
 }
 
 // filteredIDs is a bulletin's update ids (and their tags) that the ranges keep, in the
@@ -240,7 +249,7 @@ func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
 		enc.Close()
 		return cw.n, err
 	}
-	for _, b := range p.batches {
+	for _, b := range p.batches[p.from:] {
 		if err := je.Encode(b); err != nil {
 			enc.Close()
 			return cw.n, err
