@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -159,7 +160,7 @@ func (n *Node) initSite() error {
 }
 
 // AdminTokenPath is where the first admin token of a site is written.
-func AdminTokenPath(dataDir string) string { return dataDir + "/admin.token" }
+func AdminTokenPath(dataDir string) string { return filepath.Join(dataDir, "admin.token") }
 
 // reconcileLoop keeps the servers table in line with Raft's configuration while this server leads.
 func (n *Node) reconcileLoop(ctx context.Context) {
