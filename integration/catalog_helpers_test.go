@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,25 +159,7 @@ func catSharedData(t *testing.T, rel string) string {
 // catRunCLI runs the patchtree binary in dir (relative paths resolve there).
 func catRunCLI(t *testing.T, dir string, env []string, args ...string) cliResult {
 	t.Helper()
-	bin := requireBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = cleanEnv(env...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := cliResult{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.Exited():
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("patchtree %s: %v (stderr %q)", strings.Join(args, " "), err, r.stderr)
-	}
-	return r
+	return runCLIIn(t, dir, 2*time.Minute, env, args...)
 }
 
 // catGenerate writes a synthetic feed with `patchtree catalog generate` into dir/name.

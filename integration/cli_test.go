@@ -25,12 +25,18 @@ func (r cliResult) String() string {
 // environment (no PATCHTREE_* from the caller).
 func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
+	return runCLIIn(t, t.TempDir(), 30*time.Second, env, args...)
+}
+
+// runCLIIn runs the patchtree binary in dir (relative paths resolve there) with a timeout.
+func runCLIIn(t *testing.T, dir string, timeout time.Duration, env []string, args ...string) cliResult {
+	t.Helper()
 	bin := requireBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = cleanEnv(env...)
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -218,20 +218,6 @@ func fltConverged(parent, child *proc, name string, want fltCounts) (fltRun, boo
 	return r, true, ""
 }
 
-// fltWaitConverged waits (with no operator action) until the child has converged and returns
-// the verified run and how long it took.
-func fltWaitConverged(t *testing.T, parent, child *proc, name string, want fltCounts, timeout time.Duration) (fltRun, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	var run fltRun
-	waitFor(t, timeout, func() (bool, string) {
-		r, ok, why := fltConverged(parent, child, name, want)
-		run = r
-		return ok, why
-	})
-	return run, time.Since(start)
-}
-
 // fltStagedRows reads the number of staged (uncommitted) batch rows from a site's state digest.
 func fltStagedRows(siteURL, token string) (int, error) {
 	st, raw, err := tryDo(context.Background(), "GET", siteURL+"/v1/digest", token, nil)
