@@ -104,14 +104,15 @@ func loadNodeID(dataDir, configured string) (string, error) {
 	if id == "" {
 		id = randomID(8)
 	}
-	if err := writeFileAtomic(path, []byte(id+"\n"), 0o600); err != nil {
+	if err := WriteFileAtomic(path, []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write node id: %w", err)
 	}
 	return id, nil
 }
 
-// writeFileAtomic writes data to a temp file, fsyncs it and renames it into place.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// WriteFileAtomic writes data to a temp file, fsyncs it and renames it into place (for state
+// files: node-id, admin.token, api.addr).
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -133,9 +134,4 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// WriteFileAtomic is writeFileAtomic for other packages' state files (such as api.addr).
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeFileAtomic(path, data, mode)
 }

@@ -141,7 +141,7 @@ func (n *Node) initSite() error {
 		hash = store.HashSecret(secret)
 	}
 	tokenPath := AdminTokenPath(n.cfg.DataDir)
-	if err := writeFileAtomic(tokenPath, []byte(bearer+"\n"), 0o600); err != nil {
+	if err := WriteFileAtomic(tokenPath, []byte(bearer+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", tokenPath, err)
 	}
 	now := time.Now().UTC()
