@@ -1,6 +1,7 @@
 package hierarchy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -31,7 +32,7 @@ func LoadRules(s *store.Store) Rules {
 	r := DefaultRules()
 	if row, err := s.Setting(nil, SettingRules); err == nil && row != nil {
 		var stored Rules
-		if jsonUnmarshal(row.Value, &stored) == nil {
+		if json.Unmarshal(row.Value, &stored) == nil {
 			if stored.Catalog != "" {
 				r.Catalog = stored.Catalog
 			}

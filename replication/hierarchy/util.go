@@ -1,12 +1,9 @@
 package hierarchy
 
 import (
-	"encoding/json"
 	"sort"
 	"strings"
 )
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // sameRanges compares two range lists as sets, case-insensitively.
 func sameRanges(a, b []string) bool {

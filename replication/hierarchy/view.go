@@ -126,7 +126,7 @@ func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
 			return true
 		})
 	}
-	p.batches = cb.finish()
+	p.batches = cb.out
 	p.header.Digest = ViewDigest(v, ranges)
 	p.header.Records, p.header.Deletes, p.header.Chunks = cb.records, cb.deletes, len(p.batches)
 	return p
@@ -205,8 +205,6 @@ func (c *chunkBuilder) seen(key string) bool {
 	c.deleted[key] = true
 	return false
 }
-
-func (c *chunkBuilder) finish() []*store.CatalogBatch { return c.out }
 
 // checkSample compares a child's sampled records with the view the run was built from.
 func checkSample(v *store.CatalogView, ranges []string, sample []SampleRecord) []string {
