@@ -31,9 +31,6 @@ const SourceParent = "parent"
 // pullTransferLimit bounds how long one run may take to arrive after the long-poll.
 const pullTransferLimit = 30 * time.Minute
 
-// noopRunBytes is the largest run (decompressed) that carries nothing but its header.
-const noopRunBytes = 1024
-
 // stagedPrefix marks the staged batches of replication runs on a child.
 const stagedPrefix = "repl-"
 
@@ -456,7 +453,7 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	c.mu.Lock()
 	c.state.LastRun, c.state.LastVerified = ack.RunID, ar.Verified
 	c.mu.Unlock()
-	if ack.BytesRaw > noopRunBytes {
+	if ack.carried {
 		select {
 		case c.report <- struct{}{}:
 		default:
@@ -609,7 +606,8 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	view, err := c.backend.State().CatalogView(nil)
 	if err == nil {
 		ack.ChildDigest = ReplicaDigest(view)
-		if h.Records+h.Deletes > 0 {
+		ack.carried = h.Records+h.Deletes > 0
+		if ack.carried {
 			// A run that carried nothing is verified by the digest alone: no sample to send.
 			ack.Sample = sample(view, h.SamplePercent)
 		}

@@ -478,12 +478,9 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 	defer func() {
 		p.mu.Lock()
 		p.leading = false
-		for name, ch := range p.wake {
-			close(ch)
-			delete(p.wake, name)
-		}
 		p.inflight = map[string]*inflight{}
 		p.mu.Unlock()
+		p.wakeAll() // waiting pulls see leading == false and answer 503
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -498,7 +495,7 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 			p.pruneInflight(now)
 			if info, err := p.backend.State().Catalog(nil); err == nil && info.Version != lastVersion {
 				lastVersion = info.Version
-				p.CatalogChanged()
+				p.wakeAll()
 			}
 			p.fireSchedule(now)
 			p.logAlerts()
@@ -560,19 +557,19 @@ func (p *Parent) fireSchedule(now time.Time) {
 // RulesChanged re-reads the schedule (after PUT /v1/replication/rules) and wakes every child.
 func (p *Parent) RulesChanged() {
 	p.scheduleNext(time.Now())
-	p.mu.Lock()
-	names := make([]string, 0, len(p.wake))
-	for name := range p.wake {
-		names = append(names, name)
-	}
-	p.mu.Unlock()
-	for _, n := range names {
-		p.poke(n)
-	}
+	p.wakeAll()
 }
 
-// CatalogChanged wakes waiting children so that a continuous rule sends the new version.
-func (p *Parent) CatalogChanged() { p.RulesChanged() }
+// wakeAll wakes every waiting pull so that it re-evaluates whether a run is due (a new catalog
+// version under a continuous rule, or new rules).
+func (p *Parent) wakeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, ch := range p.wake {
+		close(ch)
+		delete(p.wake, name)
+	}
+}
 
 func (p *Parent) logAlerts() {
 	alerts, err := p.Alerts()

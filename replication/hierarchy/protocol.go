@@ -74,6 +74,10 @@ type Ack struct {
 	BytesWire   int64          `json:"bytes_wire"`
 	BytesRaw    int64          `json:"bytes_raw"`
 	DurationMS  int64          `json:"duration_ms"`
+
+	// carried says (on the child, never sent) whether the run held any record or deletion:
+	// one that held none needs no sample and no language re-report.
+	carried bool
 }
 
 // AckResponse says whether the run verified.
