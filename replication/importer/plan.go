@@ -204,7 +204,7 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 	for _, b := range keptB {
 		keptBIDs[b.ID] = true
 	}
-	view.FeedBulletins(o.feed, func(b *store.Bulletin) bool {
+	err := view.FeedBulletins(o.feed, func(b *store.Bulletin) bool {
 		if keptBIDs[b.ID] {
 			return true
 		}
@@ -214,7 +214,10 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 		}
 		return true
 	})
-	view.FeedUpdates(o.feed, func(u *store.Update) bool {
+	if err != nil {
+		return nil, err
+	}
+	err = view.FeedUpdates(o.feed, func(u *store.Update) bool {
 		if keptU[u.ID] {
 			return true
 		}
@@ -226,6 +229,9 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 		}
 		return true
 	})
+	if err != nil {
+		return nil, err
+	}
 	for tag, n := range c.badTags {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("language tag %q is not well-formed BCP 47; kept verbatim on %d updates", tag, n))
 	}
