@@ -50,6 +50,11 @@ type ImportRun struct {
 	Result     ImportResult `json:"result"`
 	// CatalogVersion is the catalog version after the run.
 	CatalogVersion uint64 `json:"catalog_version"`
+	// RevisePolicies ("off", "disabled", "enabled") adds the new updates of the bulletins of
+	// local policies to them at the commit; with DisableSuperseded it also turns off their
+	// superseded updates.
+	RevisePolicies    string `json:"revise_policies,omitempty"`
+	DisableSuperseded bool   `json:"disable_superseded,omitempty"`
 	RaftIndex
 }
 
@@ -87,6 +92,20 @@ type CatalogBatch struct {
 	// Replica marks a batch replicated from a parent: rows carry the parent's administrator
 	// fields (custom severity, disabled) instead of keeping the local ones.
 	Replica bool `json:"replica,omitempty"`
+
+	// Policies and settings documents replicated from a parent (Replica batches only), and the
+	// ones to drop. PolicyKeep, on the wire, lists every policy the parent has: a child drops
+	// the parent's policies it holds that are not listed.
+	Policies          []*Policy     `json:"policies,omitempty"`
+	PolicyKeep        []string      `json:"policy_keep,omitempty"`
+	DeletePolicies    []string      `json:"delete_policies,omitempty"`
+	SettingDocs       []*SettingDoc `json:"setting_docs,omitempty"`
+	DeleteSettingDocs []string      `json:"delete_setting_docs,omitempty"`
+}
+
+// HasCatalog reports whether the batch touches catalog rows.
+func (b *CatalogBatch) HasCatalog() bool {
+	return len(b.Bulletins)+len(b.Updates)+len(b.DeleteBulletins)+len(b.DeleteUpdates) > 0
 }
 
 // stagedBatch is one staged batch of a running import, kept as EncodeBatch made it (zstd over
@@ -154,20 +173,41 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 			return err
 		}
 		d := catalogDelta{tags: tagDelta{}}
+		var catalog, policies, settings bool
 		for _, row := range staged {
 			b, err := decodeBatch(row.Batch)
 			if err != nil {
 				return fmt.Errorf("decode staged batch %s: %v: %w", row.Key, err, ErrInvalid)
 			}
+			catalog = catalog || b.HasCatalog()
 			if err := d.apply(txn, idx, b); err != nil {
 				return err
+			}
+			if b.Replica {
+				p, s, err := applyReplicatedPolicies(txn, idx, b)
+				if err != nil {
+					return err
+				}
+				policies, settings = policies || p, settings || s
 			}
 			if err := txn.Delete(tableStaged, row); err != nil {
 				return fmt.Errorf("unstage %s: %w", row.Key, err)
 			}
 		}
 		if len(staged) > 0 {
-			for _, table := range []string{tableStaged, tableBulletins, tableUpdates} {
+			if err := bumpIndex(txn, tableStaged, idx); err != nil {
+				return err
+			}
+		}
+		for table, changed := range map[string]bool{tablePolicies: policies, tableSettingDocs: settings} {
+			if changed {
+				if err := bumpIndex(txn, table, idx); err != nil {
+					return err
+				}
+			}
+		}
+		if catalog {
+			for _, table := range []string{tableBulletins, tableUpdates} {
 				if err := bumpIndex(txn, table, idx); err != nil {
 					return err
 				}
@@ -176,6 +216,9 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 				return err
 			}
 			if err := d.tags.commit(txn, idx); err != nil {
+				return err
+			}
+			if err := revisePolicies(txn, idx, run); err != nil {
 				return err
 			}
 		}

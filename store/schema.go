@@ -22,6 +22,10 @@ const (
 	tableRuns       = "replication_runs"
 	tableTombstones = "tombstones"
 	tableTagDigests = "tag_digests"
+
+	tablePolicies    = "policies"
+	tableAudit       = "audit"
+	tableSettingDocs = "setting_docs"
 )
 
 // tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
@@ -57,6 +61,11 @@ var tables = []tableDef{
 	{name: tableRuns, snapID: 13, schema: idTable(tableRuns, "ID"), newRow: func() any { return new(ReplicationRun) }},
 	{name: tableTombstones, snapID: 14, schema: idTable(tableTombstones, "Key"), newRow: func() any { return new(Tombstone) }},
 	{name: tableTagDigests, snapID: 15, schema: idTable(tableTagDigests, "Key"), newRow: func() any { return new(tagDigest) }},
+	{name: tablePolicies, snapID: 16, schema: withIndexes(idTable(tablePolicies, "ID"),
+		&memdb.IndexSchema{Name: "folder", Indexer: &memdb.StringFieldIndex{Field: "Folder"}, AllowMissing: true},
+	), newRow: func() any { return new(Policy) }},
+	{name: tableAudit, snapID: 17, schema: idTable(tableAudit, "Key"), newRow: func() any { return new(AuditEntry) }},
+	{name: tableSettingDocs, snapID: 18, schema: idTable(tableSettingDocs, "Name"), newRow: func() any { return new(SettingDoc) }},
 }
 
 // withIndexes adds secondary indexes to a table schema.
