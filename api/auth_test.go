@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"patchtree/replication/policy"
 	"patchtree/store"
 )
 
@@ -97,7 +98,28 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		}
 		return "/v1/children/" + c.Child.Name, nil
 	case "POST /v1/replication/now":
-		return path, map[string]any{"scope": "catalog"}
+		return path, map[string]any{"scope": "policies"}
+	case "GET /v1/policies", "GET /v1/settings", "GET /v1/audit":
+		return path, nil
+	case "POST /v1/policies":
+		return path, map[string]any{"bulletins": []string{"B2"}, "folder": "matrix"}
+	case "GET /v1/policies/{id}", "PATCH /v1/policies/{id}", "DELETE /v1/policies/{id}":
+		p, err := f.CreatePolicy(store.Actor{Name: "matrix"}, policy.Input{Bulletins: []string{"B2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if method == http.MethodPatch {
+			return "/v1/policies/" + p.ID, map[string]any{"enabled": false}
+		}
+		return "/v1/policies/" + p.ID, nil
+	case "GET /v1/settings/{name}", "PUT /v1/settings/{name}":
+		if _, err := f.PutSettingDoc(store.Actor{Name: "matrix"}, "assessment", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if method == http.MethodPut {
+			return "/v1/settings/assessment", map[string]any{"scan_interval": "12h"}
+		}
+		return "/v1/settings/assessment", nil
 	case "PUT /v1/replication/rules":
 		return path, map[string]any{"catalog": "continuous"}
 	case "POST /v1/hierarchy/v1/join":
@@ -136,6 +158,7 @@ func send(t *testing.T, h http.Handler, method, path, token string, body any) *h
 func TestAuthMatrix(t *testing.T) {
 	f := newFake(t)
 	f.addBulletin(t, "B1")
+	f.addBulletin(t, "B2")
 	srv := New(f, Options{Importer: fakeImporter{}, Hierarchy: fakeHierarchy{}})
 
 	table := map[string]route{}

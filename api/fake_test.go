@@ -11,6 +11,7 @@ import (
 	"patchtree/node"
 	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
+	"patchtree/replication/policy"
 	"patchtree/store"
 )
 
@@ -170,6 +171,64 @@ func (f *fakeBackend) PutSetting(key string, v any) (uint64, error) {
 	return idx, f.s.PutSetting(idx, key, buf)
 }
 
+func (f *fakeBackend) CreatePolicy(actor store.Actor, in policy.Input) (*store.Policy, error) {
+	v, err := f.s.CatalogView(nil)
+	if err != nil {
+		return nil, err
+	}
+	p, err := policy.Create(v, policy.NewID(), in, time.Now().UTC(), actor.String())
+	if err != nil {
+		return nil, err
+	}
+	return f.putPolicy(p)
+}
+
+func (f *fakeBackend) UpdatePolicy(actor store.Actor, id string, in policy.Input) (*store.Policy, error) {
+	old, err := f.s.Policy(nil, id)
+	if err != nil || old == nil {
+		return nil, fmt.Errorf("policy %q: %w", id, store.ErrNotFound)
+	}
+	v, _ := f.s.CatalogView(nil)
+	p, err := policy.Patch(v, old, in, time.Now().UTC(), actor.String())
+	if err != nil {
+		return nil, err
+	}
+	return f.putPolicy(p)
+}
+
+func (f *fakeBackend) putPolicy(p *store.Policy) (*store.Policy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.s.PutPolicy(f.next(), p, nil); err != nil {
+		return nil, err
+	}
+	return f.s.Policy(nil, p.ID)
+}
+
+func (f *fakeBackend) DeletePolicy(actor store.Actor, id string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.DeletePolicy(idx, id, nil)
+}
+
+func (f *fakeBackend) PutSettingDoc(actor store.Actor, name string, body []byte) (*store.SettingDoc, error) {
+	canon, err := policy.ParseSettings(name, body)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := &store.SettingDoc{Name: name, Body: canon, Origin: store.OriginLocal}
+	return d, f.s.PutSettingDoc(f.next(), d, nil)
+}
+
+func (f *fakeBackend) Audit(actor store.Actor, action, target string, detail any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.s.AppendAudit(f.next(), []*store.AuditEntry{{Actor: actor, Action: action, Target: target}})
+}
+
 // fakeHierarchy answers the parent side of the protocol without children.
 type fakeHierarchy struct{}
 
@@ -194,8 +253,8 @@ func (fakeHierarchy) Ack(child string, ack hierarchy.Ack) (*hierarchy.AckRespons
 
 func (fakeHierarchy) Alerts() ([]hierarchy.Alert, error) { return nil, nil }
 
-func (fakeHierarchy) ReplicateNow(children []string, mode, reason string) ([]string, error) {
-	return children, nil
+func (fakeHierarchy) ReplicateNow(req hierarchy.NowRequest) ([]string, error) {
+	return req.Children, nil
 }
 
 func (fakeHierarchy) WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun {

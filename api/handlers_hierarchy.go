@@ -21,7 +21,7 @@ type Hierarchy interface {
 	Pull(ctx context.Context, req hierarchy.PullRequest) (*hierarchy.RunPlan, error)
 	Ack(child string, ack hierarchy.Ack) (*hierarchy.AckResponse, error)
 	Alerts() ([]hierarchy.Alert, error)
-	ReplicateNow(children []string, mode, reason string) ([]string, error)
+	ReplicateNow(req hierarchy.NowRequest) ([]string, error)
 	WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun
 	Status(only string) ([]hierarchy.ChildStatus, error)
 	RulesChanged()
@@ -140,13 +140,16 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
-	if req.Policy != "" || req.Folder != "" || req.Scope == "policies" {
-		return 0, nil, fmt.Errorf("%w: policy replication is not available yet", ErrBadRequest)
+	policyScope := req.Scope == hierarchy.ScopePolicies || (req.Scope == "" && (req.Policy != "" || req.Folder != ""))
+	if tok := callerToken(r); tok != nil && tok.Role == store.RoleRollout && !policyScope {
+		return 0, nil, fmt.Errorf("%w: rollout may replicate now only policies (scope \"policies\", optionally with policy or folder), not scope %q", ErrForbidden, req.Scope)
 	}
-	switch req.Scope {
-	case "", "all", "catalog":
-	default:
-		return 0, nil, fmt.Errorf("%w: scope %q is not available yet (catalog and all are)", ErrBadRequest, req.Scope)
+	if req.Policy != "" {
+		if p, err := s.backend.State().Policy(nil, req.Policy); err != nil {
+			return 0, nil, err
+		} else if p == nil {
+			return 0, nil, fmt.Errorf("policy %q: %w", req.Policy, store.ErrNotFound)
+		}
 	}
 	timeout := 2 * time.Minute
 	if req.Timeout != "" {
@@ -165,10 +168,20 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 		names = []string{req.Child}
 	}
 	since := time.Now().UTC()
-	targeted, err := h.ReplicateNow(names, req.Mode, "replicate-now")
+	targeted, err := h.ReplicateNow(hierarchy.NowRequest{Children: names, Scope: req.Scope, Mode: req.Mode,
+		Policy: req.Policy, Folder: req.Folder, Reason: "replicate-now"})
 	if err != nil {
 		return 0, nil, err
 	}
+	target := "all children"
+	if req.Child != "" {
+		target = "child " + req.Child
+	}
+	if err := s.backend.Audit(actor(r), "replicate-now", target, map[string]any{"children": targeted, "scope": req.Scope,
+		"mode": req.Mode, "policy": req.Policy, "folder": req.Folder, "wait": req.Wait}); err != nil {
+		return 0, nil, err
+	}
+	markAudited(r)
 	resp := replicateNowResponse{Children: targeted}
 	if !req.Wait {
 		return http.StatusAccepted, resp, nil
@@ -290,6 +303,19 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 	}
 	if raw := q.Get("ranges"); raw != "" {
 		req.CursorRanges = strings.Split(raw, ",")
+	}
+	for _, c := range []struct {
+		name string
+		v    *uint64
+	}{{"pcursor", &req.PolicyCursor}, {"scursor", &req.SettingsCursor}} {
+		if raw := q.Get(c.name); raw != "" {
+			if *c.v, err = strconv.ParseUint(raw, 10, 64); err != nil {
+				return 0, nil, fmt.Errorf("%w: %s %q is not a number", ErrBadRequest, c.name, raw)
+			}
+		}
+	}
+	if raw := q.Get("pranges"); raw != "" {
+		req.PolicyRanges = strings.Split(raw, ",")
 	}
 	if req.Resume = q.Get("resume"); req.Resume != "" {
 		if req.FromChunk, err = strconv.Atoi(q.Get("chunk")); err != nil || req.FromChunk < 0 {

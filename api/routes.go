@@ -19,6 +19,8 @@ var (
 	adminOnly  = access{roles: []store.Role{store.RoleAdmin}}
 	anyRole    = access{roles: []store.Role{store.RoleAdmin, store.RoleRollout, store.RoleAuditor, store.RoleAgent}}
 	adminAudit = access{roles: []store.Role{store.RoleAdmin, store.RoleAuditor}}
+	// adminRollout is policies and their replication.
+	adminRollout = access{roles: []store.Role{store.RoleAdmin, store.RoleRollout}}
 	// adminServer lets the site's own servers re-register their addresses.
 	adminServer = access{roles: []store.Role{store.RoleAdmin, store.RoleServer}}
 	// nodeOnly is a child site's credential at its parent.
@@ -84,11 +86,21 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/children/{name}", adminAudit, true, s.getChild, 0},
 		{http.MethodDelete, "/v1/children/{name}", adminOnly, true, s.removeChild, 0},
 		{http.MethodGet, "/v1/alerts", anyRole, false, s.alerts, 0},
-		// Rollout joins when policy scopes exist (DESIGN.md §9); until then only admins.
-		{http.MethodPost, "/v1/replication/now", adminOnly, true, s.replicateNow, 0},
+		// Rollout may replicate now for policy scopes only: the handler checks the scope.
+		{http.MethodPost, "/v1/replication/now", adminRollout, true, s.replicateNow, 0},
 		{http.MethodGet, "/v1/replication/runs", anyRole, false, s.listRuns, 0},
 		{http.MethodGet, "/v1/replication/rules", anyRole, false, s.getRules, 0},
 		{http.MethodPut, "/v1/replication/rules", adminOnly, true, s.putRules, 0},
+
+		{http.MethodGet, "/v1/policies", adminRollout, false, s.listPolicies, 0},
+		{http.MethodPost, "/v1/policies", adminRollout, true, s.createPolicy, 0},
+		{http.MethodGet, "/v1/policies/{id}", adminRollout, false, s.getPolicy, 0},
+		{http.MethodPatch, "/v1/policies/{id}", adminRollout, true, s.patchPolicy, 0},
+		{http.MethodDelete, "/v1/policies/{id}", adminRollout, true, s.deletePolicy, 0},
+		{http.MethodGet, "/v1/settings", anyRole, false, s.listSettings, 0},
+		{http.MethodGet, "/v1/settings/{name}", anyRole, false, s.getSettings, 0},
+		{http.MethodPut, "/v1/settings/{name}", adminOnly, true, s.putSettings, 0},
+		{http.MethodGet, "/v1/audit", adminAudit, false, s.listAudit, 0},
 
 		{http.MethodPost, hierarchy.ProtocolPath + "/join", public, true, s.hJoin, 0},
 		{http.MethodPut, hierarchy.ProtocolPath + "/languages", nodeOnly, true, s.hLanguages, 0},
@@ -96,4 +108,24 @@ func (s *Server) routes() []route {
 		// An acknowledgement carries the verification sample: verify_percent of a child's rows.
 		{http.MethodPost, hierarchy.ProtocolPath + "/ack", nodeOnly, true, s.hAck, 64 << 20},
 	}
+}
+
+// auditActions names the audit log action of each write that does not record its own entry
+// (policy and settings writes record theirs in the same Raft entry as the change).
+var auditActions = map[string]string{
+	"PUT /v1/languages":                              "languages.set",
+	"POST /v1/tokens":                                "token.create",
+	"DELETE /v1/tokens/{id}":                         "token.revoke",
+	"POST /v1/site/servers":                          "site.server-join",
+	"DELETE /v1/site/servers/{id}":                   "site.server-remove",
+	"POST /v1/catalog/import":                        "catalog.import",
+	"PATCH /v1/catalog/bulletins/{id}":               "catalog.bulletin-update",
+	"PUT /v1/catalog/bulletins/{id}/custom-severity": "catalog.custom-severity",
+	"POST /v1/catalog/severities":                    "catalog.severity-add",
+	"PUT /v1/catalog/severities":                     "catalog.severities-set",
+	"DELETE /v1/catalog/severities/{name}":           "catalog.severity-delete",
+	"POST /v1/children":                              "child.add",
+	"DELETE /v1/children/{name}":                     "child.remove",
+	"POST /v1/replication/now":                       "replicate-now",
+	"PUT /v1/replication/rules":                      "replication.rules-set",
 }

@@ -15,6 +15,7 @@ import (
 	"patchtree/node"
 	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
+	"patchtree/replication/policy"
 	"patchtree/store"
 )
 
@@ -40,6 +41,12 @@ type Backend interface {
 	AddChild(name string) (*node.EnrolledChild, error)
 	RemoveChild(name string) (uint64, error)
 	PutSetting(key string, v any) (uint64, error)
+
+	CreatePolicy(actor store.Actor, in policy.Input) (*store.Policy, error)
+	UpdatePolicy(actor store.Actor, id string, in policy.Input) (*store.Policy, error)
+	DeletePolicy(actor store.Actor, id string) (uint64, error)
+	PutSettingDoc(actor store.Actor, name string, body []byte) (*store.SettingDoc, error)
+	Audit(actor store.Actor, action, target string, detail any) error
 }
 
 // Importer runs catalog imports (importer.Importer implements it).
@@ -149,7 +156,12 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.forward(w, r)
 			return
 		}
+		audit := &auditMark{}
+		r = r.WithContext(context.WithValue(r.Context(), auditKey, audit))
 		code, v, err := rt.handler(r)
+		if err == nil && !audit.done {
+			s.auditWrite(r, rt)
+		}
 		switch raw, isRaw := v.(rawResponse); {
 		case err != nil:
 			writeError(w, err)
@@ -161,4 +173,37 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeJSON(w, code, v)
 		}
 	})
+}
+
+// auditMark records whether a handler wrote its own audit entry (in the same Raft entry as its
+// change, as policy and settings writes do).
+type auditMark struct{ done bool }
+
+const auditKey ctxKey = 1
+
+// markAudited tells the wrapper that the handler recorded the request in the audit log.
+func markAudited(r *http.Request) {
+	if m, ok := r.Context().Value(auditKey).(*auditMark); ok {
+		m.done = true
+	}
+}
+
+// auditWrite records a successful write by an administrator or rollout operator that did not
+// record itself: who, which route, which object.
+func (s *Server) auditWrite(r *http.Request, rt route) {
+	tok := callerToken(r)
+	if rt.method == http.MethodGet || tok == nil || (tok.Role != store.RoleAdmin && tok.Role != store.RoleRollout) {
+		return
+	}
+	action, ok := auditActions[rt.method+" "+rt.path]
+	if !ok {
+		action = rt.method + " " + rt.path
+	}
+	target := ""
+	for k, v := range mux.Vars(r) {
+		target = k + " " + v
+	}
+	if err := s.backend.Audit(actor(r), action, target, nil); err != nil {
+		s.logger.Warn("audit log write failed", "action", action, "error", err)
+	}
 }

@@ -104,6 +104,22 @@ func (f *FSM) Apply(log *raft.Log) any {
 		var req TombstonesCollectRequest
 		decode(t, buf, idx, &req)
 		return f.State().CollectTombstones(idx, req.UpTo)
+	case PolicyPutRequestType:
+		var req PolicyPutRequest
+		decode(t, buf, idx, &req)
+		return f.State().PutPolicy(idx, &req.Policy, req.Audit)
+	case PolicyDeleteRequestType:
+		var req PolicyDeleteRequest
+		decode(t, buf, idx, &req)
+		return f.State().DeletePolicy(idx, req.ID, req.Audit)
+	case SettingDocPutRequestType:
+		var req SettingDocPutRequest
+		decode(t, buf, idx, &req)
+		return f.State().PutSettingDoc(idx, &req.Doc, req.Audit)
+	case AuditAppendRequestType:
+		var req AuditAppendRequest
+		decode(t, buf, idx, &req)
+		return f.State().AppendAudit(idx, req.Entries)
 	default:
 		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
 	}

@@ -176,7 +176,45 @@ func fsmSteps() []fsmStep {
 				}
 			}},
 		{TombstonesCollectRequestType, &TombstonesCollectRequest{UpTo: 5}, nil},
+		{PolicyPutRequestType, &PolicyPutRequest{Policy: testPolicy("p-1"), Audit: &store.AuditEntry{Action: "policy.create", Target: "policy p-1"}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				p, _ := s.Policy(nil, "p-1")
+				if p == nil || p.Origin != store.OriginLocal || p.CreateIndex != idx || s.PoliciesIndex(nil) != idx {
+					t.Fatalf("policy %+v", p)
+				}
+				var audit []*store.AuditEntry
+				s.Audit(nil, "", func(e *store.AuditEntry) bool { audit = append(audit, e); return true })
+				if len(audit) != 1 || audit[0].Action != "policy.create" || audit[0].ModifyIndex != idx {
+					t.Fatalf("audit %+v", audit)
+				}
+			}},
+		{PolicyPutRequestType, &PolicyPutRequest{Policy: testPolicy("p-2")}, nil},
+		{PolicyDeleteRequestType, &PolicyDeleteRequest{ID: "p-2", Audit: &store.AuditEntry{Action: "policy.delete"}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if p, _ := s.Policy(nil, "p-2"); p != nil || s.PoliciesIndex(nil) != idx {
+					t.Fatalf("deleted policy %+v, index %d", p, s.PoliciesIndex(nil))
+				}
+			}},
+		{SettingDocPutRequestType, &SettingDocPutRequest{Doc: store.SettingDoc{Name: "assessment", Body: json.RawMessage(`{"scan_interval":"24h"}`), Origin: store.OriginLocal}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if d, _ := s.SettingDoc(nil, "assessment"); d == nil || s.SettingDocsIndex(nil) != idx {
+					t.Fatalf("settings doc %+v", d)
+				}
+			}},
+		{AuditAppendRequestType, &AuditAppendRequest{Entries: []*store.AuditEntry{{Action: "replicate-now", Target: "all children"}}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				n := 0
+				s.Audit(nil, "", func(e *store.AuditEntry) bool { n++; return true })
+				if n != 3 {
+					t.Fatalf("audit entries = %d, want 3", n)
+				}
+			}},
 	}
+}
+
+func testPolicy(id string) store.Policy {
+	return store.Policy{Origin: store.OriginLocal, PolicySpec: store.PolicySpec{ID: id, Name: "n " + id, Folder: "Default",
+		Bulletins: []string{"B1"}, Updates: []store.PolicyUpdate{{ID: "U1", Bulletin: "B1", Language: "de", Enabled: true}}, Run: store.RunAgentDefault}}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -236,6 +274,12 @@ func TestFSMRejectedRequestChangesNothing(t *testing.T) {
 		{"duplicate token", TokenCreateRequestType, &TokenCreateRequest{Token: testToken("aud1", store.RoleAuditor)}},
 		{"unknown role", TokenCreateRequestType, &TokenCreateRequest{Token: testToken("x", store.Role("root"))}},
 		{"delete missing token", TokenDeleteRequestType, &TokenDeleteRequest{ID: "nope"}},
+		{"policy from a stale read", PolicyPutRequestType, func() *PolicyPutRequest {
+			p := testPolicy("p-1")
+			p.ModifyIndex = 1
+			return &PolicyPutRequest{Policy: p}
+		}()},
+		{"delete missing policy", PolicyDeleteRequestType, &PolicyDeleteRequest{ID: "p-404"}},
 		{"setting without key", SettingPutRequestType, &SettingPutRequest{Value: json.RawMessage(`1`)}},
 		{"server without api", ServerUpsertRequestType, &ServerUpsertRequest{Server: store.Server{ID: "n3"}}},
 	}

@@ -33,6 +33,10 @@ const (
 	ChildUpdateRequestType       MessageType = 16
 	ReplicationRunRequestType    MessageType = 17
 	TombstonesCollectRequestType MessageType = 18
+	PolicyPutRequestType         MessageType = 19
+	PolicyDeleteRequestType      MessageType = 20
+	SettingDocPutRequestType     MessageType = 21
+	AuditAppendRequestType       MessageType = 22
 )
 
 // String names a message type for logs and errors.
@@ -74,6 +78,14 @@ func (t MessageType) String() string {
 		return "replication-run"
 	case TombstonesCollectRequestType:
 		return "tombstones-collect"
+	case PolicyPutRequestType:
+		return "policy-put"
+	case PolicyDeleteRequestType:
+		return "policy-delete"
+	case SettingDocPutRequestType:
+		return "setting-doc-put"
+	case AuditAppendRequestType:
+		return "audit-append"
 	}
 	return fmt.Sprintf("message-type-%d", uint8(t))
 }

@@ -78,6 +78,12 @@ type SourceState struct {
 	// the ranges it was filtered with (the source "parent").
 	Cursor uint64   `json:"cursor,omitempty"`
 	Ranges []string `json:"ranges,omitempty"`
+	// PolicyCursor and PolicyRanges, on a child, are the parent's policies index its policies
+	// replica holds and the ranges they were filtered with; SettingsCursor the same for the
+	// settings documents.
+	PolicyCursor   uint64   `json:"policy_cursor,omitempty"`
+	PolicyRanges   []string `json:"policy_ranges,omitempty"`
+	SettingsCursor uint64   `json:"settings_cursor,omitempty"`
 	RaftIndex
 }
 

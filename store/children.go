@@ -28,6 +28,11 @@ type Child struct {
 	// NeedsComplete asks for a complete run next (a verification mismatch, or a cursor older
 	// than the tombstone horizon).
 	NeedsComplete bool `json:"needs_complete,omitempty"`
+	// PolicyCursor and SettingsCursor are the parent's policies and settings indexes the child
+	// acknowledged holding; PoliciesNeedComplete asks for a complete policies run next.
+	PolicyCursor         uint64 `json:"policy_cursor,omitempty"`
+	SettingsCursor       uint64 `json:"settings_cursor,omitempty"`
+	PoliciesNeedComplete bool   `json:"policies_need_complete,omitempty"`
 	RaftIndex
 }
 
@@ -117,6 +122,10 @@ type ChildUpdate struct {
 	CursorRanges  *[]string `json:"cursor_ranges,omitempty"`
 	CursorAt      time.Time `json:"cursor_at,omitempty"`
 	NeedsComplete *bool     `json:"needs_complete,omitempty"`
+
+	PolicyCursor         *uint64 `json:"policy_cursor,omitempty"`
+	SettingsCursor       *uint64 `json:"settings_cursor,omitempty"`
+	PoliciesNeedComplete *bool   `json:"policies_need_complete,omitempty"`
 }
 
 // UpdateChild applies a ChildUpdate to child name.
@@ -138,6 +147,15 @@ func (s *Store) UpdateChild(idx uint64, name string, u *ChildUpdate) error {
 		}
 		if u.NeedsComplete != nil {
 			c.NeedsComplete = *u.NeedsComplete
+		}
+		if u.PolicyCursor != nil {
+			c.PolicyCursor = *u.PolicyCursor
+		}
+		if u.SettingsCursor != nil {
+			c.SettingsCursor = *u.SettingsCursor
+		}
+		if u.PoliciesNeedComplete != nil {
+			c.PoliciesNeedComplete = *u.PoliciesNeedComplete
 		}
 		return upsertRow(txn, tableChildren, idx, c.Name, &c)
 	})

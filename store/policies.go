@@ -169,8 +169,15 @@ func (s *Store) PutPolicy(idx uint64, p *Policy, audit *AuditEntry) error {
 		if err != nil {
 			return err
 		}
-		if existing != nil && existing.(*Policy).Origin == OriginParent && p.Origin != OriginParent {
+		// p carries the RaftIndex of the row it was built from: a write based on a stale read
+		// (a concurrent change) is refused rather than silently undoing the other change.
+		switch {
+		case existing != nil && existing.(*Policy).Origin == OriginParent && p.Origin != OriginParent:
 			return readOnlyPolicy(p.ID)
+		case existing == nil && p.ModifyIndex != 0:
+			return fmt.Errorf("policy %q: %w", p.ID, ErrNotFound)
+		case existing != nil && existing.(*Policy).ModifyIndex != p.ModifyIndex:
+			return fmt.Errorf("policy %q changed while this write was prepared; retry: %w", p.ID, ErrConflict)
 		}
 		row := *p
 		if err := upsertRow(txn, tablePolicies, idx, row.ID, &row); err != nil {

@@ -11,7 +11,7 @@ import (
 type ReplicationRun struct {
 	ID         string    `json:"id"`
 	Child      string    `json:"child"`
-	Scope      string    `json:"scope"`   // "catalog"
+	Scope      string    `json:"scope"`   // the sections, "+"-joined: "catalog", "catalog+policies", ...
 	Mode       string    `json:"mode"`    // "complete" or "differential"
 	Trigger    string    `json:"trigger"` // "schedule", "continuous", "replicate-now", "filter-change", "repair", "first"
 	From       uint64    `json:"from"`
@@ -30,7 +30,35 @@ type ReplicationRun struct {
 	ChildDigest  string `json:"child_digest"`
 	Sampled      int    `json:"sampled"`
 	Error        string `json:"error,omitempty"`
+	// Policies and Settings describe the run's policies and settings sections (nil: none).
+	Policies *RunPolicies `json:"policies,omitempty"`
+	Settings *RunSettings `json:"settings,omitempty"`
 	RaftIndex
+}
+
+// RunPolicies is the policies section of a replication run.
+type RunPolicies struct {
+	Mode        string   `json:"mode"`
+	Trigger     string   `json:"trigger"`
+	Folders     []string `json:"folders,omitempty"`
+	IDs         []string `json:"ids,omitempty"`
+	From        uint64   `json:"from"`
+	To          uint64   `json:"to"`
+	Advanced    bool     `json:"advanced"`
+	Records     int      `json:"records"`
+	Deletes     int      `json:"deletes"`
+	Verified    bool     `json:"verified"`
+	Digest      string   `json:"digest"`
+	ChildDigest string   `json:"child_digest"`
+}
+
+// RunSettings is the settings section of a replication run.
+type RunSettings struct {
+	Trigger  string `json:"trigger"`
+	To       uint64 `json:"to"`
+	Records  int    `json:"records"`
+	Deletes  int    `json:"deletes"`
+	Verified bool   `json:"verified"`
 }
 
 // RecordReplicationRun stores a finished run and applies the child's acknowledgement with it.

@@ -104,6 +104,36 @@ type partialRun struct {
 	wire, raw  int64
 	start      time.Time
 	stagedRows bool
+	// keep is every policy the parent has; sentPolicies and sentSettings what the run carried.
+	keep, sentPolicies, sentSettings map[string]bool
+}
+
+// dropsOf is what a run's policies and settings sections remove from this replica: the
+// parent's policies it no longer has, and (settings being sent whole) the parent's settings
+// documents the run did not carry. Nil when nothing goes.
+func (c *Child) dropsOf(h RunHeader, pr *partialRun) *store.CatalogBatch {
+	drop := &store.CatalogBatch{Replica: true}
+	state := c.backend.State()
+	if h.Policies != nil {
+		all, _ := state.Policies(nil)
+		for _, p := range all {
+			if p.Origin == store.OriginParent && !pr.keep[p.ID] {
+				drop.DeletePolicies = append(drop.DeletePolicies, p.ID)
+			}
+		}
+	}
+	if h.Settings != nil {
+		docs, _ := state.SettingDocs(nil)
+		for _, d := range docs {
+			if d.Origin == store.OriginParent && !pr.sentSettings[d.Name] {
+				drop.DeleteSettingDocs = append(drop.DeleteSettingDocs, d.Name)
+			}
+		}
+	}
+	if len(drop.DeletePolicies)+len(drop.DeleteSettingDocs) == 0 {
+		return nil
+	}
+	return drop
 }
 
 // NewChild returns the child side; SetBackend connects it to its server.
@@ -388,20 +418,29 @@ func (c *Child) pullLoop(ctx context.Context, link *Link) {
 	}
 }
 
-// cursor is where this replica stands.
+// cursor is where this replica's catalog stands.
 func (c *Child) cursor() (uint64, []string) {
-	src, err := c.backend.State().Source(nil, SourceParent)
-	if err != nil || src == nil {
-		return 0, nil
-	}
+	src := c.source()
 	return src.Cursor, src.Ranges
 }
 
+// source is where this replica stands: catalog, policies and settings cursors.
+func (c *Child) source() store.SourceState {
+	src, err := c.backend.State().Source(nil, SourceParent)
+	if err != nil || src == nil {
+		return store.SourceState{ID: SourceParent, Kind: "parent", Feed: "parent"}
+	}
+	return *src
+}
+
 func (c *Child) pullOnce(ctx context.Context, link *Link) error {
-	cursor, ranges := c.cursor()
+	src := c.source()
 	q := url.Values{}
-	q.Set("cursor", fmt.Sprint(cursor))
-	q.Set("ranges", strings.Join(ranges, ","))
+	q.Set("cursor", fmt.Sprint(src.Cursor))
+	q.Set("ranges", strings.Join(src.Ranges, ","))
+	q.Set("pcursor", fmt.Sprint(src.PolicyCursor))
+	q.Set("pranges", strings.Join(src.PolicyRanges, ","))
+	q.Set("scursor", fmt.Sprint(src.SettingsCursor))
 	q.Set("wait", c.cfg.PollWait.String())
 	if c.partial != nil {
 		q.Set("resume", c.partial.header.RunID)
@@ -526,7 +565,8 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 			ack.Error = fmt.Sprintf("the parent resumed run %s at chunk %d, which this child does not hold", h.RunID, h.FirstChunk)
 			return ack, nil
 		}
-		pr = &partialRun{header: h, seenB: map[string]bool{}, seenU: map[string]bool{}, start: start}
+		pr = &partialRun{header: h, seenB: map[string]bool{}, seenU: map[string]bool{}, start: start,
+			keep: map[string]bool{}, sentPolicies: map[string]bool{}, sentSettings: map[string]bool{}}
 	} else {
 		c.cfg.Logger.Info("resuming a cut replication run", "run", h.RunID, "from_chunk", pr.next, "chunks", h.Chunks)
 	}
@@ -552,7 +592,17 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 			return fail("read chunk %d of %d of run %s: %v", pr.next+1, h.Chunks, h.RunID, err)
 		}
 		ch.Replica, ch.Tombstones = true, false
-		if h.Mode == ModeComplete {
+		for _, id := range ch.PolicyKeep {
+			pr.keep[id] = true
+		}
+		ch.PolicyKeep = nil
+		for _, p := range ch.Policies {
+			pr.sentPolicies[p.ID] = true
+		}
+		for _, d := range ch.SettingDocs {
+			pr.sentSettings[d.Name] = true
+		}
+		if h.Mode == ModeComplete && h.HasCatalog() {
 			for _, b := range ch.Bulletins {
 				pr.seenB[b.ID] = true
 			}
@@ -566,7 +616,14 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		pr.stagedRows = true
 		pr.next++
 	}
-	if h.Mode == ModeComplete {
+	if drop := c.dropsOf(h, pr); drop != nil {
+		if err := c.backend.StageCatalog(runID, drop); err != nil {
+			return fail("stage policy deletions of run %s: %v", h.RunID, err)
+		}
+		pr.stagedRows = true
+		ack.PoliciesDeleted, ack.SettingsDeleted = len(drop.DeletePolicies), len(drop.DeleteSettingDocs)
+	}
+	if h.Mode == ModeComplete && h.HasCatalog() {
 		// A complete run is the whole view: drop what it did not contain.
 		drop := &store.CatalogBatch{Replica: true}
 		view, err := c.backend.State().CatalogView(nil)
@@ -595,21 +652,38 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	now := time.Now().UTC()
 	rec := &store.ImportRun{ID: runID, Source: c.cfg.ParentURL, Kind: "replication", Feed: "parent", Mode: h.Mode,
 		State: store.ImportSucceeded, StartedAt: pr.start.UTC(), FinishedAt: now}
-	src := &store.SourceState{ID: SourceParent, Kind: "parent", Feed: "parent", Cursor: h.To, Ranges: h.Ranges,
-		LastImport: now, LastRunID: runID}
-	if _, err := c.backend.CommitCatalog(rec, src); err != nil {
+	src := c.source()
+	src.LastImport, src.LastRunID = now, runID
+	if h.HasCatalog() {
+		src.Cursor, src.Ranges = h.To, h.Ranges
+	}
+	if ps := h.Policies; ps != nil && ps.Advance {
+		src.PolicyCursor, src.PolicyRanges = ps.To, ps.Ranges
+	}
+	if h.Settings != nil {
+		src.SettingsCursor = h.Settings.To
+	}
+	if _, err := c.backend.CommitCatalog(rec, &src); err != nil {
 		return fail("commit run %s: %v", h.RunID, err)
 	}
 	ack.Applied = true
 	ack.BytesWire, ack.BytesRaw = pr.wire+wire.n, pr.raw+raw.n
 	ack.DurationMS = time.Since(pr.start).Milliseconds()
-	view, err := c.backend.State().CatalogView(nil)
-	if err == nil {
-		ack.ChildDigest = ReplicaDigest(view)
-		ack.carried = h.Records+h.Deletes > 0
-		if ack.carried {
-			// A run that carried nothing is verified by the digest alone: no sample to send.
-			ack.Sample = sample(view, h.SamplePercent)
+	state := c.backend.State()
+	if h.Policies != nil {
+		ack.PolicyDigest = childPolicyDigest(state, h.Policies, pr.sentPolicies)
+	}
+	if h.Settings != nil {
+		ack.SettingsDigest = childSettingsDigest(state)
+	}
+	if h.HasCatalog() {
+		if view, err := state.CatalogView(nil); err == nil {
+			ack.ChildDigest = ReplicaDigest(view)
+			ack.carried = h.Records+h.Deletes > 0
+			if ack.carried {
+				// A run that carried nothing is verified by the digest alone: no sample to send.
+				ack.Sample = sample(view, h.SamplePercent)
+			}
 		}
 	}
 	c.cfg.Logger.Info("applied replication run", "run", h.RunID, "mode", h.Mode, "trigger", h.Trigger,

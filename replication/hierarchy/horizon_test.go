@@ -69,12 +69,12 @@ func TestTombstonesCollectedPastEveryChild(t *testing.T) {
 		t.Fatalf("horizon %d below the collected tombstone %d", v.TombstoneHorizon(), deleted.Version)
 	}
 	c, _ := site.s.Child(nil, "old")
-	tr, due := p.due(c, PullRequest{Child: "old", Cursor: first.Version, CursorRanges: []string{"de"}}, v)
+	tr, due := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "old", Cursor: first.Version, CursorRanges: []string{"de"}}, v, &runSpec{})
 	if !due || tr.mode != ModeComplete || tr.reason != "horizon" {
 		t.Fatalf("child behind the horizon: due %v, trigger %+v", due, tr)
 	}
 	c, _ = site.s.Child(nil, "new")
-	if _, due := p.due(c, PullRequest{Child: "new", Cursor: deleted.Version, CursorRanges: []string{"de"}}, v); due {
+	if _, due := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "new", Cursor: deleted.Version, CursorRanges: []string{"de"}}, v, &runSpec{}); due {
 		t.Fatal("an up-to-date child got a run with nothing to do")
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
 
 	"patchtree/langalert"
 	"patchtree/store"
@@ -58,20 +61,22 @@ type Parent struct {
 
 	mu       sync.Mutex
 	leading  bool
-	pending  map[string]trigger
+	pending  map[string]*runSpec
 	wake     map[string]chan struct{}
 	seen     map[string]time.Time
 	inflight map[string]*inflight
 	alerts   map[string]bool
 	runDone  chan struct{} // closed and replaced whenever a run is recorded
-	nextRun  time.Time
+	// next is when each scheduled rule ("catalog", "policies", "settings") fires next; a
+	// continuous rule has no entry.
+	next map[string]time.Time
 }
 
 // NewParent returns the parent side; SetBackend connects it to its server.
 func NewParent(logger *slog.Logger) *Parent {
 	return &Parent{
 		ready: make(chan struct{}), logger: logger, pollWait: 55 * time.Second,
-		pending: map[string]trigger{}, wake: map[string]chan struct{}{}, seen: map[string]time.Time{},
+		pending: map[string]*runSpec{}, next: map[string]time.Time{}, wake: map[string]chan struct{}{}, seen: map[string]time.Time{},
 		inflight: map[string]*inflight{}, alerts: map[string]bool{}, runDone: make(chan struct{}),
 	}
 }
@@ -186,14 +191,63 @@ func (p *Parent) poke(child string) {
 	}
 }
 
-// ReplicateNow asks for a run to the named children (all if none): each gets one at its next
-// (or current, waiting) pull.
-func (p *Parent) ReplicateNow(children []string, mode, reason string) ([]string, error) {
+// NowRequest is a replicate now: which children (all if none), which scope ("all", "catalog",
+// "policies" or "settings"; a Policy or Folder implies "policies"), and the catalog's mode.
+type NowRequest struct {
+	Children []string
+	Scope    string
+	Mode     string
+	Policy   string
+	Folder   string
+	Reason   string
+}
+
+// spec turns a request into the sections it asks for.
+func (r NowRequest) spec() (*runSpec, error) {
+	mode := r.Mode
 	if mode == "" {
 		mode = ModeDifferential
 	}
 	if mode != ModeDifferential && mode != ModeComplete {
 		return nil, fmt.Errorf("mode must be differential or complete, not %q: %w", mode, store.ErrInvalid)
+	}
+	scope := r.Scope
+	if r.Policy != "" || r.Folder != "" {
+		if scope != "" && scope != ScopePolicies {
+			return nil, fmt.Errorf("policy and folder select policies: scope must be policies, not %q: %w", scope, store.ErrInvalid)
+		}
+		scope = ScopePolicies
+	}
+	t := trigger{mode: mode, reason: r.Reason}
+	pr := &policyReq{trigger: t}
+	if r.Policy != "" {
+		pr.ids = []string{r.Policy}
+	}
+	if r.Folder != "" {
+		pr.folders = []string{r.Folder}
+	}
+	s := &runSpec{}
+	switch scope {
+	case "", "all":
+		s.catalog, s.policies, s.settings = &t, pr, &t
+	case ScopeCatalog:
+		s.catalog = &t
+	case ScopePolicies:
+		s.policies = pr
+	case ScopeSettings:
+		s.settings = &t
+	default:
+		return nil, fmt.Errorf("scope must be all, catalog, policies or settings, not %q (compliance is sent up by a child: ask the child site): %w", scope, store.ErrInvalid)
+	}
+	return s, nil
+}
+
+// ReplicateNow asks for a run to the named children (all if none): each gets one at its next
+// (or current, waiting) pull. It returns the children targeted.
+func (p *Parent) ReplicateNow(r NowRequest) ([]string, error) {
+	spec, err := r.spec()
+	if err != nil {
+		return nil, err
 	}
 	all, err := p.backend.State().Children(nil)
 	if err != nil {
@@ -203,6 +257,7 @@ func (p *Parent) ReplicateNow(children []string, mode, reason string) ([]string,
 	for _, c := range all {
 		known[c.Name] = true
 	}
+	children := r.Children
 	if len(children) == 0 {
 		for _, c := range all {
 			children = append(children, c.Name)
@@ -215,15 +270,41 @@ func (p *Parent) ReplicateNow(children []string, mode, reason string) ([]string,
 	}
 	p.mu.Lock()
 	for _, name := range children {
-		if cur, ok := p.pending[name]; !ok || cur.mode != ModeComplete {
-			p.pending[name] = trigger{mode: mode, reason: reason}
-		}
+		p.request(name, spec)
 	}
 	p.mu.Unlock()
 	for _, name := range children {
 		p.poke(name)
 	}
 	return children, nil
+}
+
+// request adds a pending request for a child (p.mu held).
+func (p *Parent) request(child string, s *runSpec) {
+	cur := p.pending[child]
+	if cur == nil {
+		cur = &runSpec{}
+		p.pending[child] = cur
+	}
+	cur.merge(s)
+}
+
+// retry asks again for every section of a run a child could not apply.
+func (p *Parent) retry(child string, h RunHeader) {
+	s := &runSpec{}
+	t := trigger{mode: h.Mode, reason: "retry"}
+	if h.HasCatalog() {
+		s.catalog = &t
+	}
+	if h.Policies != nil {
+		s.policies = &policyReq{trigger: trigger{mode: h.Policies.Mode, reason: "retry"}, folders: h.Policies.Folders, ids: h.Policies.IDs}
+	}
+	if h.Settings != nil {
+		s.settings = &trigger{mode: ModeComplete, reason: "retry"}
+	}
+	p.mu.Lock()
+	p.request(child, s)
+	p.mu.Unlock()
 }
 
 // WaitRuns waits until each child has a run recorded that started at or after since, or ctx
@@ -267,7 +348,12 @@ type PullRequest struct {
 	Child        string
 	Cursor       uint64
 	CursorRanges []string
-	Wait         time.Duration
+	// PolicyCursor and PolicyRanges are where the child's policies stand, SettingsCursor its
+	// settings documents.
+	PolicyCursor   uint64
+	PolicyRanges   []string
+	SettingsCursor uint64
+	Wait           time.Duration
 	// Resume names a run whose stream was cut after FromChunk chunks were staged by the child.
 	Resume    string
 	FromChunk int
@@ -282,10 +368,6 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 		p.mu.Lock()
 		inf := p.inflight[req.Resume]
 		if inf == nil || inf.child != req.Child || req.FromChunk < 0 || req.FromChunk > len(inf.plan.batches) {
-			// This leader does not hold that run (a restart or failover): send a fresh one.
-			if _, ok := p.pending[req.Child]; !ok {
-				p.pending[req.Child] = trigger{mode: ModeDifferential, reason: "retry"}
-			}
 			inf = nil
 		}
 		p.mu.Unlock()
@@ -294,6 +376,8 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 			p.logger.Info("resuming replication run", "child", req.Child, "run", req.Resume, "from_chunk", req.FromChunk, "chunks", len(inf.plan.batches))
 			return inf.plan.resumedFrom(req.FromChunk), nil
 		}
+		// This leader does not hold that run (a restart or failover): send a fresh one.
+		p.retry(req.Child, RunHeader{Mode: ModeDifferential, Policies: &PolicySection{Mode: ModeDifferential}})
 	}
 	timer := time.NewTimer(req.Wait)
 	defer timer.Stop()
@@ -310,18 +394,24 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 		if !c.RangesReported {
 			return nil, ErrNoLanguages
 		}
+		// Policies and settings under a continuous rule go as soon as they change: the wait
+		// watches their tables as well as the pokes.
+		ws := memdb.NewWatchSet()
+		state.PoliciesIndex(ws)
+		state.SettingDocsIndex(ws)
 		view, err := state.CatalogView(nil)
 		if err != nil {
 			return nil, err
 		}
+		rules := LoadRules(state)
 		p.mu.Lock()
 		if !p.leading {
 			p.mu.Unlock()
 			return nil, ErrNotLeading
 		}
-		t, due := p.due(c, req, view)
+		spec := p.due(state, rules, c, req, view)
 		var wake chan struct{}
-		if due {
+		if !spec.empty() {
 			delete(p.pending, c.Name)
 		} else {
 			wake = p.wake[c.Name]
@@ -331,21 +421,68 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 			}
 		}
 		p.mu.Unlock()
-		if due {
-			return p.startRun(view, c, req, t), nil
+		if !spec.empty() {
+			return p.startRun(state, view, c, req, spec)
 		}
+		wctx, cancel := context.WithCancel(ctx)
+		changed := ws.WatchCh(wctx)
 		select {
 		case <-wake:
+		case <-changed:
 		case <-timer.C:
+			cancel()
 			return nil, nil
 		case <-ctx.Done():
+			cancel()
 			return nil, ctx.Err()
 		}
+		cancel()
 	}
 }
 
-// due decides whether a run is due for a child and which (p.mu held).
-func (p *Parent) due(c *store.Child, req PullRequest, v *store.CatalogView) (trigger, bool) {
+// due decides which sections a run for a child must carry now (p.mu held); none: wait.
+func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRequest, v *store.CatalogView) *runSpec {
+	s := &runSpec{}
+	pending := p.pending[c.Name]
+	if pending == nil {
+		pending = &runSpec{}
+	}
+	if t, ok := p.dueCatalog(rules, c, req, v, pending); ok {
+		s.catalog = &t
+	}
+	pidx, sidx := state.PoliciesIndex(nil), state.SettingDocsIndex(nil)
+	complete := func(reason string) *policyReq { return &policyReq{trigger: trigger{ModeComplete, reason}} }
+	switch {
+	case c.PoliciesNeedComplete:
+		s.policies = complete("repair")
+	case req.PolicyCursor == 0 && pidx > 0:
+		s.policies = complete("first")
+	case req.PolicyCursor > pidx:
+		s.policies = complete("cursor-ahead")
+	case pidx > 0 && !sameRanges(c.Ranges, req.PolicyRanges):
+		s.policies = complete("filter-change")
+	case pending.policies != nil:
+		s.policies = pending.policies
+	case rules.Policies == "continuous" && pidx > req.PolicyCursor:
+		s.policies = &policyReq{trigger: trigger{ModeDifferential, "continuous"}}
+	}
+	switch {
+	case c.PoliciesNeedComplete:
+		s.settings = &trigger{ModeComplete, "repair"}
+	case req.SettingsCursor == 0 && sidx > 0:
+		s.settings = &trigger{ModeComplete, "first"}
+	case req.SettingsCursor > sidx:
+		s.settings = &trigger{ModeComplete, "cursor-ahead"}
+	case pending.settings != nil:
+		s.settings = pending.settings
+	case rules.Settings == "continuous" && sidx > req.SettingsCursor:
+		s.settings = &trigger{ModeComplete, "continuous"}
+	}
+	return s
+}
+
+// dueCatalog decides whether the catalog section is due for a child and which (p.mu held).
+func (p *Parent) dueCatalog(rules Rules, c *store.Child, req PullRequest, v *store.CatalogView, pending *runSpec) (trigger, bool) {
 	switch {
 	case req.Cursor == 0 && v.Info.Version > 0:
 		return trigger{ModeComplete, "first"}, true
@@ -356,8 +493,8 @@ func (p *Parent) due(c *store.Child, req PullRequest, v *store.CatalogView) (tri
 	case req.Cursor > v.Info.Version:
 		return trigger{ModeComplete, "cursor-ahead"}, true // the parent's catalog went backwards
 	}
-	if t, ok := p.pending[c.Name]; ok {
-		return t, true
+	if pending.catalog != nil {
+		return *pending.catalog, true
 	}
 	if req.Cursor == 0 {
 		return trigger{}, false // the parent has no catalog yet: nothing to send or to filter
@@ -370,32 +507,79 @@ func (p *Parent) due(c *store.Child, req PullRequest, v *store.CatalogView) (tri
 	if !sameRanges(c.Ranges, req.CursorRanges) {
 		return trigger{ModeDifferential, "filter-change"}, true
 	}
-	if rules := LoadRules(p.backend.State()); rules.Catalog == "continuous" && v.Info.Version > req.Cursor {
+	if rules.Catalog == "continuous" && v.Info.Version > req.Cursor {
 		return trigger{ModeDifferential, "continuous"}, true
 	}
 	return trigger{}, false
 }
 
-func (p *Parent) startRun(v *store.CatalogView, c *store.Child, req PullRequest, t trigger) *RunPlan {
-	view := *c
-	view.Cursor, view.CursorRanges = req.Cursor, req.CursorRanges
-	plan := buildRun(v, &view, t.mode)
+// startRun builds a run from one consistent view: the catalog section (if due, or if a policy
+// sent needs records the child lacks), then policies, then settings.
+func (p *Parent) startRun(state *store.Store, v *store.CatalogView, c *store.Child, req PullRequest, spec *runSpec) (*RunPlan, error) {
+	pcb, scb := &chunkBuilder{}, &chunkBuilder{}
+	var psec *PolicySection
+	var ssec *SettingsSection
+	if spec.policies != nil {
+		sec, needCatalog, err := buildPolicies(state, v, c.Ranges, req, spec.policies, pcb)
+		if err != nil {
+			return nil, err
+		}
+		psec = sec
+		if needCatalog && spec.catalog == nil {
+			spec.catalog = &trigger{ModeDifferential, "policy-dependency"}
+		}
+	}
+	if spec.settings != nil {
+		sec, err := buildSettings(state, spec.settings, scb)
+		if err != nil {
+			return nil, err
+		}
+		ssec = sec
+	}
+	var plan *RunPlan
+	if spec.catalog != nil {
+		view := *c
+		view.Cursor, view.CursorRanges = req.Cursor, req.CursorRanges
+		plan = buildRun(v, &view, spec.catalog.mode)
+		plan.header.Scopes = []string{ScopeCatalog}
+	} else {
+		plan = &RunPlan{view: v, header: RunHeader{From: req.Cursor, To: req.Cursor, Ranges: req.CursorRanges}}
+	}
+	if psec != nil {
+		plan.header.Scopes = append(plan.header.Scopes, ScopePolicies)
+		plan.header.Policies = psec
+		plan.batches = append(plan.batches, pcb.out...)
+	}
+	if ssec != nil {
+		plan.header.Scopes = append(plan.header.Scopes, ScopeSettings)
+		plan.header.Settings = ssec
+		plan.batches = append(plan.batches, scb.out...)
+	}
+	plan.header.Chunks = len(plan.batches)
 	b := make([]byte, 3)
 	rand.Read(b)
 	now := time.Now().UTC()
 	plan.header.RunID = now.Format("20060102T150405.000") + "-" + hex.EncodeToString(b)
-	plan.header.Trigger = t.reason
-	plan.header.SamplePercent = LoadRules(p.backend.State()).VerifyPercent
+	plan.header.Trigger = spec.reason()
+	plan.header.SamplePercent = LoadRules(state).VerifyPercent
 	p.mu.Lock()
-	p.inflight[plan.header.RunID] = &inflight{plan: plan, child: c.Name, trigger: t.reason, started: now}
+	p.inflight[plan.header.RunID] = &inflight{plan: plan, child: c.Name, trigger: plan.header.Trigger, started: now}
 	p.mu.Unlock()
-	p.logger.Info("replication run", "child", c.Name, "run", plan.header.RunID, "mode", t.mode, "trigger", t.reason,
-		"from", plan.header.From, "to", plan.header.To, "records", plan.header.Records, "deletes", plan.header.Deletes)
-	return plan
+	attrs := []any{"child", c.Name, "run", plan.header.RunID, "scopes", plan.header.Scopes, "trigger", plan.header.Trigger}
+	if spec.catalog != nil {
+		attrs = append(attrs, "mode", plan.header.Mode, "from", plan.header.From, "to", plan.header.To,
+			"records", plan.header.Records, "deletes", plan.header.Deletes)
+	}
+	if psec != nil {
+		attrs = append(attrs, "policies", psec.Records, "policy_trigger", psec.Trigger, "folders", psec.Folders)
+	}
+	p.logger.Info("replication run", attrs...)
+	return plan, nil
 }
 
-// Ack records a child's acknowledgement: the run, whether it verified, and the child's new
-// cursor. A mismatch makes the next run complete, which repairs the replica.
+// Ack records a child's acknowledgement: the run, whether each section verified, and the
+// child's new cursors. A catalog mismatch makes the next catalog run complete, a policies or
+// settings mismatch the next policies run; either repairs the replica.
 func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 	if ack.Child != "" && ack.Child != child {
 		return nil, fmt.Errorf("%w: credential of %q acknowledged as %q", ErrWrongChild, child, ack.Child)
@@ -412,32 +596,81 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 	h := inf.plan.header
 	now := time.Now().UTC()
 	run := store.ReplicationRun{
-		ID: h.RunID, Child: child, Scope: "catalog", Mode: h.Mode, Trigger: h.Trigger, From: h.From, To: h.To,
+		ID: h.RunID, Child: child, Scope: strings.Join(h.Scopes, "+"), Mode: h.Mode, Trigger: h.Trigger, From: h.From, To: h.To,
 		Records: h.Records, Deletes: h.Deletes, BytesWire: ack.BytesWire, BytesRaw: ack.BytesRaw,
 		StartedAt: inf.started, FinishedAt: now, DurationMS: ack.DurationMS,
 		ParentDigest: h.Digest, ChildDigest: ack.ChildDigest, Sampled: len(ack.Sample), Error: ack.Error,
+	}
+	if run.Scope == "" {
+		run.Scope = ScopeCatalog
+	}
+	if !h.HasCatalog() {
+		run.Mode = ""
+		if h.Policies != nil {
+			run.Mode = h.Policies.Mode
+		} else if h.Settings != nil {
+			run.Mode = ModeComplete
+		}
+	}
+	if h.Policies != nil {
+		ps := h.Policies
+		run.Policies = &store.RunPolicies{Mode: ps.Mode, Trigger: ps.Trigger, Folders: ps.Folders, IDs: ps.IDs, From: ps.From,
+			To: ps.To, Advanced: ps.Advance, Records: ps.Records, Deletes: ack.PoliciesDeleted, Digest: ps.Digest, ChildDigest: ack.PolicyDigest}
+	}
+	if h.Settings != nil {
+		run.Settings = &store.RunSettings{Trigger: h.Settings.Trigger, To: h.Settings.To, Records: h.Settings.Records, Deletes: ack.SettingsDeleted}
 	}
 	resp := &AckResponse{}
 	u := store.ChildUpdate{}
 	if !ack.Applied {
 		// The child could not apply the run (a cut connection, a restart): it gets another.
-		p.mu.Lock()
-		if _, ok := p.pending[child]; !ok {
-			p.pending[child] = trigger{mode: h.Mode, reason: "retry"}
-		}
-		p.mu.Unlock()
+		p.retry(child, h)
 		p.logger.Warn("child could not apply a run; it will get another", "child", child, "run", h.RunID, "error", ack.Error)
 	}
 	if ack.Applied {
-		resp.Mismatches = checkSample(inf.plan.view, h.Ranges, ack.Sample)
-		resp.Verified = ack.ChildDigest == h.Digest && len(resp.Mismatches) == 0
-		run.Verified = resp.Verified
-		to, ranges, needs := h.To, h.Ranges, !resp.Verified
-		u = store.ChildUpdate{Cursor: &to, CursorRanges: &ranges, CursorAt: now, NeedsComplete: &needs}
-		if !resp.Verified && run.Error == "" {
-			run.Error = fmt.Sprintf("verification failed: child digest %s, parent %s, %d sampled records differ %v; the next run is complete",
-				abbrev(ack.ChildDigest), abbrev(h.Digest), len(resp.Mismatches), firstN(resp.Mismatches, 5))
-			p.logger.Warn("replica verification failed; repairing with a complete run", "child", child, "run", h.RunID, "error", run.Error)
+		verified := true
+		var problems []string
+		if h.HasCatalog() {
+			resp.Mismatches = checkSample(inf.plan.view, h.Ranges, ack.Sample)
+			ok := ack.ChildDigest == h.Digest && len(resp.Mismatches) == 0
+			to, ranges, needs := h.To, h.Ranges, !ok
+			u = store.ChildUpdate{Cursor: &to, CursorRanges: &ranges, CursorAt: now, NeedsComplete: &needs}
+			if !ok {
+				verified = false
+				problems = append(problems, fmt.Sprintf("catalog: child digest %s, parent %s, %d sampled records differ %v",
+					abbrev(ack.ChildDigest), abbrev(h.Digest), len(resp.Mismatches), firstN(resp.Mismatches, 5)))
+			}
+		}
+		policiesOK := true
+		if ps := run.Policies; ps != nil {
+			ps.Verified = ack.PolicyDigest == ps.Digest
+			policiesOK = ps.Verified
+			if ps.Advanced {
+				to := ps.To
+				u.PolicyCursor = &to
+			}
+			if !ps.Verified {
+				problems = append(problems, fmt.Sprintf("policies: child digest %s, parent %s", abbrev(ack.PolicyDigest), abbrev(ps.Digest)))
+			}
+		}
+		if ss := run.Settings; ss != nil {
+			ss.Verified = ack.SettingsDigest == h.Settings.Digest
+			policiesOK = policiesOK && ss.Verified
+			to := ss.To
+			u.SettingsCursor = &to
+			if !ss.Verified {
+				problems = append(problems, fmt.Sprintf("settings: child digest %s, parent %s", abbrev(ack.SettingsDigest), abbrev(h.Settings.Digest)))
+			}
+		}
+		if run.Policies != nil || run.Settings != nil {
+			needs := !policiesOK
+			u.PoliciesNeedComplete = &needs
+		}
+		verified = verified && policiesOK
+		resp.Verified, run.Verified = verified, verified
+		if !verified && run.Error == "" {
+			run.Error = "verification failed: " + strings.Join(problems, "; ") + "; the next run repairs it"
+			p.logger.Warn("replica verification failed; repairing with the next run", "child", child, "run", h.RunID, "error", run.Error)
 		}
 	}
 	if _, err := p.backend.RecordReplicationRun(run, u); err != nil {
@@ -520,42 +753,66 @@ func (p *Parent) pruneInflight(now time.Time) {
 	}
 }
 
+// scheduledRules are the rules with a schedule, and what their firing asks for.
+var scheduledRules = []struct {
+	scope string
+	rule  func(Rules) string
+}{
+	{ScopeCatalog, func(r Rules) string { return r.Catalog }},
+	{ScopePolicies, func(r Rules) string { return r.Policies }},
+	{ScopeSettings, func(r Rules) string { return r.Settings }},
+}
+
 func (p *Parent) scheduleNext(now time.Time) {
-	sched, err := ParseSchedule(LoadRules(p.backend.State()).Catalog, true)
+	rules := LoadRules(p.backend.State())
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err != nil || sched.Continuous {
-		p.nextRun = time.Time{}
-		return
+	for _, sr := range scheduledRules {
+		sched, err := ParseSchedule(sr.rule(rules), true)
+		if err != nil || sched.Continuous {
+			delete(p.next, sr.scope)
+			continue
+		}
+		if _, ok := p.next[sr.scope]; !ok {
+			p.next[sr.scope] = sched.Next(now)
+		}
 	}
-	p.nextRun = sched.Next(now)
 }
 
 // NextRun is when the catalog schedule fires next (zero: continuous).
 func (p *Parent) NextRun() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.nextRun
+	return p.next[ScopeCatalog]
 }
 
 func (p *Parent) fireSchedule(now time.Time) {
+	p.scheduleNext(now) // rules may have changed from continuous
 	p.mu.Lock()
-	next := p.nextRun
-	p.mu.Unlock()
-	if next.IsZero() || now.Before(next) {
-		if next.IsZero() {
-			p.scheduleNext(now) // rules may have changed from continuous
+	var due []string
+	for scope, next := range p.next {
+		if !now.Before(next) {
+			due = append(due, scope)
+			delete(p.next, scope)
 		}
-		return
 	}
-	if _, err := p.ReplicateNow(nil, ModeDifferential, "schedule"); err != nil {
-		p.logger.Warn("scheduled replication", "error", err)
+	p.mu.Unlock()
+	sort.Strings(due)
+	for _, scope := range due {
+		if _, err := p.ReplicateNow(NowRequest{Scope: scope, Reason: "schedule"}); err != nil {
+			p.logger.Warn("scheduled replication", "scope", scope, "error", err)
+		}
 	}
-	p.scheduleNext(now)
+	if len(due) > 0 {
+		p.scheduleNext(now)
+	}
 }
 
 // RulesChanged re-reads the schedule (after PUT /v1/replication/rules) and wakes every child.
 func (p *Parent) RulesChanged() {
+	p.mu.Lock()
+	clear(p.next)
+	p.mu.Unlock()
 	p.scheduleNext(time.Now())
 	p.wakeAll()
 }
@@ -636,6 +893,12 @@ type ChildStatus struct {
 	LastRun        *store.ReplicationRun `json:"last_run,omitempty"`
 	NextRun        *time.Time            `json:"next_run,omitempty"`
 	Status         string                `json:"status"`
+	// PolicyCursor and SettingsCursor are the policies and settings indexes the child holds;
+	// PolicyLag is how many policy writes it is behind. LastRuns is the last run per scope.
+	PolicyCursor   uint64                           `json:"policy_cursor"`
+	PolicyLag      uint64                           `json:"policy_lag"`
+	SettingsCursor uint64                           `json:"settings_cursor"`
+	LastRuns       map[string]*store.ReplicationRun `json:"last_runs,omitempty"`
 }
 
 // Status reports every child (or one, by name).
@@ -654,11 +917,21 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		return nil, err
 	}
 	last := map[string]*store.ReplicationRun{}
+	lastByScope := map[string]map[string]*store.ReplicationRun{}
 	for _, r := range runs {
 		if prev, ok := last[r.Child]; !ok || r.ID > prev.ID {
 			last[r.Child] = r
 		}
+		if lastByScope[r.Child] == nil {
+			lastByScope[r.Child] = map[string]*store.ReplicationRun{}
+		}
+		for _, scope := range strings.Split(r.Scope, "+") {
+			if prev, ok := lastByScope[r.Child][scope]; !ok || r.ID > prev.ID {
+				lastByScope[r.Child][scope] = r
+			}
+		}
 	}
+	pidx := state.PoliciesIndex(nil)
 	now := time.Now()
 	out := []ChildStatus{}
 	for _, c := range children {
@@ -666,14 +939,17 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 			continue
 		}
 		st := ChildStatus{Name: c.Name, Joined: c.NodeTokenID != "", Ranges: c.Ranges, RangesReported: c.RangesReported,
-			Cursor: c.Cursor, LastRun: last[c.Name]}
+			Cursor: c.Cursor, LastRun: last[c.Name], PolicyCursor: c.PolicyCursor, SettingsCursor: c.SettingsCursor,
+			LastRuns: lastByScope[c.Name]}
+		if pidx > c.PolicyCursor {
+			st.PolicyLag = pidx - c.PolicyCursor
+		}
 		p.mu.Lock()
 		if seen, ok := p.seen[c.Name]; ok {
 			st.LastSeen = &seen
 			st.Connected = now.Sub(seen) < p.pollWait+10*time.Second
 		}
-		if !p.nextRun.IsZero() {
-			next := p.nextRun
+		if next, ok := p.next[ScopeCatalog]; ok {
 			st.NextRun = &next
 		}
 		p.mu.Unlock()

@@ -5,6 +5,8 @@
 package hierarchy
 
 import (
+	"slices"
+
 	"patchtree/store"
 )
 
@@ -54,7 +56,55 @@ type RunHeader struct {
 	FirstChunk int `json:"first_chunk"`
 	// SamplePercent asks the child to send this share of its records for a record-by-record check.
 	SamplePercent float64 `json:"sample_percent"`
+
+	// Scopes are the sections the run carries, in the order the child applies them ("catalog",
+	// "policies", "settings"); empty means catalog only. Without "catalog", From = To = the
+	// child's cursor and Digest is empty: the child's catalog does not move.
+	Scopes   []string         `json:"scopes,omitempty"`
+	Policies *PolicySection   `json:"policies,omitempty"`
+	Settings *SettingsSection `json:"settings,omitempty"`
 }
+
+// HasCatalog reports whether the run carries the catalog section.
+func (h *RunHeader) HasCatalog() bool {
+	return len(h.Scopes) == 0 || slices.Contains(h.Scopes, ScopeCatalog)
+}
+
+// PolicySection describes the policies a run carries (in its chunks' "policies", after every
+// catalog record) and which policies the parent has ("policy_keep": the child drops the
+// parent's policies it holds that are not listed).
+type PolicySection struct {
+	Mode    string `json:"mode"`
+	Trigger string `json:"trigger"`
+	// Folders and IDs select the policies sent (replicate now for a folder or a policy); both
+	// empty: every policy changed since From (differential) or every policy (complete).
+	Folders []string `json:"folders,omitempty"`
+	IDs     []string `json:"ids,omitempty"`
+	From    uint64   `json:"from"`
+	To      uint64   `json:"to"`
+	// Advance says the child's policy cursor becomes To (with Ranges): the run covers every
+	// policy change up to To. Digest is then over every policy, else over the policies sent.
+	Advance bool     `json:"advance"`
+	Ranges  []string `json:"ranges"`
+	Records int      `json:"records"`
+	Keep    int      `json:"keep"`
+	Digest  string   `json:"digest"`
+}
+
+// SettingsSection describes the settings documents a run carries: always all of them.
+type SettingsSection struct {
+	Trigger string `json:"trigger"`
+	To      uint64 `json:"to"`
+	Records int    `json:"records"`
+	Digest  string `json:"digest"`
+}
+
+// Replication scopes.
+const (
+	ScopeCatalog  = "catalog"
+	ScopePolicies = "policies"
+	ScopeSettings = "settings"
+)
 
 // SampleRecord is one record of the child's replica, for the record-by-record check.
 type SampleRecord struct {
@@ -74,6 +124,12 @@ type Ack struct {
 	BytesWire   int64          `json:"bytes_wire"`
 	BytesRaw    int64          `json:"bytes_raw"`
 	DurationMS  int64          `json:"duration_ms"`
+	// PolicyDigest and SettingsDigest are the child's digests of what the run's sections
+	// concern, computed after applying; PoliciesDeleted counts the policies it dropped.
+	PolicyDigest    string `json:"policy_digest,omitempty"`
+	SettingsDigest  string `json:"settings_digest,omitempty"`
+	PoliciesDeleted int    `json:"policies_deleted,omitempty"`
+	SettingsDeleted int    `json:"settings_deleted,omitempty"`
 
 	// carried says (on the child, never sent) whether the run held any record or deletion:
 	// one that held none needs no sample and no language re-report.

@@ -19,13 +19,19 @@ type Rules struct {
 	Languages string `json:"languages"`
 	// VerifyPercent is the share of records compared one by one after each run (0-100, default 5).
 	VerifyPercent float64 `json:"verify_percent"`
+	// Policies and Settings are when policies and settings documents replicate: "continuous"
+	// (default: as soon as they change), "HH:MM" daily or an interval.
+	Policies string `json:"policies"`
+	Settings string `json:"settings"`
 }
 
 // SettingRules is the settings key of the rules.
 const SettingRules = "replication-rules"
 
 // DefaultRules are the rules of a new site.
-func DefaultRules() Rules { return Rules{Catalog: "23:00", Languages: "20:00", VerifyPercent: 5} }
+func DefaultRules() Rules {
+	return Rules{Catalog: "23:00", Languages: "20:00", VerifyPercent: 5, Policies: "continuous", Settings: "continuous"}
+}
 
 // LoadRules reads the rules from the state, with defaults for what is unset.
 func LoadRules(s *store.Store) Rules {
@@ -42,6 +48,12 @@ func LoadRules(s *store.Store) Rules {
 			if stored.VerifyPercent > 0 {
 				r.VerifyPercent = stored.VerifyPercent
 			}
+			if stored.Policies != "" {
+				r.Policies = stored.Policies
+			}
+			if stored.Settings != "" {
+				r.Settings = stored.Settings
+			}
 		}
 	}
 	return r
@@ -54,6 +66,12 @@ func (r *Rules) Validate() error {
 	}
 	if _, err := ParseSchedule(r.Languages, false); err != nil {
 		return fmt.Errorf("languages rule: %w", err)
+	}
+	if _, err := ParseSchedule(r.Policies, true); err != nil {
+		return fmt.Errorf("policies rule: %w", err)
+	}
+	if _, err := ParseSchedule(r.Settings, true); err != nil {
+		return fmt.Errorf("settings rule: %w", err)
 	}
 	if r.VerifyPercent < 0 || r.VerifyPercent > 100 {
 		return fmt.Errorf("verify_percent must be from 0 to 100, not %v: %w", r.VerifyPercent, store.ErrInvalid)

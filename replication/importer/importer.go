@@ -63,6 +63,9 @@ type Request struct {
 	ExcludeVendors    []string `json:"exclude_vendors,omitempty"`
 	DeleteExcluded    bool     `json:"delete_excluded,omitempty"`
 	DisableSuperseded bool     `json:"disable_superseded,omitempty"`
+	// RevisePolicies adds the new updates of a policy's bulletins to the policy: "disabled"
+	// (default), "enabled", or "off" to leave policies alone.
+	RevisePolicies string `json:"revise_policies,omitempty"`
 }
 
 // Import phases.
@@ -198,6 +201,13 @@ func (im *Importer) Start(req Request) (*Progress, error) {
 	default:
 		return nil, fmt.Errorf("mode must be incremental or complete, not %q: %w", req.Mode, store.ErrInvalid)
 	}
+	switch req.RevisePolicies {
+	case "":
+		req.RevisePolicies = store.ReviseDisabled
+	case store.ReviseOff, store.ReviseDisabled, store.ReviseEnabled:
+	default:
+		return nil, fmt.Errorf("revise_policies must be off, disabled or enabled, not %q: %w", req.RevisePolicies, store.ErrInvalid)
+	}
 	switch req.Kind {
 	case "", KindNative, KindCSAF:
 	default:
@@ -213,7 +223,8 @@ func (im *Importer) Start(req Request) (*Progress, error) {
 	}
 	now := time.Now().UTC()
 	r := &run{
-		rec:  store.ImportRun{ID: newRunID(now), Source: req.Source, Kind: req.Kind, Mode: req.Mode, State: store.ImportRunning, StartedAt: now},
+		rec: store.ImportRun{ID: newRunID(now), Source: req.Source, Kind: req.Kind, Mode: req.Mode, State: store.ImportRunning, StartedAt: now,
+			RevisePolicies: req.RevisePolicies, DisableSuperseded: req.DisableSuperseded},
 		req:  req,
 		done: make(chan struct{}),
 	}

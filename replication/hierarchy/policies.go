@@ -1,0 +1,201 @@
+package hierarchy
+
+import (
+	"slices"
+
+	"patchtree/replication/policy"
+	"patchtree/store"
+)
+
+// policyReq asks for policies to be sent: every change (or every policy, complete) when it
+// selects nothing, else exactly the policies of the selected folders and ids.
+type policyReq struct {
+	trigger
+	folders, ids []string
+}
+
+func (r *policyReq) all() bool { return len(r.folders) == 0 && len(r.ids) == 0 }
+
+// mergePolicies combines two requests for the same child: the wider selection wins.
+func mergePolicies(a, b *policyReq) *policyReq {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	out := &policyReq{trigger: a.trigger}
+	if b.mode == ModeComplete {
+		out.mode = ModeComplete
+	}
+	if a.all() || b.all() {
+		return out
+	}
+	out.folders = union(a.folders, b.folders)
+	out.ids = union(a.ids, b.ids)
+	return out
+}
+
+func union(a, b []string) []string {
+	out := append([]string{}, a...)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// runSpec says which sections a run carries (nil: not this one). A child's pending requests
+// have the same shape.
+type runSpec struct {
+	catalog  *trigger
+	policies *policyReq
+	settings *trigger
+}
+
+func (s *runSpec) empty() bool { return s.catalog == nil && s.policies == nil && s.settings == nil }
+
+// reason is the run's trigger: its first section's.
+func (s *runSpec) reason() string {
+	switch {
+	case s.catalog != nil:
+		return s.catalog.reason
+	case s.policies != nil:
+		return s.policies.reason
+	case s.settings != nil:
+		return s.settings.reason
+	}
+	return ""
+}
+
+// merge adds o's requests to s.
+func (s *runSpec) merge(o *runSpec) {
+	if o.catalog != nil && (s.catalog == nil || s.catalog.mode != ModeComplete) {
+		s.catalog = o.catalog
+	}
+	s.policies = mergePolicies(s.policies, o.policies)
+	if o.settings != nil {
+		s.settings = o.settings
+	}
+}
+
+// buildPolicies adds a run's policies section to cb: the policies to send, filtered to the
+// child's ranges, and the ids of every policy (the child drops the parent's others). It reports
+// whether a policy sent references a catalog record the child's catalog cursor predates: then
+// the run must carry the catalog too, ahead of the policies.
+func buildPolicies(state *store.Store, v *store.CatalogView, ranges []string, req PullRequest, pr *policyReq, cb *chunkBuilder) (*PolicySection, bool, error) {
+	all, err := state.Policies(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	complete := pr.mode == ModeComplete
+	sec := &PolicySection{Mode: pr.mode, Trigger: pr.reason, Folders: pr.folders, IDs: pr.ids,
+		From: req.PolicyCursor, To: state.PoliciesIndex(nil), Ranges: ranges, Advance: true}
+	if complete {
+		sec.From = 0
+	}
+	var sent, filtered []*store.Policy
+	needCatalog := false
+	for _, p := range all {
+		changed := complete || p.ModifyIndex > req.PolicyCursor
+		f := policy.Filter(p, ranges)
+		filtered = append(filtered, f)
+		send := changed
+		if !pr.all() {
+			send = slices.Contains(pr.folders, p.Folder) || slices.Contains(pr.ids, p.ID)
+			if changed && !send {
+				sec.Advance = false // a change outside the selection is not sent: the cursor stays
+			}
+		}
+		if !send {
+			continue
+		}
+		sent = append(sent, f)
+		cb.addPolicy(f)
+		needCatalog = needCatalog || lacksCatalog(v, f, req.Cursor)
+	}
+	for _, p := range all {
+		cb.keepPolicy(p.ID)
+	}
+	sec.Records, sec.Keep = len(sent), len(all)
+	if sec.Advance {
+		sec.Digest = policy.Digest(filtered)
+	} else {
+		sec.Digest = policy.Digest(sent)
+	}
+	return sec, needCatalog, nil
+}
+
+// lacksCatalog reports whether a policy references a bulletin or update created after the
+// child's catalog cursor.
+func lacksCatalog(v *store.CatalogView, p *store.Policy, cursor uint64) bool {
+	for _, id := range p.Bulletins {
+		if b := v.Bulletin(id); b != nil && b.CreateIndex > cursor {
+			return true
+		}
+	}
+	for _, u := range p.Updates {
+		if r := v.Update(u.ID); r != nil && r.CreateIndex > cursor {
+			return true
+		}
+	}
+	return false
+}
+
+// buildSettings adds every settings document to cb.
+func buildSettings(state *store.Store, t *trigger, cb *chunkBuilder) (*SettingsSection, error) {
+	docs, err := state.SettingDocs(nil)
+	if err != nil {
+		return nil, err
+	}
+	var sent []*store.SettingDoc
+	for _, d := range docs {
+		s := &store.SettingDoc{Name: d.Name, Body: d.Body, UpdatedAt: d.UpdatedAt, UpdatedBy: d.UpdatedBy,
+			Origin: store.OriginParent, ParentIndex: d.ModifyIndex}
+		sent = append(sent, s)
+		cb.addSettingDoc(s)
+	}
+	return &SettingsSection{Trigger: t.reason, To: state.SettingDocsIndex(nil), Records: len(sent),
+		Digest: policy.SettingsDigest(sent)}, nil
+}
+
+func (c *chunkBuilder) addPolicy(p *store.Policy) {
+	b := c.room(jsonLen(p))
+	b.Policies = append(b.Policies, p)
+}
+
+func (c *chunkBuilder) keepPolicy(id string) {
+	b := c.room(len(id) + 4)
+	b.PolicyKeep = append(b.PolicyKeep, id)
+}
+
+func (c *chunkBuilder) addSettingDoc(d *store.SettingDoc) {
+	b := c.room(jsonLen(d))
+	b.SettingDocs = append(b.SettingDocs, d)
+}
+
+// childPolicyDigest is the digest a child computes over its policies replica after a run: every
+// policy from the parent when the run advanced its cursor, else the policies the run sent.
+func childPolicyDigest(state *store.Store, sec *PolicySection, sent map[string]bool) string {
+	all, _ := state.Policies(nil)
+	var mine []*store.Policy
+	for _, p := range all {
+		if p.Origin == store.OriginParent && (sec.Advance || sent[p.ID]) {
+			mine = append(mine, p)
+		}
+	}
+	return policy.Digest(mine)
+}
+
+// childSettingsDigest is the digest of the settings documents a child holds from its parent.
+func childSettingsDigest(state *store.Store) string {
+	all, _ := state.SettingDocs(nil)
+	var mine []*store.SettingDoc
+	for _, d := range all {
+		if d.Origin == store.OriginParent {
+			mine = append(mine, d)
+		}
+	}
+	return policy.SettingsDigest(mine)
+}
