@@ -1,16 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"patchtree/replication/hierarchy"
-	"patchtree/store"
 )
 
 func runChild(args []string) error {
@@ -128,8 +129,77 @@ func runAlerts(args []string) error {
 	return nil
 }
 
+// replicationRun is a row of the run history as the API answers it (docs/policies.md, "Run
+// history"). The top-level counts describe the catalog section; Policies and Settings are
+// present when the run carried those sections.
+type replicationRun struct {
+	ID         string              `json:"id"`
+	Child      string              `json:"child"`
+	Scope      string              `json:"scope"`
+	Mode       string              `json:"mode"`
+	Trigger    string              `json:"trigger"`
+	From       uint64              `json:"from"`
+	To         uint64              `json:"to"`
+	Records    int                 `json:"records"`
+	Deletes    int                 `json:"deletes"`
+	BytesWire  int64               `json:"bytes_wire"`
+	BytesRaw   int64               `json:"bytes_raw"`
+	StartedAt  time.Time           `json:"started_at"`
+	DurationMS int64               `json:"duration_ms"`
+	Verified   bool                `json:"verified"`
+	Error      string              `json:"error"`
+	Policies   *runPoliciesSection `json:"policies"`
+	Settings   *runSettingsSection `json:"settings"`
+}
+
+// runPoliciesSection is the policies section of a run.
+type runPoliciesSection struct {
+	Mode     string   `json:"mode"`
+	Trigger  string   `json:"trigger"`
+	Folders  []string `json:"folders"`
+	IDs      []string `json:"ids"`
+	From     uint64   `json:"from"`
+	To       uint64   `json:"to"`
+	Records  int      `json:"records"`
+	Deletes  int      `json:"deletes"`
+	Verified bool     `json:"verified"`
+}
+
+// runSettingsSection is the settings section of a run.
+type runSettingsSection struct {
+	Trigger  string `json:"trigger"`
+	To       uint64 `json:"to"`
+	Records  int    `json:"records"`
+	Deletes  int    `json:"deletes"`
+	Verified bool   `json:"verified"`
+}
+
+// selection names the folders or policies a policies section was limited to ("" for all).
+func (p *runPoliciesSection) selection() string {
+	var parts []string
+	if len(p.Folders) > 0 {
+		parts = append(parts, "folder "+strings.Join(p.Folders, ","))
+	}
+	if len(p.IDs) > 0 {
+		parts = append(parts, "policy "+strings.Join(p.IDs, ","))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// policiesCell summarises a run's policies section for the runs table.
+func policiesCell(p *runPoliciesSection) string {
+	if p == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%d/%d", p.Records, p.Deletes)
+	if sel := p.selection(); sel != "" {
+		s += " (" + sel + ")"
+	}
+	return s
+}
+
 func runRuns(args []string) error {
-	fs := newFlags("runs", "[--child NAME] [flags]", "Replication run history, newest first.")
+	fs := newFlags("runs", "[--child NAME] [flags]", "Replication run history, newest first. RECORDS and DELETES count the catalog\nsection; POLICIES the policies section's records/deletes and its selection.")
 	child := fs.String("child", "", "only this child's runs")
 	limit := fs.Int("limit", 50, "at most this many runs")
 	cf := addClientFlags(fs)
@@ -142,7 +212,7 @@ func runRuns(args []string) error {
 		q.Set("child", *child)
 	}
 	var ans struct {
-		Runs []store.ReplicationRun `json:"runs"`
+		Runs []replicationRun `json:"runs"`
 	}
 	raw, err := c.do(http.MethodGet, "/v1/replication/runs?"+q.Encode(), nil, &ans)
 	if err != nil {
@@ -153,50 +223,105 @@ func runRuns(args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STARTED\tCHILD\tMODE\tTRIGGER\tFROM→TO\tRECORDS\tDELETES\tWIRE\tRAW\tMS\tVERIFIED\tERROR")
+	fmt.Fprintln(tw, "STARTED\tCHILD\tSCOPE\tMODE\tTRIGGER\tFROM→TO\tRECORDS\tDELETES\tPOLICIES\tWIRE\tRAW\tMS\tVERIFIED\tERROR")
 	for _, r := range ans.Runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d→%d\t%d\t%d\t%d\t%d\t%d\t%t\t%s\n", r.StartedAt.Format(time.RFC3339), r.Child, r.Mode, r.Trigger,
-			r.From, r.To, r.Records, r.Deletes, r.BytesWire, r.BytesRaw, r.DurationMS, r.Verified, r.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d→%d\t%d\t%d\t%s\t%d\t%d\t%d\t%t\t%s\n", r.StartedAt.Format(time.RFC3339), r.Child, orDash(r.Scope),
+			r.Mode, r.Trigger, r.From, r.To, r.Records, r.Deletes, policiesCell(r.Policies), r.BytesWire, r.BytesRaw, r.DurationMS, r.Verified, r.Error)
 	}
 	return tw.Flush()
 }
 
-func runReplicateNow(args []string) error {
-	fs := newFlags("replicate-now", "[--child NAME] [--complete] [--wait] [flags]",
-		"Replicate the catalog to one child or all now. With --wait, answer when every targeted child\nhas applied and verified its run (or the timeout passes), with per-child results.")
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// replicateNowScopes are the scopes POST /v1/replication/now takes.
+var replicateNowScopes = []string{"all", "catalog", "policies", "settings"}
+
+// replicateNowRequest is the body of POST /v1/replication/now.
+type replicateNowRequest struct {
+	Child   string `json:"child"`
+	Scope   string `json:"scope"`
+	Policy  string `json:"policy,omitempty"`
+	Folder  string `json:"folder,omitempty"`
+	Mode    string `json:"mode"`
+	Wait    bool   `json:"wait"`
+	Timeout string `json:"timeout"`
+}
+
+// parseReplicateNow parses the flags of replicate-now into its request body.
+func parseReplicateNow(args []string) (*replicateNowRequest, time.Duration, *clientFlags, error) {
+	fs := newFlags("replicate-now", "[--child NAME] [--scope S] [--policy ID | --folder F] [--complete] [--wait] [flags]",
+		"Replicate to one child or all now: the catalog (default), policies, settings or all of them.\n--policy or --folder send just that policy or folder (scope policies; a rollout token may\nreplicate policies only). With --wait, answer when every targeted child has applied and\nverified its run (or the timeout passes), with per-child results.")
 	child := fs.String("child", "", "only this child (default: all)")
-	scope := fs.String("scope", "catalog", "what to replicate: catalog or all")
+	scope := fs.String("scope", "", "what to replicate: "+strings.Join(replicateNowScopes, ", ")+" (default catalog, or policies with --policy/--folder)")
+	policyID := fs.String("policy", "", "only this policy (implies --scope policies)")
+	folder := fs.String("folder", "", "only the policies in this folder (implies --scope policies)")
 	complete := fs.Bool("complete", false, "send the whole filtered view (the child drops anything else)")
 	wait := fs.Bool("wait", false, "wait for the runs to be applied and verified")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long --wait waits")
 	cf := addClientFlags(fs)
-	c, err := cf.parse(fs, args)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, 0, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, 0, nil, usageError{fmt.Errorf("replicate-now takes no arguments, got %q", fs.Arg(0))}
+	}
+	if *timeout <= 0 {
+		return nil, 0, nil, usageError{fmt.Errorf("replicate-now: --timeout must be positive, not %s", *timeout)}
+	}
+	if *policyID != "" && *folder != "" {
+		return nil, 0, nil, usageError{errors.New("replicate-now: give --policy or --folder, not both")}
+	}
+	req := &replicateNowRequest{Child: *child, Scope: *scope, Policy: *policyID, Folder: *folder,
+		Mode: "differential", Wait: *wait, Timeout: timeout.String()}
+	if *complete {
+		req.Mode = "complete"
+	}
+	selected := *policyID != "" || *folder != ""
+	switch {
+	case req.Scope == "" && selected:
+		req.Scope = "policies"
+	case req.Scope == "":
+		req.Scope = "catalog"
+	case !slices.Contains(replicateNowScopes, req.Scope):
+		return nil, 0, nil, usageError{fmt.Errorf("replicate-now: --scope must be one of %s, not %q", strings.Join(replicateNowScopes, ", "), req.Scope)}
+	case selected && req.Scope != "policies":
+		return nil, 0, nil, usageError{fmt.Errorf("replicate-now: --policy and --folder replicate policies; they cannot be used with --scope %s", req.Scope)}
+	}
+	return req, *timeout, cf, nil
+}
+
+func runReplicateNow(args []string) error {
+	req, timeout, cf, err := parseReplicateNow(args)
 	if err != nil {
 		return err
 	}
-	c.http.Timeout = *timeout + 30*time.Second
-	mode := "differential"
-	if *complete {
-		mode = "complete"
+	c, err := cf.client()
+	if err != nil {
+		return err
 	}
+	c.http.Timeout = timeout + 30*time.Second
 	var ans struct {
 		Children []string `json:"children"`
 		Results  []struct {
-			Child    string                `json:"child"`
-			Done     bool                  `json:"done"`
-			Verified bool                  `json:"verified"`
-			Run      *store.ReplicationRun `json:"run"`
-			Error    string                `json:"error"`
+			Child    string          `json:"child"`
+			Done     bool            `json:"done"`
+			Verified bool            `json:"verified"`
+			Run      *replicationRun `json:"run"`
+			Error    string          `json:"error"`
 		} `json:"results"`
 	}
-	body := map[string]any{"child": *child, "scope": *scope, "mode": mode, "wait": *wait, "timeout": timeout.String()}
-	raw, err := c.do(http.MethodPost, "/v1/replication/now", body, &ans)
+	raw, err := c.do(http.MethodPost, "/v1/replication/now", req, &ans)
 	if err != nil {
 		return err
 	}
 	if cf.output == "json" {
 		printJSON(raw)
-	} else if !*wait {
+	} else if !req.Wait {
 		fmt.Printf("replication requested for %s\n", strings.Join(ans.Children, ", "))
 	}
 	failed := 0
@@ -208,8 +333,7 @@ func runReplicateNow(args []string) error {
 			continue
 		}
 		if r.Run != nil {
-			fmt.Printf("%-10s %s %s run: %d records, %d deletes, %d bytes on the wire (%d raw), %d ms, verified %t %s\n", r.Child,
-				r.Run.Mode, r.Run.Trigger, r.Run.Records, r.Run.Deletes, r.Run.BytesWire, r.Run.BytesRaw, r.Run.DurationMS, r.Verified, r.Error)
+			fmt.Printf("%-10s %s\n", r.Child, runSummary(r.Run, r.Verified, r.Error))
 		} else {
 			fmt.Printf("%-10s %s\n", r.Child, r.Error)
 		}
@@ -218,4 +342,30 @@ func runReplicateNow(args []string) error {
 		return fmt.Errorf("%d of %d children did not apply and verify their run", failed, len(ans.Results))
 	}
 	return nil
+}
+
+// runSummary describes one child's run of a replicate-now with --wait on one line: its scope,
+// the catalog section (when it carried one), the policies and settings sections.
+func runSummary(r *replicationRun, verified bool, errMsg string) string {
+	var b strings.Builder
+	if r.Scope == "" || slices.Contains(strings.Split(r.Scope, "+"), "catalog") {
+		if r.Scope != "" {
+			b.WriteString(r.Scope + " ")
+		}
+		fmt.Fprintf(&b, "%s %s run: %d records, %d deletes, ", r.Mode, r.Trigger, r.Records, r.Deletes)
+	} else {
+		fmt.Fprintf(&b, "%s run: ", r.Scope)
+	}
+	fmt.Fprintf(&b, "%d bytes on the wire (%d raw), %d ms", r.BytesWire, r.BytesRaw, r.DurationMS)
+	if p := r.Policies; p != nil {
+		fmt.Fprintf(&b, "; policies: %s %s, %d records, %d deletes", p.Mode, p.Trigger, p.Records, p.Deletes)
+		if sel := p.selection(); sel != "" {
+			b.WriteString(" (" + sel + ")")
+		}
+	}
+	if st := r.Settings; st != nil {
+		fmt.Fprintf(&b, "; settings: %d records, %d deletes", st.Records, st.Deletes)
+	}
+	fmt.Fprintf(&b, "; verified %t %s", verified, errMsg)
+	return strings.TrimRight(b.String(), " ")
 }

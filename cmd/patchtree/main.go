@@ -40,7 +40,10 @@ func commands() []command {
 		{"child", "add NAME | list | remove NAME", "enrol, list and remove child sites", runChild},
 		{"alerts", "", "show language alerts", runAlerts},
 		{"runs", "[--child NAME]", "show the replication run history", runRuns},
-		{"replicate-now", "[--child NAME] [--complete] [--wait]", "replicate to children now", runReplicateNow},
+		{"replicate-now", "[--child NAME] [--scope S] [--policy ID | --folder F] [--complete] [--wait]", "replicate to children now", runReplicateNow},
+		{"policy", "create --bulletin ID ... | list | show ID | enable ID | disable ID | delete ID", "create and administer software update policies", runPolicy},
+		{"settings", "list | show NAME | set NAME FILE|-", "read and replace settings documents", runSettings},
+		{"audit", "[--action PREFIX] [--since KEY] [--limit N]", "show the audit log", runAudit},
 	}
 }
 
@@ -85,7 +88,7 @@ func printTopUsage(w io.Writer) {
 	cmds := commands()
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'patchtree COMMAND --help' for a command's flags.")
 }
@@ -135,8 +138,7 @@ func newFlags(name, synopsis, summary string) *pflag.FlagSet {
 func parseFlags(fs *pflag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
-			return errHelp
+			return errHelp // pflag has printed the usage
 		}
 		return usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
 	}
