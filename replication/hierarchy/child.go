@@ -19,6 +19,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 	"github.com/klauspost/compress/zstd"
 
+	"patchtree/replication/policy"
 	"patchtree/store"
 )
 
@@ -339,6 +340,7 @@ func (c *Child) reportLoop(ctx context.Context, link *Link) {
 		ws := memdb.NewWatchSet()
 		state := c.backend.State()
 		langs, err := state.Languages(ws, store.LanguagesSite)
+		state.SettingDoc(ws, policy.SettingsServerTasks) // a new schedule takes effect at once
 		ranges := []string{}
 		if err == nil && langs != nil {
 			ranges = langs.Ranges
@@ -384,8 +386,16 @@ func (c *Child) reportLoop(ctx context.Context, link *Link) {
 	}
 }
 
+// nextReport is when the language alerting rule fires next: on the schedule of the server-tasks
+// settings the parent sent, else on this site's own languages rule.
 func (c *Child) nextReport(s *store.Store) time.Time {
-	sched, err := ParseSchedule(LoadRules(s).Languages, false)
+	spec := LoadRules(s).Languages
+	if doc, err := s.SettingDoc(nil, policy.SettingsServerTasks); err == nil {
+		if t := policy.ParseServerTasks(doc); t != nil && t.LanguageReport != "" {
+			spec = t.LanguageReport
+		}
+	}
+	sched, err := ParseSchedule(spec, false)
 	if err != nil {
 		return time.Now().Add(24 * time.Hour)
 	}

@@ -127,16 +127,17 @@ func buildPolicies(state *store.Store, v *store.CatalogView, ranges []string, re
 	return sec, needCatalog, nil
 }
 
-// lacksCatalog reports whether a policy references a bulletin or update created after the
-// child's catalog cursor.
+// lacksCatalog reports whether a policy references a bulletin or update written after the
+// child's catalog cursor: the child may not hold it (a new record, or one whose language or
+// update list brought it into the child's view since), so the run must carry the catalog too.
 func lacksCatalog(v *store.CatalogView, p *store.Policy, cursor uint64) bool {
 	for _, id := range p.Bulletins {
-		if b := v.Bulletin(id); b != nil && b.CreateIndex > cursor {
+		if b := v.Bulletin(id); b != nil && b.ModifyIndex > cursor {
 			return true
 		}
 	}
 	for _, u := range p.Updates {
-		if r := v.Update(u.ID); r != nil && r.CreateIndex > cursor {
+		if r := v.Update(u.ID); r != nil && r.ModifyIndex > cursor {
 			return true
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"patchtree/replication/policy"
 	"patchtree/store"
 )
 
@@ -49,6 +50,8 @@ type Config struct {
 	Logger        *slog.Logger
 	// KeepRuns is how many finished runs stay in memory with their progress (default 100).
 	KeepRuns int
+	// ScheduleTick is how often the import schedule is checked (default 10s).
+	ScheduleTick time.Duration
 }
 
 // Request starts an import.
@@ -133,6 +136,9 @@ func New(cfg Config) *Importer {
 	if cfg.MaxFeedBytes <= 0 {
 		cfg.MaxFeedBytes = 4 << 30
 	}
+	if cfg.ScheduleTick <= 0 {
+		cfg.ScheduleTick = 10 * time.Second
+	}
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = 768 << 10
 	}
@@ -176,7 +182,7 @@ func (im *Importer) LeaderLoop(ctx context.Context) {
 			}
 		}
 	}
-	<-ctx.Done()
+	im.scheduleLoop(ctx)
 	im.mu.Lock()
 	im.leaderCtx = nil
 	active := im.active
@@ -336,4 +342,48 @@ func (im *Importer) execute(ctx context.Context, r *run) {
 		"version", rec.CatalogVersion, "duration", time.Since(start).Round(time.Millisecond),
 		"bulletins", fmt.Sprintf("%+v", rec.Result.Bulletins), "updates", fmt.Sprintf("%+v", rec.Result.Updates),
 		"warnings", len(rec.Result.Warnings))
+}
+
+// scheduleLoop runs the catalog import task on the schedule of the server-tasks settings
+// (catalog_import: "off", "HH:MM" daily or an interval) from the configured default source,
+// until ctx ends. A run that finds an import already running waits for the next firing.
+func (im *Importer) scheduleLoop(ctx context.Context) {
+	tick := time.NewTicker(im.cfg.ScheduleTick)
+	defer tick.Stop()
+	var spec string
+	var next time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			cur := "off"
+			if doc, err := im.backend.State().SettingDoc(nil, policy.SettingsServerTasks); err == nil {
+				if t := policy.ParseServerTasks(doc); t != nil && t.CatalogImport != "" {
+					cur = t.CatalogImport
+				}
+			}
+			if cur != spec {
+				spec, next = cur, time.Time{}
+				if sched, err := policy.ParseSchedule(spec, false); err == nil && spec != "off" {
+					next = sched.Next(now)
+					im.logger.Info("catalog import scheduled", "schedule", spec, "next", next)
+				}
+			}
+			if next.IsZero() || now.Before(next) {
+				continue
+			}
+			sched, _ := policy.ParseSchedule(spec, false)
+			next = sched.Next(now)
+			if im.cfg.DefaultSource == "" {
+				im.logger.Warn("scheduled catalog import skipped: no --catalog-source configured", "next", next)
+				continue
+			}
+			if p, err := im.Start(Request{Mode: "incremental"}); err != nil {
+				im.logger.Warn("scheduled catalog import not started", "error", err, "next", next)
+			} else {
+				im.logger.Info("scheduled catalog import started", "run", p.ID, "next", next)
+			}
+		}
+	}
 }

@@ -97,3 +97,48 @@ func TestImportOptions(t *testing.T) {
 		t.Fatalf("de import: %s %s", p.State, p.Error)
 	}
 }
+
+// TestScheduledImport: the server-tasks settings' catalog_import schedule starts imports from
+// the default source; "off" stops them.
+func TestScheduledImport(t *testing.T) {
+	src := writeFeedFile(t, t.TempDir(), "feed.json", smallFeed().bytes(t))
+	f := newFakeBackend(t, "*")
+	im := newTestImporter(t, f, Config{DefaultSource: src, ScheduleTick: 5 * time.Millisecond})
+	setTasks := func(body string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		doc := &store.SettingDoc{Name: "server-tasks", Body: []byte(body), Origin: store.OriginLocal}
+		if err := f.s.PutSettingDoc(f.next(), doc, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := func() int {
+		all, err := im.Runs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(all)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := runs(); n != 0 {
+		t.Fatalf("%d imports without a schedule", n)
+	}
+	setTasks(`{"catalog_import":"1s"}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for runs() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("scheduled imports: %d runs in 10s with a 1s schedule", runs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if info, _ := f.s.Catalog(nil); info.Bulletins != 3 {
+		t.Fatalf("catalog after scheduled imports: %+v", info)
+	}
+	setTasks(`{"catalog_import":"off"}`)
+	time.Sleep(100 * time.Millisecond) // the loop sees the change
+	n := runs()
+	time.Sleep(1500 * time.Millisecond)
+	if runs() != n {
+		t.Fatalf("imports went on after the schedule was turned off: %d → %d", n, runs())
+	}
+}

@@ -162,13 +162,10 @@ func ParseServerTasks(d *store.SettingDoc) *ServerTasks {
 
 // schedule checks "HH:MM" or an interval of at least a second.
 func schedule(field, s string) error {
-	if _, err := time.Parse("15:04", s); err == nil {
-		return nil
+	if _, err := ParseSchedule(s, false); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
 	}
-	if d, err := time.ParseDuration(s); err == nil && d >= time.Second {
-		return nil
-	}
-	return fmt.Errorf("%s %q: want \"HH:MM\" or an interval such as \"1h\": %w", field, s, store.ErrInvalid)
+	return nil
 }
 
 func duration(field, s string, atLeast time.Duration) error {
