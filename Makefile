@@ -30,6 +30,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseRange -fuzztime 30s ./langalert/
 	$(GO) test -run '^$$' -fuzz FuzzParseNative -fuzztime 30s ./replication/importer/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./replication/csaf/
+	$(GO) test -run '^$$' -fuzz FuzzParseSettings -fuzztime 30s ./replication/policy/
 
 clean:
 	rm -rf bin
