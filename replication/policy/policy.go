@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"patchtree/langalert"
 	"patchtree/store"
@@ -134,11 +135,11 @@ func apply(v *store.CatalogView, p *store.Policy, in Input, create bool) error {
 	case create:
 		p.Description = desc
 	}
-	if len(p.Name) > 300 {
-		return fmt.Errorf("name has %d characters, at most 300: %w", len(p.Name), store.ErrInvalid)
+	if n := utf8.RuneCountInString(p.Name); n > 300 {
+		return fmt.Errorf("name has %d characters, at most 300: %w", n, store.ErrInvalid)
 	}
-	if len(p.Description) > 4000 {
-		return fmt.Errorf("description has %d characters, at most 4000: %w", len(p.Description), store.ErrInvalid)
+	if n := utf8.RuneCountInString(p.Description); n > 4000 {
+		return fmt.Errorf("description has %d characters, at most 4000: %w", n, store.ErrInvalid)
 	}
 	return nil
 }
@@ -200,8 +201,8 @@ func defaults(v *store.CatalogView, bulletins []string) (name, desc string) {
 		}
 	}
 	desc = strings.Join(titles, "; ")
-	if len(desc) > 1000 {
-		desc = desc[:997] + "..."
+	if r := []rune(desc); len(r) > 1000 {
+		desc = string(r[:997]) + "..."
 	}
 	return name, desc
 }

@@ -133,6 +133,9 @@ func ParseSettings(name string, body []byte) (json.RawMessage, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown settings document %q (want one of %s): %w", name, strings.Join(SettingsNames(), ", "), store.ErrNotFound)
 	}
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return nil, fmt.Errorf("settings %q: the body must be a JSON object, not null: %w", name, store.ErrInvalid)
+	}
 	v := def.fresh()
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
