@@ -272,7 +272,13 @@ func (s *polSuite) testReplicate(t *testing.T) {
 	for j := 0; j < 20; j++ {
 		cur := s.created[j]
 		body := map[string]any{}
-		switch j % 5 {
+		kind := j % 5
+		if j == 1 {
+			// Policy 1's two bulletins share updates, some disabled: adding a bulletin keeps
+			// every kept (bulletin, update) flag.
+			kind = 3
+		}
+		switch kind {
 		case 0:
 			body["enabled"] = !cur.Enabled
 		case 1:
@@ -285,6 +291,9 @@ func (s *polSuite) testReplicate(t *testing.T) {
 			body["folder"] = f
 		case 3:
 			body["bulletins"] = polUniq([]string{cur.Bulletins[0], gens[(j*5+11)%len(gens)], "PTST-2026-02"})
+			if j == 1 {
+				body["bulletins"] = append(slices.Clone(cur.Bulletins), "PTST-2026-03")
+			}
 		case 4:
 			body["updates"] = []map[string]any{{"id": cur.Updates[0].ID, "enabled": !cur.Updates[0].Enabled}}
 			body["run"] = "asap"
@@ -294,7 +303,7 @@ func (s *polSuite) testReplicate(t *testing.T) {
 		p := polWrite(t, "PATCH", s.parent.url+"/v1/policies/"+cur.ID, tok, body, 200)
 		s.audit.add(role, "policy-update", cur.ID)
 		bad := p.ID != cur.ID || p.Revision != cur.Revision+1 || p.Origin != "local" || !p.CreatedAt.Equal(cur.CreatedAt)
-		switch j % 5 {
+		switch kind {
 		case 0:
 			bad = bad || p.Enabled == cur.Enabled
 		case 1:
