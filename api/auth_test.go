@@ -99,6 +99,12 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		return "/v1/children/" + c.Child.Name, nil
 	case "POST /v1/replication/now":
 		return path, map[string]any{"scope": "policies"}
+	case "POST /v1/scans":
+		return path, map[string]any{"computer_id": "pc-1", "scanned_at": "2026-11-20T10:00:00Z", "results": map[string]string{"B1-u": "installed"}}
+	case "GET /v1/compliance", "GET /v1/compliance/bulletins":
+		return path, nil
+	case "POST /v1/hierarchy/v1/compliance":
+		return path, map[string]any{"seq": 1, "digest": "d", "interval": "1h", "unchanged": true}
 	case "GET /v1/policies", "GET /v1/settings", "GET /v1/audit":
 		return path, nil
 	case "POST /v1/policies":

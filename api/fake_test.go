@@ -229,6 +229,12 @@ func (f *fakeBackend) Audit(actor store.Actor, action, target string, detail any
 	return f.s.AppendAudit(f.next(), []*store.AuditEntry{{Actor: actor, Action: action, Target: target}})
 }
 
+func (f *fakeBackend) ApplyScans(scans []store.Scan) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(scans), f.s.ApplyScans(f.next(), scans)
+}
+
 // fakeHierarchy answers the parent side of the protocol without children.
 type fakeHierarchy struct{}
 
@@ -266,6 +272,13 @@ func (fakeHierarchy) Status(only string) ([]hierarchy.ChildStatus, error) {
 }
 
 func (fakeHierarchy) RulesChanged() {}
+
+func (fakeHierarchy) ReceiveSummary(child string, rep hierarchy.SummaryReport, wire, raw int64) (*hierarchy.SummaryAnswer, error) {
+	if rep.Child != "" && rep.Child != child {
+		return nil, hierarchy.ErrWrongChild
+	}
+	return &hierarchy.SummaryAnswer{Accepted: true, Seq: rep.Seq}, nil
+}
 
 // fakeImporter answers imports without running them.
 type fakeImporter struct{}

@@ -25,6 +25,7 @@ type Hierarchy interface {
 	WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun
 	Status(only string) ([]hierarchy.ChildStatus, error)
 	RulesChanged()
+	ReceiveSummary(child string, rep hierarchy.SummaryReport, wire, raw int64) (*hierarchy.SummaryAnswer, error)
 }
 
 func (s *Server) hierarchy() (Hierarchy, error) {
@@ -139,6 +140,12 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 	var req replicateNowRequest
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
+	}
+	if req.Scope == hierarchy.ScopeCompliance {
+		if tok := callerToken(r); tok != nil && tok.Role == store.RoleRollout {
+			return 0, nil, fmt.Errorf("%w: rollout may replicate now only policies", ErrForbidden)
+		}
+		return s.complianceNow(r)
 	}
 	policyScope := req.Scope == hierarchy.ScopePolicies || (req.Scope == "" && (req.Policy != "" || req.Folder != ""))
 	if tok := callerToken(r); tok != nil && tok.Role == store.RoleRollout && !policyScope {

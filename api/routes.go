@@ -21,6 +21,10 @@ var (
 	adminAudit = access{roles: []store.Role{store.RoleAdmin, store.RoleAuditor}}
 	// adminRollout is policies and their replication.
 	adminRollout = access{roles: []store.Role{store.RoleAdmin, store.RoleRollout}}
+	// reports are compliance reports: agents post scans but read no report.
+	reports = access{roles: []store.Role{store.RoleAdmin, store.RoleRollout, store.RoleAuditor}}
+	// agentAdmin posts scans.
+	agentAdmin = access{roles: []store.Role{store.RoleAdmin, store.RoleAgent}}
 	// adminServer lets the site's own servers re-register their addresses.
 	adminServer = access{roles: []store.Role{store.RoleAdmin, store.RoleServer}}
 	// nodeOnly is a child site's credential at its parent.
@@ -102,11 +106,17 @@ func (s *Server) routes() []route {
 		{http.MethodPut, "/v1/settings/{name}", adminOnly, true, s.putSettings, 0},
 		{http.MethodGet, "/v1/audit", adminAudit, false, s.listAudit, 0},
 
+		// A scan batch of many computers: a thousand results each is about 40 KB of JSON.
+		{http.MethodPost, "/v1/scans", agentAdmin, true, s.postScans, 256 << 20},
+		{http.MethodGet, "/v1/compliance", reports, false, s.getCompliance, 0},
+		{http.MethodGet, "/v1/compliance/bulletins", reports, false, s.getComplianceBulletins, 0},
+
 		{http.MethodPost, hierarchy.ProtocolPath + "/join", public, true, s.hJoin, 0},
 		{http.MethodPut, hierarchy.ProtocolPath + "/languages", nodeOnly, true, s.hLanguages, 0},
 		{http.MethodGet, hierarchy.ProtocolPath + "/catalog", nodeOnly, true, s.hPull, 0},
 		// An acknowledgement carries the verification sample: verify_percent of a child's rows.
 		{http.MethodPost, hierarchy.ProtocolPath + "/ack", nodeOnly, true, s.hAck, 64 << 20},
+		{http.MethodPost, hierarchy.ProtocolPath + "/compliance", nodeOnly, true, s.hCompliance, 32 << 20},
 	}
 }
 

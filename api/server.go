@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"patchtree/node"
+	"patchtree/replication/compliance"
 	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
 	"patchtree/replication/policy"
@@ -47,6 +48,7 @@ type Backend interface {
 	DeletePolicy(actor store.Actor, id string) (uint64, error)
 	PutSettingDoc(actor store.Actor, name string, body []byte) (*store.SettingDoc, error)
 	Audit(actor store.Actor, action, target string, detail any) error
+	ApplyScans(scans []store.Scan) (int, error)
 }
 
 // Importer runs catalog imports (importer.Importer implements it).
@@ -70,6 +72,8 @@ type Options struct {
 	// Hierarchy serves children; ParentLink reports this site's own parent (nil: none).
 	Hierarchy  Hierarchy
 	ParentLink func() *hierarchy.ChildState
+	// Uplink sends this site's compliance summary to its parent (nil: no parent).
+	Uplink Uplink
 	// TestHooks lets tests alter a child's replica (PATCH of a bulletin on a child), to prove
 	// that verification detects and repairs it. Never set in production.
 	TestHooks bool
@@ -80,10 +84,11 @@ type rawResponse func(w http.ResponseWriter)
 
 // Server is the HTTP API of one site server.
 type Server struct {
-	backend Backend
-	opts    Options
-	logger  *slog.Logger
-	router  *mux.Router
+	backend  Backend
+	opts     Options
+	logger   *slog.Logger
+	router   *mux.Router
+	reporter *compliance.Reporter
 }
 
 // handlerFunc is a thin handler: it returns a status and a value to encode, or an error.
@@ -100,7 +105,7 @@ func New(backend Backend, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{backend: backend, opts: opts, logger: opts.Logger}
+	s := &Server{backend: backend, opts: opts, logger: opts.Logger, reporter: compliance.NewReporter()}
 	r := mux.NewRouter()
 	for _, rt := range s.routes() {
 		r.Handle(rt.path, s.wrap(rt)).Methods(rt.method)

@@ -120,6 +120,22 @@ func (f *FSM) Apply(log *raft.Log) any {
 		var req AuditAppendRequest
 		decode(t, buf, idx, &req)
 		return f.State().AppendAudit(idx, req.Entries)
+	case ScansApplyRequestType:
+		var req ScansApplyRequest
+		decode(t, buf, idx, &req)
+		scans, err := store.DecodeScans(req.Batch)
+		if err != nil {
+			return fmt.Errorf("decode scans: %v: %w", err, store.ErrInvalid)
+		}
+		return f.State().ApplyScans(idx, scans)
+	case ChildSummaryPutRequestType:
+		var req ChildSummaryPutRequest
+		decode(t, buf, idx, &req)
+		stored, reason, err := f.State().PutChildSummary(idx, &req.Summary, req.Run)
+		if err != nil {
+			return err
+		}
+		return &SummaryOutcome{Stored: stored, Reason: reason}
 	default:
 		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
 	}

@@ -209,7 +209,32 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("audit entries = %d, want 3", n)
 				}
 			}},
+		{ScansApplyRequestType, &ScansApplyRequest{Batch: mustScans([]store.Scan{
+			{ComputerID: "pc-1", ScannedAt: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), Cells: []store.ScanCell{{Update: "U1", State: store.StateRequired}}},
+			{ComputerID: "pc-2", ScannedAt: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), Cells: []store.ScanCell{{Update: "U1", State: store.StateInstalled}}},
+		})}, func(t *testing.T, s *store.Store, idx uint64) {
+			cv, _ := s.Compliance(nil)
+			if cv.Site.Computers != 2 || cv.Site.Compliant != 1 || cv.Bulletin("B1") != (store.Counts{1, 1, 0, 0}) {
+				t.Fatalf("compliance %+v, B1 %v", cv.Site, cv.Bulletin("B1"))
+			}
+		}},
+		{ChildSummaryPutRequestType, &ChildSummaryPutRequest{Summary: store.ChildSummary{Child: "apac", Seq: 1, Digest: "d1",
+			Summary: json.RawMessage(`{"site":"apac"}`)}, Run: &store.ReplicationRun{ID: "sum1", Child: "apac", Scope: "compliance"}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				sums, _ := s.ChildSummaries(nil)
+				if len(sums) != 1 || sums[0].Seq != 1 {
+					t.Fatalf("summaries %+v", sums)
+				}
+			}},
 	}
+}
+
+func mustScans(scans []store.Scan) []byte {
+	buf, err := store.EncodeScans(scans)
+	if err != nil {
+		panic(err)
+	}
+	return buf
 }
 
 func testPolicy(id string) store.Policy {
@@ -231,7 +256,7 @@ func applySteps(t *testing.T, f *FSM) {
 	t.Helper()
 	for i, step := range fsmSteps() {
 		idx := uint64(i + 1)
-		if resp := f.Apply(makeLog(t, idx, step.mt, step.req)); resp != nil {
+		if resp, isErr := f.Apply(makeLog(t, idx, step.mt, step.req)).(error); isErr && resp != nil {
 			t.Fatalf("step %d (%s): %v", i, step.mt, resp)
 		}
 		if step.check != nil {

@@ -37,6 +37,8 @@ const (
 	PolicyDeleteRequestType      MessageType = 20
 	SettingDocPutRequestType     MessageType = 21
 	AuditAppendRequestType       MessageType = 22
+	ScansApplyRequestType        MessageType = 23
+	ChildSummaryPutRequestType   MessageType = 24
 )
 
 // String names a message type for logs and errors.
@@ -86,6 +88,10 @@ func (t MessageType) String() string {
 		return "setting-doc-put"
 	case AuditAppendRequestType:
 		return "audit-append"
+	case ScansApplyRequestType:
+		return "scans-apply"
+	case ChildSummaryPutRequestType:
+		return "child-summary-put"
 	}
 	return fmt.Sprintf("message-type-%d", uint8(t))
 }

@@ -21,12 +21,18 @@ const slowApply = time.Second
 // apply submits one request to Raft and waits until it is committed (durable on a majority) and
 // applied here. It returns the entry's index, or the store's error for a rejected request.
 func (n *Node) apply(t MessageType, req any) (uint64, error) {
+	_, idx, err := n.applyResponse(t, req)
+	return idx, err
+}
+
+// applyResponse is apply that also returns the FSM's non-error response.
+func (n *Node) applyResponse(t MessageType, req any) (any, uint64, error) {
 	buf, err := Encode(t, req)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if len(buf) > MaxEntrySize {
-		return 0, fmt.Errorf("%s entry of %d bytes exceeds %d: %w", t, len(buf), MaxEntrySize, store.ErrInvalid)
+		return nil, 0, fmt.Errorf("%s entry of %d bytes exceeds %d: %w", t, len(buf), MaxEntrySize, store.ErrInvalid)
 	}
 	start := time.Now()
 	f := n.raft.Apply(buf, applyTimeout)
@@ -38,14 +44,14 @@ func (n *Node) apply(t MessageType, req any) (uint64, error) {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return 0, fmt.Errorf("apply %s: %w (%v)", t, ErrNotLeader, err)
+			return nil, 0, fmt.Errorf("apply %s: %w (%v)", t, ErrNotLeader, err)
 		}
-		return 0, fmt.Errorf("apply %s: %w", t, err)
+		return nil, 0, fmt.Errorf("apply %s: %w", t, err)
 	}
 	if resp, ok := f.Response().(error); ok && resp != nil {
-		return 0, resp
+		return nil, 0, resp
 	}
-	return f.Index(), nil
+	return f.Response(), f.Index(), nil
 }
 
 // IsLeader reports whether this server leads the site and has established leadership.

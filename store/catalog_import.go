@@ -227,6 +227,9 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 			if err := revisePolicies(txn, idx, run); err != nil {
 				return err
 			}
+			if err := recomputeCompliance(txn, idx); err != nil {
+				return err
+			}
 		}
 		info, err := catalogInfo(txn, nil)
 		if err != nil {

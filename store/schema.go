@@ -26,6 +26,13 @@ const (
 	tablePolicies    = "policies"
 	tableAudit       = "audit"
 	tableSettingDocs = "setting_docs"
+
+	tableComputers          = "computers"
+	tableScanUpdates        = "scan_updates"
+	tableUpdateCompliance   = "update_compliance"
+	tableBulletinCompliance = "bulletin_compliance"
+	tableSiteCompliance     = "site_compliance"
+	tableChildSummaries     = "child_summaries"
 )
 
 // tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
@@ -48,6 +55,7 @@ var tables = []tableDef{
 	{name: tableServers, snapID: 5, schema: idTable(tableServers, "ID"), newRow: func() any { return new(Server) }},
 	{name: tableBulletins, snapID: 6, schema: withIndexes(idTable(tableBulletins, "ID"),
 		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
+		bulletinUpdateIndex,
 	), newRow: func() any { return new(Bulletin) }},
 	{name: tableUpdates, snapID: 7, schema: withIndexes(idTable(tableUpdates, "ID"),
 		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
@@ -66,6 +74,14 @@ var tables = []tableDef{
 	), newRow: func() any { return new(Policy) }},
 	{name: tableAudit, snapID: 17, schema: idTable(tableAudit, "Key"), newRow: func() any { return new(AuditEntry) }},
 	{name: tableSettingDocs, snapID: 18, schema: idTable(tableSettingDocs, "Name"), newRow: func() any { return new(SettingDoc) }},
+	{name: tableComputers, snapID: 19, schema: idTable(tableComputers, "ID"), newRow: func() any { return new(Computer) }},
+	{name: tableScanUpdates, snapID: 20, schema: withIndexes(idTable(tableScanUpdates, "ID"),
+		&memdb.IndexSchema{Name: "ord", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Ord"}},
+	), newRow: func() any { return new(scanUpdate) }},
+	{name: tableUpdateCompliance, snapID: 21, schema: idTable(tableUpdateCompliance, "UpdateID"), newRow: func() any { return new(UpdateCompliance) }},
+	{name: tableBulletinCompliance, snapID: 22, schema: idTable(tableBulletinCompliance, "BulletinID"), newRow: func() any { return new(BulletinCompliance) }},
+	{name: tableSiteCompliance, snapID: 23, schema: idTable(tableSiteCompliance, "Key"), newRow: func() any { return new(SiteCompliance) }},
+	{name: tableChildSummaries, snapID: 24, schema: idTable(tableChildSummaries, "Child"), newRow: func() any { return new(ChildSummary) }},
 }
 
 // withIndexes adds secondary indexes to a table schema.

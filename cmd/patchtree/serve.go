@@ -161,6 +161,7 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	if child != nil {
 		child.SetBackend(n)
 		apiOpts.ParentLink = func() *hierarchy.ChildState { st := child.Status(); return &st }
+		apiOpts.Uplink = child
 	}
 	srv := &http.Server{
 		Handler:           api.New(n, apiOpts),

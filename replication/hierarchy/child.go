@@ -78,6 +78,8 @@ type ChildState struct {
 	LastRun        string    `json:"last_run,omitempty"`
 	LastVerified   bool      `json:"last_verified"`
 	Error          string    `json:"error,omitempty"`
+	// LastSummary is the compliance summary rule's last firing.
+	LastSummary *SummaryResult `json:"last_summary,omitempty"`
 }
 
 // Child is the child side: it joins its parent, reports its languages, and pulls its view.
@@ -94,6 +96,8 @@ type Child struct {
 	// partial is a run whose stream was cut after some chunks were staged; the next pull asks
 	// the parent to resume it. Only the pull loop touches it.
 	partial *partialRun
+	// sumMu serialises the compliance summary rule (its loop and replicate now).
+	sumMu sync.Mutex
 }
 
 // partialRun is where a cut run stands on this child.
@@ -212,8 +216,9 @@ func (c *Child) LeaderLoop(ctx context.Context) {
 	c.state.Joined = true
 	c.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); c.reportLoop(ctx, link) }()
+	go func() { defer wg.Done(); c.summaryLoop(ctx) }()
 	c.pullLoop(ctx, link)
 	wg.Wait()
 }

@@ -20,6 +20,9 @@ func (f fakeParentBackend) RecordReplicationRun(run store.ReplicationRun, u stor
 	idx := f.next()
 	return idx, f.s.RecordReplicationRun(idx, &run, &u)
 }
+func (f fakeParentBackend) PutChildSummary(s *store.ChildSummary, run *store.ReplicationRun) (bool, string, error) {
+	return f.s.PutChildSummary(f.next(), s, run)
+}
 func (f fakeParentBackend) CollectTombstones(upTo uint64) (uint64, error) {
 	idx := f.next()
 	return idx, f.s.CollectTombstones(idx, upTo)

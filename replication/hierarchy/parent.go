@@ -35,6 +35,7 @@ type ParentBackend interface {
 	UpdateChild(name string, u store.ChildUpdate) (uint64, error)
 	RecordReplicationRun(run store.ReplicationRun, u store.ChildUpdate) (uint64, error)
 	CollectTombstones(upTo uint64) (uint64, error)
+	PutChildSummary(s *store.ChildSummary, run *store.ReplicationRun) (bool, string, error)
 }
 
 // trigger is a pending reason to replicate to a child.
@@ -334,6 +335,9 @@ func (p *Parent) runsSince(children []string, since time.Time) map[string]*store
 	}
 	out := map[string]*store.ReplicationRun{}
 	for _, r := range runs {
+		if r.Scope == ScopeCompliance {
+			continue // a summary coming up is not a run down
+		}
 		if want[r.Child] && !r.StartedAt.Before(since) {
 			if prev, ok := out[r.Child]; !ok || r.ID > prev.ID {
 				out[r.Child] = r

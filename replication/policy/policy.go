@@ -84,16 +84,20 @@ func apply(v *store.CatalogView, p *store.Policy, in Input, create bool) error {
 		}
 	}
 	if in.Updates != nil {
-		idx := map[string]int{}
+		// An update two of the policy's bulletins share appears once per bulletin: its flag
+		// applies to every entry.
+		idx := map[string][]int{}
 		for i, u := range p.Updates {
-			idx[u.ID] = i
+			idx[u.ID] = append(idx[u.ID], i)
 		}
 		for _, f := range in.Updates {
-			i, ok := idx[f.ID]
+			entries, ok := idx[f.ID]
 			if !ok {
 				return fmt.Errorf("update %q is not in the policy's bulletins %v: %w", f.ID, p.Bulletins, store.ErrInvalid)
 			}
-			p.Updates[i].Enabled = f.Enabled
+			for _, i := range entries {
+				p.Updates[i].Enabled = f.Enabled
+			}
 		}
 	}
 	if in.Folder != nil {
@@ -147,9 +151,9 @@ func apply(v *store.CatalogView, p *store.Policy, in Input, create bool) error {
 // setBulletins replaces the policy's bulletins: each must exist and not be disabled. Updates of
 // bulletins it keeps keep their flags; updates of new bulletins come enabled unless superseded.
 func setBulletins(v *store.CatalogView, p *store.Policy, ids []string) error {
-	old := map[string]store.PolicyUpdate{}
+	old := map[[2]string]store.PolicyUpdate{}
 	for _, u := range p.Updates {
-		old[u.ID] = u
+		old[[2]string{u.Bulletin, u.ID}] = u
 	}
 	seen := map[string]bool{}
 	var bulletins []string
@@ -169,7 +173,7 @@ func setBulletins(v *store.CatalogView, p *store.Policy, ids []string) error {
 		}
 		bulletins = append(bulletins, id)
 		for _, uid := range b.UpdateIDs {
-			if prev, ok := old[uid]; ok && prev.Bulletin == id {
+			if prev, ok := old[[2]string{id, uid}]; ok {
 				updates = append(updates, prev)
 				continue
 			}

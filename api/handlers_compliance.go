@@ -1,0 +1,176 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"patchtree/replication/compliance"
+	"patchtree/replication/hierarchy"
+)
+
+// Uplink is a child site's side of the upward flow (hierarchy.Child implements it).
+type Uplink interface {
+	SendSummary(ctx context.Context, trigger string) (*hierarchy.SummaryResult, error)
+}
+
+// scansResponse answers POST /v1/scans.
+type scansResponse struct {
+	Received      int                      `json:"received"`
+	Stored        int                      `json:"stored"`
+	ResultsStored int                      `json:"results_stored"`
+	Rejected      int                      `json:"rejected"`
+	Errors        []compliance.RecordError `json:"errors"`
+}
+
+func (s *Server) postScans(r *http.Request) (int, any, error) {
+	ndjson := false
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+	case "ndjson":
+		ndjson = true
+	default:
+		return 0, nil, fmt.Errorf("%w: format must be json or ndjson, not %q", ErrBadRequest, f)
+	}
+	view, err := s.backend.State().CatalogView(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	parsed, err := compliance.Parse(r.Body, ndjson, func(id string) bool { return view.Update(id) != nil }, time.Now())
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return 0, nil, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, tooBig.Limit)
+		}
+		return 0, nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	resp := scansResponse{Received: len(parsed.Scans), Rejected: parsed.ErrorCount, Errors: parsed.Errors}
+	if resp.Errors == nil {
+		resp.Errors = []compliance.RecordError{}
+	}
+	stored, err := s.backend.ApplyScans(parsed.Scans)
+	resp.Stored = stored
+	for _, sc := range parsed.Scans[:stored] {
+		resp.ResultsStored += len(sc.Cells)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("stored %d of %d scans, then: %w", stored, len(parsed.Scans), err)
+	}
+	return http.StatusOK, resp, nil
+}
+
+// siteName is this site's name.
+func (s *Server) siteName() string {
+	if site, err := s.backend.State().Site(nil); err == nil && site != nil {
+		return site.Name
+	}
+	return ""
+}
+
+func (s *Server) getCompliance(r *http.Request) (int, any, error) {
+	o, err := s.reporter.Overview(s.backend.State(), s.siteName(), time.Now())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, o, nil
+}
+
+var dayRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
+type bulletinsReport struct {
+	AsOf      time.Time                `json:"as_of"`
+	Bulletins []compliance.BulletinRow `json:"bulletins"`
+}
+
+func (s *Server) getComplianceBulletins(r *http.Request) (int, any, error) {
+	q := r.URL.Query()
+	f := compliance.BulletinFilter{Site: q.Get("site"), Severity: q.Get("severity"), Vendor: q.Get("vendor"),
+		ReleasedFrom: q.Get("released_from"), ReleasedTo: q.Get("released_to"), Bulletin: q.Get("bulletin")}
+	for name, v := range map[string]string{"released_from": f.ReleasedFrom, "released_to": f.ReleasedTo} {
+		if v != "" && !dayRE.MatchString(v) {
+			return 0, nil, fmt.Errorf("%w: %s must be a date YYYY-MM-DD, not %q", ErrBadRequest, name, v)
+		}
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return 0, nil, fmt.Errorf("%w: format must be json or csv, not %q", ErrBadRequest, format)
+	}
+	now := time.Now()
+	rows, err := s.reporter.Bulletins(s.backend.State(), s.siteName(), f, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	if format == "csv" {
+		body := compliance.CSV(rows)
+		return http.StatusOK, rawResponse(func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			w.Write(body)
+		}), nil
+	}
+	return http.StatusOK, bulletinsReport{AsOf: now.UTC(), Bulletins: rows}, nil
+}
+
+// maxSummaryBytes bounds a child's decompressed summary report.
+const maxSummaryBytes = 256 << 20
+
+func (s *Server) hCompliance(r *http.Request) (int, any, error) {
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	wire, err := io.ReadAll(r.Body)
+	if err != nil {
+		return 0, nil, bodyError(err)
+	}
+	raw := wire
+	if r.Header.Get("Content-Encoding") == "zstd" {
+		dec, err := zstd.NewReader(bytes.NewReader(wire), zstd.WithDecoderMaxMemory(maxSummaryBytes), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return 0, nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		raw, err = io.ReadAll(io.LimitReader(dec, maxSummaryBytes+1))
+		dec.Close()
+		if err != nil {
+			return 0, nil, fmt.Errorf("%w: zstd body: %v", ErrBadRequest, err)
+		}
+		if len(raw) > maxSummaryBytes {
+			return 0, nil, fmt.Errorf("%w: decompressed summary over %d bytes", ErrTooLarge, maxSummaryBytes)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var rep hierarchy.SummaryReport
+	if err := dec.Decode(&rep); err != nil {
+		return 0, nil, bodyError(err)
+	}
+	ans, err := h.ReceiveSummary(nodeChild(r), rep, int64(len(wire)), int64(len(raw)))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ans, nil
+}
+
+// complianceNow fires a child's compliance summary rule (replicate now, scope compliance).
+func (s *Server) complianceNow(r *http.Request) (int, any, error) {
+	if s.opts.Uplink == nil {
+		return 0, nil, fmt.Errorf("%w: scope compliance sends this site's summary to its parent, and this site has no parent", ErrBadRequest)
+	}
+	res, err := s.opts.Uplink.SendSummary(r.Context(), "replicate-now")
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.backend.Audit(actor(r), "replicate-now", "parent", map[string]any{"scope": "compliance", "seq": res.Seq, "sent": res.Sent}); err != nil {
+		return 0, nil, err
+	}
+	markAudited(r)
+	return http.StatusOK, map[string]any{"scope": "compliance", "summary": res}, nil
+}

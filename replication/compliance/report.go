@@ -1,0 +1,278 @@
+package compliance
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"patchtree/store"
+)
+
+// SiteReport is one site's line of the rolled-up compliance.
+type SiteReport struct {
+	Site       string       `json:"site"`
+	Local      bool         `json:"local"` // this site's own computers
+	Computers  int64        `json:"computers"`
+	Compliant  int64        `json:"compliant"`
+	Compliance *float64     `json:"compliance"` // compliant / computers
+	Cells      store.Counts `json:"cells"`
+	AsOf       time.Time    `json:"as_of"`
+	// LastContact is the child's last report (changed or not); Stale is true when it has not
+	// reported within its expected interval (Interval, plus a grace of half of it, at least 5s).
+	LastContact *time.Time `json:"last_contact,omitempty"`
+	Interval    string     `json:"interval,omitempty"`
+	Stale       bool       `json:"stale"`
+	Seq         uint64     `json:"seq,omitempty"`
+}
+
+// Overview is GET /v1/compliance: totals and one line per site.
+type Overview struct {
+	AsOf   time.Time    `json:"as_of"`
+	Totals Totals       `json:"totals"`
+	Sites  []SiteReport `json:"sites"`
+}
+
+// Totals add up every site.
+type Totals struct {
+	Sites      int          `json:"sites"`
+	StaleSites int          `json:"stale_sites"`
+	Computers  int64        `json:"computers"`
+	Compliant  int64        `json:"compliant"`
+	Compliance *float64     `json:"compliance"`
+	Cells      store.Counts `json:"cells"`
+}
+
+// Reporter answers the compliance reports of a site: its own summary (from its store) and, at
+// a parent, its children's newest summaries. Decoded summaries are cached by (child, seq).
+type Reporter struct {
+	mu    sync.Mutex
+	cache map[string]*cachedSummary
+}
+
+type cachedSummary struct {
+	seq    uint64
+	digest string
+	sum    *Summary
+}
+
+// NewReporter returns a reporter.
+func NewReporter() *Reporter { return &Reporter{cache: map[string]*cachedSummary{}} }
+
+// siteSummary is a site's summary with where it came from.
+type siteSummary struct {
+	sum   *Summary
+	local bool
+	row   *store.ChildSummary
+}
+
+// sites reads every site's summary: the local one (if it has computers, or it has no children
+// with summaries), then the children's by name.
+func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSummary, error) {
+	children, err := s.ChildSummaries(nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []siteSummary
+	local, err := Build(s, self, now)
+	if err != nil {
+		return nil, err
+	}
+	if local.Computers > 0 || len(children) == 0 {
+		out = append(out, siteSummary{sum: local, local: true})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range children {
+		cached := r.cache[c.Child]
+		if cached == nil || cached.seq != c.Seq || cached.digest != c.Digest {
+			sum, err := Decode(c.Summary)
+			if err != nil {
+				return nil, fmt.Errorf("child %s: %w", c.Child, err)
+			}
+			cached = &cachedSummary{seq: c.Seq, digest: c.Digest, sum: sum}
+			r.cache[c.Child] = cached
+		}
+		out = append(out, siteSummary{sum: cached.sum, row: c})
+	}
+	return out, nil
+}
+
+func ratio(a, b int64) *float64 {
+	if b == 0 {
+		return nil
+	}
+	v := float64(a) / float64(b)
+	return &v
+}
+
+// stale reports whether a child missed its expected report.
+func stale(row *store.ChildSummary, now time.Time) bool {
+	if row == nil || row.Interval <= 0 {
+		return false
+	}
+	grace := max(row.Interval/2, 5*time.Second)
+	return now.Sub(row.LastContact) > row.Interval+grace
+}
+
+// Overview rolls up compliance across every site.
+func (r *Reporter) Overview(s *store.Store, self string, now time.Time) (*Overview, error) {
+	sites, err := r.sites(s, self, now)
+	if err != nil {
+		return nil, err
+	}
+	o := &Overview{AsOf: now.UTC(), Sites: []SiteReport{}}
+	for _, ss := range sites {
+		sr := SiteReport{Site: ss.sum.Site, Local: ss.local, Computers: ss.sum.Computers, Compliant: ss.sum.Compliant,
+			Compliance: ratio(ss.sum.Compliant, ss.sum.Computers), Cells: ss.sum.Cells, AsOf: ss.sum.AsOf}
+		if ss.row != nil {
+			sr.Site = ss.row.Child
+			lc := ss.row.LastContact
+			sr.LastContact, sr.Interval, sr.Seq, sr.Stale = &lc, ss.row.Interval.String(), ss.row.Seq, stale(ss.row, now)
+		}
+		o.Sites = append(o.Sites, sr)
+		o.Totals.Sites++
+		if sr.Stale {
+			o.Totals.StaleSites++
+		}
+		o.Totals.Computers += sr.Computers
+		o.Totals.Compliant += sr.Compliant
+		o.Totals.Cells.Add(sr.Cells, 1)
+	}
+	o.Totals.Compliance = ratio(o.Totals.Compliant, o.Totals.Computers)
+	return o, nil
+}
+
+// BulletinFilter selects the rows of the per-bulletin report.
+type BulletinFilter struct {
+	Site     string
+	Severity string // the vendor's severity or the custom one, case-insensitive
+	Vendor   string // case-insensitive
+	// ReleasedFrom and ReleasedTo bound the release date ("YYYY-MM-DD", inclusive).
+	ReleasedFrom, ReleasedTo string
+	Bulletin                 string
+}
+
+// BulletinRow is one bulletin across the selected sites.
+type BulletinRow struct {
+	Bulletin       string   `json:"bulletin"`
+	Title          string   `json:"title"`
+	Vendor         string   `json:"vendor"`
+	Severity       string   `json:"severity"`
+	CustomSeverity string   `json:"custom_severity,omitempty"`
+	Released       string   `json:"released"`
+	Sites          int      `json:"sites"`
+	Installed      int64    `json:"installed"`
+	Required       int64    `json:"required"`
+	NotRequired    int64    `json:"not_required"`
+	Unknown        int64    `json:"unknown"`
+	Applicable     int64    `json:"applicable"` // installed + required
+	Compliance     *float64 `json:"compliance"` // installed / applicable
+}
+
+// Bulletins is the per-bulletin report across sites, sorted by release date (newest first),
+// then id. Bulletin metadata comes from this site's catalog.
+func (r *Reporter) Bulletins(s *store.Store, self string, f BulletinFilter, now time.Time) ([]BulletinRow, error) {
+	sites, err := r.sites(s, self, now)
+	if err != nil {
+		return nil, err
+	}
+	found := f.Site == ""
+	view, err := s.CatalogView(nil)
+	if err != nil {
+		return nil, err
+	}
+	rows := map[string]*BulletinRow{}
+	skip := map[string]bool{}
+	for _, ss := range sites {
+		name := ss.sum.Site
+		if ss.row != nil {
+			name = ss.row.Child
+		}
+		if f.Site != "" && name != f.Site {
+			continue
+		}
+		found = true
+		for _, bc := range ss.sum.Bulletins {
+			if skip[bc.ID] || (f.Bulletin != "" && bc.ID != f.Bulletin) {
+				continue
+			}
+			row := rows[bc.ID]
+			if row == nil {
+				row = &BulletinRow{Bulletin: bc.ID}
+				if b := view.Bulletin(bc.ID); b != nil {
+					row.Title, row.Vendor, row.Severity, row.CustomSeverity, row.Released = b.Title, b.Vendor, b.Severity, b.CustomSeverity, b.Released
+				}
+				if !f.match(row) {
+					skip[bc.ID] = true
+					continue
+				}
+				rows[bc.ID] = row
+			}
+			row.Sites++
+			row.Installed += bc.C[store.StateInstalled]
+			row.Required += bc.C[store.StateRequired]
+			row.NotRequired += bc.C[store.StateNotRequired]
+			row.Unknown += bc.C[store.StateUnknown]
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("site %q has no compliance summary here: %w", f.Site, store.ErrNotFound)
+	}
+	out := []BulletinRow{}
+	for _, row := range rows {
+		row.Applicable = row.Installed + row.Required
+		row.Compliance = ratio(row.Installed, row.Applicable)
+		out = append(out, *row)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Released != out[j].Released {
+			return out[i].Released > out[j].Released
+		}
+		return out[i].Bulletin < out[j].Bulletin
+	})
+	return out, nil
+}
+
+func (f BulletinFilter) match(r *BulletinRow) bool {
+	if f.Severity != "" && !strings.EqualFold(f.Severity, r.Severity) && !strings.EqualFold(f.Severity, r.CustomSeverity) {
+		return false
+	}
+	if f.Vendor != "" && !strings.EqualFold(f.Vendor, r.Vendor) {
+		return false
+	}
+	day := r.Released
+	if len(day) > 10 {
+		day = day[:10]
+	}
+	if f.ReleasedFrom != "" && (day == "" || day < f.ReleasedFrom) {
+		return false
+	}
+	if f.ReleasedTo != "" && (day == "" || day > f.ReleasedTo) {
+		return false
+	}
+	return true
+}
+
+// CSV writes bulletin rows as CSV with a header line.
+func CSV(rows []BulletinRow) []byte {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write([]string{"bulletin", "title", "vendor", "severity", "custom_severity", "released", "sites",
+		"installed", "required", "not_required", "unknown", "applicable", "compliance"})
+	for _, r := range rows {
+		comp := ""
+		if r.Compliance != nil {
+			comp = strconv.FormatFloat(*r.Compliance, 'f', 4, 64)
+		}
+		w.Write([]string{r.Bulletin, r.Title, r.Vendor, r.Severity, r.CustomSeverity, r.Released, strconv.Itoa(r.Sites),
+			strconv.FormatInt(r.Installed, 10), strconv.FormatInt(r.Required, 10), strconv.FormatInt(r.NotRequired, 10),
+			strconv.FormatInt(r.Unknown, 10), strconv.FormatInt(r.Applicable, 10), comp})
+	}
+	w.Flush()
+	return buf.Bytes()
+}

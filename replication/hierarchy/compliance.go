@@ -1,0 +1,273 @@
+package hierarchy
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"crypto/rand"
+
+	"github.com/klauspost/compress/zstd"
+
+	"patchtree/replication/compliance"
+	"patchtree/replication/policy"
+	"patchtree/store"
+)
+
+// ScopeCompliance is the upward scope: a child's compliance summary.
+const ScopeCompliance = "compliance"
+
+// DefaultSummarySchedule is the compliance summary rule's schedule when the parent's
+// server-tasks settings name none.
+const DefaultSummarySchedule = "1h"
+
+// SummaryReport is a child's compliance summary rule report: the summary itself when it changed
+// (a new, larger Seq), or only its sequence and digest when it did not (Unchanged), which tells
+// the parent the child is alive and current. The body travels zstd-compressed.
+type SummaryReport struct {
+	Child     string          `json:"child,omitempty"`
+	Seq       uint64          `json:"seq"`
+	Digest    string          `json:"digest"`
+	Trigger   string          `json:"trigger"`
+	Interval  string          `json:"interval"`
+	Unchanged bool            `json:"unchanged,omitempty"`
+	Summary   json.RawMessage `json:"summary,omitempty"`
+}
+
+// SummaryAnswer says whether the parent stored the summary, and why not.
+type SummaryAnswer struct {
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason,omitempty"`
+	Seq      uint64 `json:"seq"`
+}
+
+// SummaryResult is the outcome of one firing of the compliance summary rule on a child.
+type SummaryResult struct {
+	Sent      bool      `json:"sent"`
+	Seq       uint64    `json:"seq"`
+	Digest    string    `json:"digest"`
+	BytesWire int64     `json:"bytes_wire"`
+	BytesRaw  int64     `json:"bytes_raw"`
+	Bulletins int       `json:"bulletins"`
+	Computers int64     `json:"computers"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// ReceiveSummary stores a child's compliance summary if it is newer than the one the parent
+// holds; replays and older sequences are answered but not stored.
+func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64) (*SummaryAnswer, error) {
+	if rep.Child != "" && rep.Child != child {
+		return nil, fmt.Errorf("%w: credential of %q sent a summary as %q", ErrWrongChild, child, rep.Child)
+	}
+	c, err := p.backend.State().Child(nil, child)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, fmt.Errorf("child %q: %w", child, store.ErrNotFound)
+	}
+	p.touch(child)
+	interval, err := ParseSchedule(rep.Interval, false)
+	if err != nil {
+		return nil, fmt.Errorf("summary interval: %w", err)
+	}
+	now := time.Now().UTC()
+	row := &store.ChildSummary{Child: child, Seq: rep.Seq, Digest: rep.Digest, ReceivedAt: now, LastContact: now,
+		Interval: scheduleSpan(interval)}
+	var run *store.ReplicationRun
+	if !rep.Unchanged {
+		sum, err := compliance.Decode(rep.Summary)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", err, store.ErrInvalid)
+		}
+		if got := sum.Digest(); got != rep.Digest {
+			return nil, fmt.Errorf("summary digest %s does not match its content (%s): %w", abbrev(rep.Digest), abbrev(got), store.ErrInvalid)
+		}
+		row.AsOf, row.Summary = sum.AsOf, rep.Summary
+		b := make([]byte, 3)
+		rand.Read(b)
+		run = &store.ReplicationRun{ID: now.Format("20060102T150405.000") + "-" + hex.EncodeToString(b), Child: child,
+			Scope: ScopeCompliance, Mode: ModeComplete, Trigger: rep.Trigger, To: rep.Seq, Records: len(sum.Bulletins),
+			BytesWire: wire, BytesRaw: raw, StartedAt: now, FinishedAt: now, Verified: true,
+			ParentDigest: rep.Digest, ChildDigest: rep.Digest}
+	}
+	stored, reason, err := p.backend.PutChildSummary(row, run)
+	if err != nil {
+		return nil, err
+	}
+	if stored {
+		p.logger.Info("compliance summary received", "child", child, "seq", rep.Seq, "bytes", wire)
+		p.mu.Lock()
+		close(p.runDone)
+		p.runDone = make(chan struct{})
+		p.mu.Unlock()
+	} else if reason != "unchanged" {
+		p.logger.Info("compliance summary ignored", "child", child, "seq", rep.Seq, "reason", reason)
+	}
+	return &SummaryAnswer{Accepted: stored || reason == "unchanged", Reason: reason, Seq: rep.Seq}, nil
+}
+
+// scheduleSpan is how long a schedule goes between firings.
+func scheduleSpan(s Schedule) time.Duration {
+	if s.Every > 0 {
+		return s.Every
+	}
+	return 24 * time.Hour
+}
+
+// settingSummarySent is the child's record of the last summary it sent: its sequence and digest.
+const settingSummarySent = "compliance-sent"
+
+type summarySent struct {
+	Seq    uint64 `json:"seq"`
+	Digest string `json:"digest"`
+}
+
+// summarySchedule is the compliance summary rule's schedule: the parent's server-tasks
+// settings, else hourly.
+func (c *Child) summarySchedule(s *store.Store) (string, Schedule) {
+	spec := DefaultSummarySchedule
+	if doc, err := s.SettingDoc(nil, policy.SettingsServerTasks); err == nil {
+		if t := policy.ParseServerTasks(doc); t != nil && t.ComplianceSummary != "" {
+			spec = t.ComplianceSummary
+		}
+	}
+	sched, err := ParseSchedule(spec, false)
+	if err != nil {
+		spec = DefaultSummarySchedule
+		sched, _ = ParseSchedule(spec, false)
+	}
+	return spec, sched
+}
+
+// summaryLoop runs the compliance summary rule: at start, on its schedule, and on replicate now
+// (SendSummary is also called directly).
+func (c *Child) summaryLoop(ctx context.Context) {
+	trigger := "start"
+	for {
+		if _, err := c.SendSummary(ctx, trigger); err != nil && ctx.Err() == nil {
+			c.cfg.Logger.Warn("compliance summary not sent", "error", err)
+		}
+		state := c.backend.State()
+		_, sched := c.summarySchedule(state)
+		next := sched.Next(time.Now())
+		timer := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+			trigger = "schedule"
+		}
+	}
+}
+
+// SendSummary fires the compliance summary rule now: it builds the summary and sends it up only
+// if it changed since the last one the parent accepted; otherwise it sends the sequence alone.
+func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult, error) {
+	select {
+	case <-c.ready:
+	default:
+		return nil, fmt.Errorf("%w: the child side is not ready", ErrNotLeading)
+	}
+	c.sumMu.Lock()
+	defer c.sumMu.Unlock()
+	link, err := c.link()
+	if err != nil || link == nil {
+		return nil, fmt.Errorf("not joined to a parent yet: %w", store.ErrConflict)
+	}
+	state := c.backend.State()
+	spec, _ := c.summarySchedule(state)
+	sum, err := compliance.Build(state, link.Child, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	digest := sum.Digest()
+	var sent summarySent
+	if row, err := state.Setting(nil, settingSummarySent); err == nil && row != nil {
+		json.Unmarshal(row.Value, &sent)
+	}
+	res := &SummaryResult{Digest: digest, Bulletins: len(sum.Bulletins), Computers: sum.Computers, At: time.Now().UTC()}
+	if sent.Seq > 0 && sent.Digest == digest {
+		ans, wire, raw, err := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: sent.Seq, Digest: digest,
+			Trigger: trigger, Interval: spec, Unchanged: true})
+		if err != nil {
+			return nil, err
+		}
+		if ans.Accepted {
+			res.Seq, res.BytesWire, res.BytesRaw, res.Reason = sent.Seq, wire, raw, "unchanged"
+			c.recordSummary(res)
+			return res, nil
+		}
+		// The parent does not hold it (restored from an older state): send it again, anew.
+	}
+	// Record the new sequence before sending, so that a restart never reuses it for other numbers.
+	next := summarySent{Seq: sent.Seq + 1, Digest: digest}
+	if _, err := c.backend.PutSetting(settingSummarySent, next); err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(sum)
+	if err != nil {
+		return nil, err
+	}
+	ans, wire, raw, err := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: next.Seq, Digest: digest,
+		Trigger: trigger, Interval: spec, Summary: body})
+	if err != nil {
+		return nil, err
+	}
+	res.Seq, res.BytesWire, res.BytesRaw, res.Sent, res.Reason = next.Seq, wire, raw, ans.Accepted, ans.Reason
+	c.recordSummary(res)
+	c.cfg.Logger.Info("compliance summary sent", "seq", next.Seq, "trigger", trigger, "bulletins", len(sum.Bulletins),
+		"computers", sum.Computers, "wire_bytes", wire, "accepted", ans.Accepted, "reason", ans.Reason)
+	return res, nil
+}
+
+func (c *Child) recordSummary(r *SummaryResult) {
+	c.mu.Lock()
+	c.state.LastSummary = r
+	c.mu.Unlock()
+}
+
+// postSummary sends a report zstd-compressed and returns the answer and the bytes sent.
+func (c *Child) postSummary(ctx context.Context, link *Link, rep SummaryReport) (*SummaryAnswer, int64, int64, error) {
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	body := enc.EncodeAll(raw, nil)
+	enc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.ParentURL+ProtocolPath+"/compliance", bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "zstd")
+	req.Header.Set("Authorization", "Bearer "+link.NodeToken)
+	resp, err := c.cfg.Client.Do(req)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("send compliance summary: %w", err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(out, &e)
+		return nil, 0, 0, fmt.Errorf("send compliance summary: %w", &httpError{Status: resp.StatusCode, Msg: e.Error})
+	}
+	var ans SummaryAnswer
+	if err := json.Unmarshal(out, &ans); err != nil {
+		return nil, 0, 0, fmt.Errorf("decode the parent's answer to a summary: %w", err)
+	}
+	return &ans, int64(len(body)), int64(len(raw)), nil
+}
