@@ -139,6 +139,7 @@ func (s *Store) ApplyScans(idx uint64, scans []Scan) error {
 			return err
 		}
 		agg := newComplianceDelta()
+		ords := map[string]uint32{}
 		for _, sc := range scans {
 			if sc.ComputerID == "" {
 				return fmt.Errorf("scan without computer id: %w", ErrInvalid)
@@ -162,9 +163,13 @@ func (s *Store) ApplyScans(idx uint64, scans []Scan) error {
 				if c.State >= numStates {
 					return fmt.Errorf("computer %s update %s: state %d: %w", sc.ComputerID, c.Update, c.State, ErrInvalid)
 				}
-				ord, err := internUpdate(txn, idx, c.Update)
-				if err != nil {
-					return err
+				ord, ok := ords[c.Update]
+				if !ok {
+					var err error
+					if ord, err = internUpdate(txn, idx, c.Update); err != nil {
+						return err
+					}
+					ords[c.Update] = ord
 				}
 				row.Cells = append(row.Cells, ord<<2|uint32(c.State))
 			}
@@ -234,17 +239,30 @@ func updateOfOrd(txn *memdb.Txn, ord uint32) (string, error) {
 	return raw.(*scanUpdate).ID, nil
 }
 
-// complianceDelta accumulates count changes of a transaction and writes them once.
+// complianceDelta accumulates count changes of a transaction and writes them once. It caches
+// what it looks up per update ordinal and per bulletin: a batch of scans names the same
+// updates over and over.
 type complianceDelta struct {
 	updates   map[string]*Counts
 	bulletins map[string]*Counts
 	computers int64
 	compliant int64
 	cells     Counts
+
+	cellInfo map[uint32]*cellInfo
+	sizes    map[string]int // bulletin id → its number of updates
+}
+
+// cellInfo is what an update ordinal stands for under the current catalog.
+type cellInfo struct {
+	id        string
+	inView    bool
+	bulletins []string
 }
 
 func newComplianceDelta() *complianceDelta {
-	return &complianceDelta{updates: map[string]*Counts{}, bulletins: map[string]*Counts{}}
+	return &complianceDelta{updates: map[string]*Counts{}, bulletins: map[string]*Counts{},
+		cellInfo: map[uint32]*cellInfo{}, sizes: map[string]int{}}
 }
 
 func bump(m map[string]*Counts, key string, state int, sign int64) {
@@ -254,6 +272,33 @@ func bump(m map[string]*Counts, key string, state int, sign int64) {
 		m[key] = c
 	}
 	c[state] += sign
+}
+
+func (d *complianceDelta) info(txn *memdb.Txn, ord uint32) (*cellInfo, error) {
+	if ci, ok := d.cellInfo[ord]; ok {
+		return ci, nil
+	}
+	id, err := updateOfOrd(txn, ord)
+	if err != nil {
+		return nil, err
+	}
+	ci := &cellInfo{id: id}
+	if u, err := txn.First(tableUpdates, "id", id); err != nil {
+		return nil, err
+	} else if u != nil {
+		ci.inView = true
+		it, err := txn.Get(tableBulletins, "update", id)
+		if err != nil {
+			return nil, err
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			b := raw.(*Bulletin)
+			ci.bulletins = append(ci.bulletins, b.ID)
+			d.sizes[b.ID] = len(b.UpdateIDs)
+		}
+	}
+	d.cellInfo[ord] = ci
+	return ci, nil
 }
 
 // computer adds (sign +1) or removes (-1) one computer's contribution under the current
@@ -266,28 +311,21 @@ func (d *complianceDelta) computer(txn *memdb.Txn, c *Computer, sign int64) erro
 	}
 	bulletins := map[string]*agg{}
 	for _, cell := range c.Cells {
-		id, err := updateOfOrd(txn, cell>>2)
+		ci, err := d.info(txn, cell>>2)
 		if err != nil {
 			return err
 		}
-		state := int(cell & 3)
-		if u, err := txn.First(tableUpdates, "id", id); err != nil {
-			return err
-		} else if u == nil {
+		if !ci.inView {
 			continue // not in the site's view (any more): it counts nowhere
 		}
-		bump(d.updates, id, state, sign)
+		state := int(cell & 3)
+		bump(d.updates, ci.id, state, sign)
 		d.cells[state] += sign
-		it, err := txn.Get(tableBulletins, "update", id)
-		if err != nil {
-			return err
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			b := raw.(*Bulletin)
-			a := bulletins[b.ID]
+		for _, bid := range ci.bulletins {
+			a := bulletins[bid]
 			if a == nil {
 				a = &agg{}
-				bulletins[b.ID] = a
+				bulletins[bid] = a
 			}
 			a.named++
 			switch state {
@@ -302,16 +340,11 @@ func (d *complianceDelta) computer(txn *memdb.Txn, c *Computer, sign int64) erro
 	}
 	compliant := true
 	for id, a := range bulletins {
-		raw, err := txn.First(tableBulletins, "id", id)
-		if err != nil {
-			return err
-		}
-		total := len(raw.(*Bulletin).UpdateIDs)
 		state := StateNotRequired
 		switch {
 		case a.required:
 			state, compliant = StateRequired, false
-		case a.unknown || a.named < total:
+		case a.unknown || a.named < d.sizes[id]:
 			state = StateUnknown
 		case a.installed:
 			state = StateInstalled
