@@ -31,6 +31,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseNative -fuzztime 30s ./replication/importer/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./replication/csaf/
 	$(GO) test -run '^$$' -fuzz FuzzParseSettings -fuzztime 30s ./replication/policy/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./replication/compliance/
 
 clean:
 	rm -rf bin
