@@ -903,6 +903,16 @@ type ChildStatus struct {
 	PolicyLag      uint64                           `json:"policy_lag"`
 	SettingsCursor uint64                           `json:"settings_cursor"`
 	LastRuns       map[string]*store.ReplicationRun `json:"last_runs,omitempty"`
+	// Compliance is the child's newest compliance summary as received (nil: none yet).
+	Compliance *ChildCompliance `json:"compliance,omitempty"`
+}
+
+// ChildCompliance is what a parent knows of a child's compliance reporting.
+type ChildCompliance struct {
+	Seq         uint64    `json:"seq"`
+	AsOf        time.Time `json:"as_of"`
+	LastContact time.Time `json:"last_contact"`
+	Interval    string    `json:"interval"`
 }
 
 // Status reports every child (or one, by name).
@@ -936,6 +946,12 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		}
 	}
 	pidx := state.PoliciesIndex(nil)
+	summaries := map[string]*ChildCompliance{}
+	if sums, err := state.ChildSummaries(nil); err == nil {
+		for _, cs := range sums {
+			summaries[cs.Child] = &ChildCompliance{Seq: cs.Seq, AsOf: cs.AsOf, LastContact: cs.LastContact, Interval: cs.Interval.String()}
+		}
+	}
 	now := time.Now()
 	out := []ChildStatus{}
 	for _, c := range children {
@@ -944,7 +960,7 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		}
 		st := ChildStatus{Name: c.Name, Joined: c.NodeTokenID != "", Ranges: c.Ranges, RangesReported: c.RangesReported,
 			Cursor: c.Cursor, LastRun: last[c.Name], PolicyCursor: c.PolicyCursor, SettingsCursor: c.SettingsCursor,
-			LastRuns: lastByScope[c.Name]}
+			LastRuns: lastByScope[c.Name], Compliance: summaries[c.Name]}
 		if pidx > c.PolicyCursor {
 			st.PolicyLag = pidx - c.PolicyCursor
 		}
