@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,6 +54,7 @@ func TestDemoExit(t *testing.T) {
 			t.Errorf("demo output does not mention site %q", site)
 		}
 	}
+	checkDemoCompliance(t, out.String())
 	// The demo must not leave its site processes running.
 	waitFor(t, 10*time.Second, func() (bool, string) {
 		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
@@ -63,5 +65,53 @@ func TestDemoExit(t *testing.T) {
 	})
 	if t.Failed() {
 		t.Logf("demo output:\n%s", lastLines(out.String(), 60))
+	}
+}
+
+// checkDemoCompliance finds the rolled-up compliance table the demo prints at the end (the
+// format of `patchtree compliance`) and checks it lists both children with computers, and a
+// TOTAL line that adds them up.
+func checkDemoCompliance(t *testing.T, out string) {
+	t.Helper()
+	_, table, ok := strings.Cut(out, "compliance rolled up at hq")
+	if !ok {
+		t.Errorf("demo output has no rolled-up compliance table")
+		return
+	}
+	lines := strings.Split(table, "\n")
+	header := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "SITE ") && strings.Contains(l, "COMPUTERS") && strings.Contains(l, "COMPLIANCE %") {
+			header = i
+			break
+		}
+	}
+	if header < 0 {
+		t.Errorf("compliance table has no header line:\n%s", table)
+		return
+	}
+	computers := map[string]int{}
+	for _, l := range lines[header+1:] {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			break
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			t.Errorf("compliance line %q: COMPUTERS is not a number", l)
+			continue
+		}
+		computers[f[0]] = n
+	}
+	for _, site := range []string{"emea", "apac"} {
+		if n, ok := computers[site]; !ok || n <= 0 {
+			t.Errorf("compliance table: child %s has %d computers (listed %t), want some:\n%s", site, n, ok, table)
+		}
+	}
+	if _, ok := computers["hq"]; ok {
+		t.Errorf("compliance table lists the parent, which scanned no computers of its own:\n%s", table)
+	}
+	if got, want := computers["TOTAL"], computers["emea"]+computers["apac"]; got != want || got == 0 {
+		t.Errorf("compliance TOTAL %d computers, want %d (emea + apac):\n%s", got, want, table)
 	}
 }

@@ -51,7 +51,13 @@ func (cf *clientFlags) client() (*apiClient, error) {
 	if cf.output != "table" && cf.output != "json" {
 		return nil, usageError{fmt.Errorf("--output must be table or json, not %q", cf.output)}
 	}
-	return &apiClient{base: strings.TrimRight(cf.server, "/"), token: cf.token, http: &http.Client{Timeout: time.Minute}}, nil
+	return cf.newClient(), nil
+}
+
+// newClient returns an API client for the server and token flags; commands with output formats
+// of their own check --output themselves.
+func (cf *clientFlags) newClient() *apiClient {
+	return &apiClient{base: strings.TrimRight(cf.server, "/"), token: cf.token, http: &http.Client{Timeout: time.Minute}}
 }
 
 // apiClient talks JSON to a patchtree server. Writes sent to a follower are forwarded by the
@@ -74,19 +80,27 @@ func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message
 // nil). It returns the raw answer too, for --output json.
 func (c *apiClient) do(method, path string, in, out any) ([]byte, error) {
 	var body io.Reader
+	contentType := ""
 	if in != nil {
 		buf, err := json.Marshal(in)
 		if err != nil {
 			return nil, err
 		}
-		body = bytes.NewReader(buf)
+		body, contentType = bytes.NewReader(buf), "application/json"
 	}
 	req, err := http.NewRequest(method, c.base+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("bad server URL %q: %w", c.base, err)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	return c.send(req, contentType, out)
+}
+
+// send sends a prepared request (with its body, if any, of the given content type) and decodes
+// the JSON answer into out (if not nil), returning the raw answer as do does.
+func (c *apiClient) send(req *http.Request, contentType string, out any) ([]byte, error) {
+	method, path := req.Method, req.URL.RequestURI()
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

@@ -25,7 +25,10 @@ type demoSite struct {
 	cmd   *exec.Cmd
 	url   string
 	token string
-	exit  chan error
+	// exited is closed when the process has exited, exitErr then says how. Several waiters
+	// (readiness, the first-exit watch, stopping) may wait for it.
+	exited  chan struct{}
+	exitErr error
 }
 
 func demoSites() []*demoSite {
@@ -40,7 +43,7 @@ const demoStartTimeout = 60 * time.Second
 
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--exit] [--dir DIR]",
-		"Start a parent (hq) and two children (emea, apac) as processes on loopback in a temporary\ndirectory, print each site's status, and keep them running until Ctrl-C.")
+		"Start a parent (hq) and two children (emea, apac) as processes on loopback in a temporary\ndirectory: import a sample catalog at the parent, show the language alert a child raises,\nreplicate, print each site's status, feed simulated scans at both children, send their\ncompliance summaries up and print the compliance rolled up at the parent; then keep the sites\nrunning until Ctrl-C.")
 	exitAfter := fs.Bool("exit", false, "stop the sites and exit after the report")
 	dir := fs.String("dir", "", "directory for the sites' data (default: a new temporary directory, removed at exit)")
 	if err := parseFlags(fs, args); err != nil {
@@ -109,10 +112,16 @@ func runDemo(args []string) error {
 		printStatus(os.Stdout, s.url, &st)
 		fmt.Printf("  admin token file %s\n  log file    %s\n\n", node.AdminTokenPath(s.dir), s.dir+".log")
 	}
+	if err := demoCompliance(hq, sites[1:]); err != nil {
+		return err
+	}
+	fmt.Println()
 	if *exitAfter {
 		fmt.Println("patchtree demo: report done; stopping the sites (--exit)")
 		return nil
 	}
+	fmt.Printf("patchtree demo: per bulletin: patchtree compliance --by bulletin --server %s --token \"$(cat %s)\"\n",
+		hq.url, node.AdminTokenPath(hq.dir))
 	fmt.Println("patchtree demo: sites are running; press Ctrl-C to stop them")
 	select {
 	case <-sigs:
@@ -243,13 +252,22 @@ func (s *demoSite) start(exe, base string, extra ...string) error {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", s.name, err)
 	}
-	s.exit = make(chan error, 1)
+	s.watchExit(logf)
+	return nil
+}
+
+// watchExit waits for the started process in the background, then closes logf (if any) and
+// s.exited.
+func (s *demoSite) watchExit(logf *os.File) {
+	s.exited = make(chan struct{})
 	go func() {
 		err := s.cmd.Wait()
-		logf.Close()
-		s.exit <- fmt.Errorf("site %s exited: %v (see %s.log)", s.name, err, s.dir)
+		if logf != nil {
+			logf.Close()
+		}
+		s.exitErr = fmt.Errorf("site %s exited: %v (see %s.log)", s.name, err, s.dir)
+		close(s.exited)
 	}()
-	return nil
 }
 
 // waitReady waits for the site's API address, admin token and readiness.
@@ -282,8 +300,8 @@ func (s *demoSite) waitReady(sigs <-chan os.Signal) error {
 			return fmt.Errorf("site %s not ready after %s (see %s.log)", s.name, demoStartTimeout, s.dir)
 		}
 		select {
-		case err := <-s.exit:
-			return err
+		case <-s.exited:
+			return s.exitErr
 		case <-sigs:
 			return errors.New("interrupted")
 		case <-tick.C:
@@ -295,8 +313,11 @@ func (s *demoSite) waitReady(sigs <-chan os.Signal) error {
 func firstExit(sites []*demoSite) <-chan error {
 	out := make(chan error, len(sites))
 	for _, s := range sites {
-		if s.exit != nil {
-			go func(s *demoSite) { out <- <-s.exit }(s)
+		if s.exited != nil {
+			go func(s *demoSite) {
+				<-s.exited
+				out <- s.exitErr
+			}(s)
 		}
 	}
 	return out
@@ -313,14 +334,14 @@ func stopDemo(sites []*demoSite) {
 		if s.cmd == nil || s.cmd.Process == nil {
 			continue
 		}
-		if s.exit == nil {
+		if s.exited == nil {
 			continue
 		}
 		select {
-		case <-s.exit:
+		case <-s.exited:
 		case <-time.After(10 * time.Second):
 			s.cmd.Process.Kill()
-			<-s.exit
+			<-s.exited
 		}
 	}
 }

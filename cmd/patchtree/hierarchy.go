@@ -239,7 +239,7 @@ func orDash(s string) string {
 }
 
 // replicateNowScopes are the scopes POST /v1/replication/now takes.
-var replicateNowScopes = []string{"all", "catalog", "policies", "settings"}
+var replicateNowScopes = []string{"all", "catalog", "policies", "settings", hierarchy.ScopeCompliance}
 
 // replicateNowRequest is the body of POST /v1/replication/now.
 type replicateNowRequest struct {
@@ -255,7 +255,7 @@ type replicateNowRequest struct {
 // parseReplicateNow parses the flags of replicate-now into its request body.
 func parseReplicateNow(args []string) (*replicateNowRequest, time.Duration, *clientFlags, error) {
 	fs := newFlags("replicate-now", "[--child NAME] [--scope S] [--policy ID | --folder F] [--complete] [--wait] [flags]",
-		"Replicate to one child or all now: the catalog (default), policies, settings or all of them.\n--policy or --folder send just that policy or folder (scope policies; a rollout token may\nreplicate policies only). With --wait, answer when every targeted child has applied and\nverified its run (or the timeout passes), with per-child results.")
+		"Replicate to one child or all now: the catalog (default), policies, settings or all of them.\n--policy or --folder send just that policy or folder (scope policies; a rollout token may\nreplicate policies only). With --wait, answer when every targeted child has applied and\nverified its run (or the timeout passes), with per-child results. At a child, --scope\ncompliance sends the child's compliance summary up to its parent now.")
 	child := fs.String("child", "", "only this child (default: all)")
 	scope := fs.String("scope", "", "what to replicate: "+strings.Join(replicateNowScopes, ", ")+" (default catalog, or policies with --policy/--folder)")
 	policyID := fs.String("policy", "", "only this policy (implies --scope policies)")
@@ -291,6 +291,8 @@ func parseReplicateNow(args []string) (*replicateNowRequest, time.Duration, *cli
 		return nil, 0, nil, usageError{fmt.Errorf("replicate-now: --scope must be one of %s, not %q", strings.Join(replicateNowScopes, ", "), req.Scope)}
 	case selected && req.Scope != "policies":
 		return nil, 0, nil, usageError{fmt.Errorf("replicate-now: --policy and --folder replicate policies; they cannot be used with --scope %s", req.Scope)}
+	case req.Scope == hierarchy.ScopeCompliance && (*child != "" || *complete):
+		return nil, 0, nil, usageError{errors.New("replicate-now: --scope compliance sends this child's summary to its parent; --child and --complete do not apply")}
 	}
 	return req, *timeout, cf, nil
 }
@@ -305,6 +307,9 @@ func runReplicateNow(args []string) error {
 		return err
 	}
 	c.http.Timeout = timeout + 30*time.Second
+	if req.Scope == hierarchy.ScopeCompliance {
+		return replicateCompliance(c, cf)
+	}
 	var ans struct {
 		Children []string `json:"children"`
 		Results  []struct {
@@ -368,4 +373,33 @@ func runSummary(r *replicationRun, verified bool, errMsg string) string {
 	}
 	fmt.Fprintf(&b, "; verified %t %s", verified, errMsg)
 	return strings.TrimRight(b.String(), " ")
+}
+
+// replicateCompliance fires a child's compliance summary rule (replicate-now --scope compliance).
+func replicateCompliance(c *apiClient, cf *clientFlags) error {
+	var ans struct {
+		Summary hierarchy.SummaryResult `json:"summary"`
+	}
+	raw, err := c.do(http.MethodPost, "/v1/replication/now", map[string]string{"scope": hierarchy.ScopeCompliance}, &ans)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		printJSON(raw)
+		return nil
+	}
+	fmt.Println(summarySent(&ans.Summary))
+	return nil
+}
+
+// summarySent describes one firing of the compliance summary rule.
+func summarySent(r *hierarchy.SummaryResult) string {
+	switch {
+	case !r.Sent && r.Reason == "unchanged":
+		return fmt.Sprintf("compliance summary unchanged since seq %d (%d computers): the parent was told, nothing sent", r.Seq, r.Computers)
+	case !r.Sent:
+		return fmt.Sprintf("compliance summary not sent (seq %d): %s", r.Seq, orDash(r.Reason))
+	}
+	return fmt.Sprintf("compliance summary sent: seq %d, %d computers, %d bulletins, %d bytes on the wire (%d raw)",
+		r.Seq, r.Computers, r.Bulletins, r.BytesWire, r.BytesRaw)
 }

@@ -32,7 +32,7 @@ var errHelp = errors.New("help printed")
 func commands() []command {
 	return []command{
 		{"serve", "--role parent|child --name NAME --data-dir DIR [flags]", "run one server of a site", runServe},
-		{"demo", "[--exit]", "start a parent and two children on loopback and show them", runDemo},
+		{"demo", "[--exit]", "start a parent and two children on loopback: replicate, scan, report compliance", runDemo},
 		{"status", "", "show the site's status", runStatus},
 		{"languages", "[set RANGE...]", "show or set the site's managed language ranges", runLanguages},
 		{"token", "create --role ROLE | list | revoke ID", "create, list and revoke API tokens", runToken},
@@ -44,6 +44,8 @@ func commands() []command {
 		{"policy", "create --bulletin ID ... | list | show ID | enable ID | disable ID | delete ID", "create and administer software update policies", runPolicy},
 		{"settings", "list | show NAME | set NAME FILE|-", "read and replace settings documents", runSettings},
 		{"audit", "[--action PREFIX] [--since KEY] [--limit N]", "show the audit log", runAudit},
+		{"scan", "submit FILE|- [--ndjson]", "post system assessment scans to a site", runScan},
+		{"compliance", "[--by site|bulletin] [--site NAME] [--severity S] [--vendor V] [--output table|json|csv]", "show compliance rolled up across the sites", runCompliance},
 	}
 }
 
