@@ -229,10 +229,10 @@ func (f *fakeBackend) Audit(actor store.Actor, action, target string, detail any
 	return f.s.AppendAudit(f.next(), []*store.AuditEntry{{Actor: actor, Action: action, Target: target}})
 }
 
-func (f *fakeBackend) ApplyScans(scans []store.Scan) (int, error) {
+func (f *fakeBackend) ApplyScans(scans []store.Scan) (*store.ScanOutcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(scans), f.s.ApplyScans(f.next(), scans)
+	return f.s.ApplyScans(f.next(), scans)
 }
 
 // fakeHierarchy answers the parent side of the protocol without children.

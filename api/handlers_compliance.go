@@ -24,11 +24,14 @@ type Uplink interface {
 
 // scansResponse answers POST /v1/scans.
 type scansResponse struct {
-	Received      int                      `json:"received"`
-	Stored        int                      `json:"stored"`
-	ResultsStored int                      `json:"results_stored"`
-	Rejected      int                      `json:"rejected"`
-	Errors        []compliance.RecordError `json:"errors"`
+	// Received counts the scans in the request (every object, or every non-blank line).
+	Received      int `json:"received"`
+	Stored        int `json:"stored"`
+	ResultsStored int `json:"results_stored"`
+	// Older lists computers whose stored scan is newer than the one sent: ignored.
+	Older    []string                 `json:"older"`
+	Rejected int                      `json:"rejected"`
+	Errors   []compliance.RecordError `json:"errors"`
 }
 
 func (s *Server) postScans(r *http.Request) (int, any, error) {
@@ -52,17 +55,17 @@ func (s *Server) postScans(r *http.Request) (int, any, error) {
 		}
 		return 0, nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	resp := scansResponse{Received: len(parsed.Scans), Rejected: parsed.ErrorCount, Errors: parsed.Errors}
+	resp := scansResponse{Received: parsed.Received, Rejected: parsed.ErrorCount, Errors: parsed.Errors, Older: []string{}}
 	if resp.Errors == nil {
 		resp.Errors = []compliance.RecordError{}
 	}
-	stored, err := s.backend.ApplyScans(parsed.Scans)
-	resp.Stored = stored
-	for _, sc := range parsed.Scans[:stored] {
-		resp.ResultsStored += len(sc.Cells)
+	out, err := s.backend.ApplyScans(parsed.Scans)
+	if out != nil {
+		resp.Stored, resp.ResultsStored = out.Stored, out.Results
+		resp.Older = append(resp.Older, out.Older...)
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("stored %d of %d scans, then: %w", stored, len(parsed.Scans), err)
+		return 0, nil, fmt.Errorf("stored %d of %d scans, then: %w", resp.Stored, len(parsed.Scans), err)
 	}
 	return http.StatusOK, resp, nil
 }

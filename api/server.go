@@ -48,7 +48,7 @@ type Backend interface {
 	DeletePolicy(actor store.Actor, id string) (uint64, error)
 	PutSettingDoc(actor store.Actor, name string, body []byte) (*store.SettingDoc, error)
 	Audit(actor store.Actor, action, target string, detail any) error
-	ApplyScans(scans []store.Scan) (int, error)
+	ApplyScans(scans []store.Scan) (*store.ScanOutcome, error)
 }
 
 // Importer runs catalog imports (importer.Importer implements it).

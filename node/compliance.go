@@ -22,9 +22,10 @@ type ChildSummaryPutRequest struct {
 const maxScanCellsPerEntry = 100_000
 
 // ApplyScans stores validated scans in bounded Raft entries; each computer's scan is applied
-// whole in one entry. It returns how many scans were written before an error.
-func (n *Node) ApplyScans(scans []store.Scan) (int, error) {
-	done := 0
+// whole in one entry. The outcome counts what was stored before an error, and the computers
+// whose stored scan was newer than the one sent (ignored).
+func (n *Node) ApplyScans(scans []store.Scan) (*store.ScanOutcome, error) {
+	total := &store.ScanOutcome{}
 	for start := 0; start < len(scans); {
 		end, cells := start, 0
 		for end < len(scans) && (end == start || cells+len(scans[end].Cells) <= maxScanCellsPerEntry) {
@@ -33,18 +34,23 @@ func (n *Node) ApplyScans(scans []store.Scan) (int, error) {
 		}
 		raw, err := store.EncodeScans(scans[start:end])
 		if err != nil {
-			return done, err
+			return total, err
 		}
 		if len(raw) > MaxEntrySize-1024 {
-			return done, fmt.Errorf("scan of computer %s is too large for one entry (%d bytes compressed): %w", scans[start].ComputerID, len(raw), store.ErrInvalid)
+			return total, fmt.Errorf("scan of computer %s is too large for one entry (%d bytes compressed): %w", scans[start].ComputerID, len(raw), store.ErrInvalid)
 		}
-		if _, err := n.apply(ScansApplyRequestType, &ScansApplyRequest{Batch: raw}); err != nil {
-			return done, err
+		resp, _, err := n.applyResponse(ScansApplyRequestType, &ScansApplyRequest{Batch: raw})
+		if err != nil {
+			return total, err
 		}
-		done += end - start
+		if out, ok := resp.(*store.ScanOutcome); ok {
+			total.Stored += out.Stored
+			total.Results += out.Results
+			total.Older = append(total.Older, out.Older...)
+		}
 		start = end
 	}
-	return done, nil
+	return total, nil
 }
 
 // SummaryOutcome is the FSM's answer to a child summary: stored, or why not.

@@ -127,7 +127,11 @@ func (f *FSM) Apply(log *raft.Log) any {
 		if err != nil {
 			return fmt.Errorf("decode scans: %v: %w", err, store.ErrInvalid)
 		}
-		return f.State().ApplyScans(idx, scans)
+		out, err := f.State().ApplyScans(idx, scans)
+		if err != nil {
+			return err
+		}
+		return out
 	case ChildSummaryPutRequestType:
 		var req ChildSummaryPutRequest
 		decode(t, buf, idx, &req)

@@ -124,16 +124,20 @@ type SiteCompliance struct {
 
 const siteComplianceKey = "site"
 
-// ScanOutcome says what one batch did to each of its scans.
+// ScanOutcome says what one batch did: scans stored (with their results), and the computers
+// whose stored scan is newer than the one sent (ignored).
 type ScanOutcome struct {
-	Stored int      `json:"stored"`
-	Older  []string `json:"older,omitempty"` // computers whose stored scan is newer
+	Stored  int      `json:"stored"`
+	Results int      `json:"results"`
+	Older   []string `json:"older,omitempty"`
 }
 
 // ApplyScans stores a batch of validated scans, each replacing its computer's previous scan
 // unless that one is newer, and moves the site's compliance counts by the difference.
-func (s *Store) ApplyScans(idx uint64, scans []Scan) error {
-	return s.write(func(txn *memdb.Txn) error {
+func (s *Store) ApplyScans(idx uint64, scans []Scan) (*ScanOutcome, error) {
+	out := &ScanOutcome{}
+	err := s.write(func(txn *memdb.Txn) error {
+		*out = ScanOutcome{}
 		site, err := siteCompliance(txn)
 		if err != nil {
 			return err
@@ -152,6 +156,7 @@ func (s *Store) ApplyScans(idx uint64, scans []Scan) error {
 			if raw != nil {
 				old = raw.(*Computer)
 				if old.ScannedAt.After(sc.ScannedAt) {
+					out.Older = append(out.Older, sc.ComputerID)
 					continue
 				}
 				if err := agg.computer(txn, old, -1); err != nil {
@@ -184,12 +189,18 @@ func (s *Store) ApplyScans(idx uint64, scans []Scan) error {
 			if sc.ScannedAt.After(site.LastScan) {
 				site.LastScan = sc.ScannedAt
 			}
+			out.Stored++
+			out.Results += len(row.Cells)
 		}
 		if err := bumpIndex(txn, tableComputers, idx); err != nil {
 			return err
 		}
 		return agg.commit(txn, idx, site)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // dedupCells keeps one cell per update (the last one a scan listed wins after sorting by

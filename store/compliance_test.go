@@ -166,7 +166,7 @@ func TestComplianceCountsMatchBruteForce(t *testing.T) {
 					batch = append(batch, sc)
 				}
 				// Within a batch the last scan of a computer is the newest one.
-				if err := s.ApplyScans(next(), batch); err != nil {
+				if _, err := s.ApplyScans(next(), batch); err != nil {
 					t.Fatal(err)
 				}
 				m.check(t, s)

@@ -38,6 +38,8 @@ const maxErrors = 1000
 
 // Parsed is a validated submission: the scans to store and what was rejected.
 type Parsed struct {
+	// Received counts the scans read (valid or not).
+	Received   int
 	Scans      []store.Scan
 	Cells      int
 	Errors     []RecordError
@@ -72,6 +74,7 @@ func Parse(r io.Reader, ndjson bool, exists UpdateExists, now time.Time) (*Parse
 		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: data after the JSON object (use ?format=ndjson for several scans)", ErrMalformed)
 		}
+		p.Received++
 		p.add(0, &in, exists, now)
 		return p, nil
 	}
@@ -84,6 +87,7 @@ func Parse(r io.Reader, ndjson bool, exists UpdateExists, now time.Time) (*Parse
 		if len(raw) == 0 {
 			continue
 		}
+		p.Received++
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		var in ScanInput

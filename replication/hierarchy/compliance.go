@@ -12,6 +12,7 @@ import (
 
 	"crypto/rand"
 
+	memdb "github.com/hashicorp/go-memdb"
 	"github.com/klauspost/compress/zstd"
 
 	"patchtree/replication/compliance"
@@ -146,25 +147,46 @@ func (c *Child) summarySchedule(s *store.Store) (string, Schedule) {
 	return spec, sched
 }
 
-// summaryLoop runs the compliance summary rule: at start, on its schedule, and on replicate now
-// (SendSummary is also called directly).
+// summaryLoop runs the compliance summary rule: at start, on its schedule, when the schedule
+// the parent sends changes (it takes effect at once), and on replicate now (SendSummary is also
+// called directly).
 func (c *Child) summaryLoop(ctx context.Context) {
 	trigger := "start"
 	for {
-		if _, err := c.SendSummary(ctx, trigger); err != nil && ctx.Err() == nil {
-			c.cfg.Logger.Warn("compliance summary not sent", "error", err)
+		if trigger != "" {
+			if _, err := c.SendSummary(ctx, trigger); err != nil && ctx.Err() == nil {
+				c.cfg.Logger.Warn("compliance summary not sent", "error", err)
+			}
 		}
-		state := c.backend.State()
-		_, sched := c.summarySchedule(state)
-		next := sched.Next(time.Now())
-		timer := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		trigger = c.waitSchedule(ctx)
+		if ctx.Err() != nil {
 			return
-		case <-timer.C:
-			trigger = "schedule"
 		}
+	}
+}
+
+// waitSchedule waits for the next firing of the summary rule, or a change of its schedule; it
+// returns the trigger ("" when the settings changed but not the schedule).
+func (c *Child) waitSchedule(ctx context.Context) string {
+	state := c.backend.State()
+	ws := memdb.NewWatchSet()
+	state.SettingDoc(ws, policy.SettingsServerTasks)
+	ws.Add(state.AbandonCh())
+	spec, sched := c.summarySchedule(state)
+	timer := time.NewTimer(time.Until(sched.Next(time.Now())))
+	defer timer.Stop()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	select {
+	case <-ctx.Done():
+		return ""
+	case <-timer.C:
+		return "schedule"
+	case <-ws.WatchCh(wctx):
+		if now, _ := c.summarySchedule(c.backend.State()); now != spec {
+			return "schedule-change"
+		}
+		return ""
 	}
 }
 
