@@ -368,8 +368,7 @@ func (s *cmpSuite) testScans(t *testing.T) {
 		{"two objects without format=ndjson", "", `{"computer_id":"x-1","scanned_at":"` + s.base.Format(time.RFC3339) + `","results":{}}` + "\n" +
 			`{"computer_id":"x-2","scanned_at":"` + s.base.Format(time.RFC3339) + `","results":{}}`},
 		// docs/compliance.md: "A body that is not JSON at all ... is 400" (with or without
-		// ndjson). KNOWN SERVER BUG (fails at the time of writing): with format=ndjson the server
-		// answers 200 with every line rejected as "not a scan object".
+		// ndjson).
 		{"an NDJSON body that is not JSON at all", "?format=ndjson", "this is not json\nneither is this\n"},
 	} {
 		st, m, raw := do(t, "POST", k.p.url+"/v1/scans"+c.query, k.agent, c.body)

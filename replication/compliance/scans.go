@@ -80,7 +80,8 @@ func Parse(r io.Reader, ndjson bool, exists UpdateExists, now time.Time) (*Parse
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	line := 0
+	line, objects := 0, 0
+	var firstErr string
 	for sc.Scan() {
 		line++
 		raw := bytes.TrimSpace(sc.Bytes())
@@ -92,13 +93,24 @@ func Parse(r io.Reader, ndjson bool, exists UpdateExists, now time.Time) (*Parse
 		dec.DisallowUnknownFields()
 		var in ScanInput
 		if err := dec.Decode(&in); err != nil {
+			if firstErr == "" {
+				firstErr = fmt.Sprintf("line %d: %v", line, err)
+			}
 			p.reject(RecordError{Line: line, Error: "not a scan object: " + err.Error()})
 			continue
 		}
+		objects++
 		p.add(line, &in, exists, now)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: line %d: %v", ErrMalformed, line+1, err)
+	}
+	switch {
+	case p.Received == 0:
+		return nil, fmt.Errorf("%w: the body holds no scan (want one JSON object per line)", ErrMalformed)
+	case objects == 0:
+		// Not one line is a scan object: the body is not NDJSON at all.
+		return nil, fmt.Errorf("%w: no line is a JSON scan object (%s)", ErrMalformed, firstErr)
 	}
 	return p, nil
 }
