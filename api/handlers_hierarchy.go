@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -226,9 +227,15 @@ func (s *Server) listRuns(r *http.Request) (int, any, error) {
 		}
 		limit = n
 	}
+	scope := r.URL.Query().Get("scope")
+	switch scope {
+	case "", hierarchy.ScopeCatalog, hierarchy.ScopePolicies, hierarchy.ScopeSettings, hierarchy.ScopeCompliance:
+	default:
+		return 0, nil, fmt.Errorf("%w: scope must be catalog, policies, settings or compliance, not %q", ErrBadRequest, scope)
+	}
 	out := []*store.ReplicationRun{}
 	for i := len(runs) - 1; i >= 0 && len(out) < limit; i-- {
-		if child == "" || runs[i].Child == child {
+		if (child == "" || runs[i].Child == child) && (scope == "" || slices.Contains(strings.Split(runs[i].Scope, "+"), scope)) {
 			out = append(out, runs[i])
 		}
 	}

@@ -70,7 +70,7 @@ func (s *Server) createPolicy(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	markAudited(r)
-	s.policyReplicateNow(r, in, p)
+	s.policyReplicateNow(in, p)
 	return http.StatusCreated, p, nil
 }
 
@@ -84,22 +84,19 @@ func (s *Server) patchPolicy(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	markAudited(r)
-	s.policyReplicateNow(r, in, p)
+	s.policyReplicateNow(in, p)
 	return http.StatusOK, p, nil
 }
 
 // policyReplicateNow sends a policy written with replicate_now to every child at once.
-func (s *Server) policyReplicateNow(r *http.Request, in policy.Input, p *store.Policy) {
+func (s *Server) policyReplicateNow(in policy.Input, p *store.Policy) {
 	if !in.ReplicateNow || s.opts.Hierarchy == nil {
 		return
 	}
-	children, err := s.opts.Hierarchy.ReplicateNow(hierarchy.NowRequest{Scope: hierarchy.ScopePolicies, Policy: p.ID, Reason: "replicate-now"})
-	if err != nil {
+	// The policy's own audit entry records replicate_now (in the same Raft entry as the policy).
+	if _, err := s.opts.Hierarchy.ReplicateNow(hierarchy.NowRequest{Scope: hierarchy.ScopePolicies, Policy: p.ID,
+		Reason: "replicate-now", UnlessHolds: p.ModifyIndex}); err != nil {
 		s.logger.Warn("replicate policy now", "policy", p.ID, "error", err)
-		return
-	}
-	if err := s.backend.Audit(actor(r), "replicate-now", "policy "+p.ID, map[string]any{"children": children, "scope": "policies", "policy": p.ID}); err != nil {
-		s.logger.Warn("audit replicate now", "policy", p.ID, "error", err)
 	}
 }
 

@@ -105,7 +105,7 @@ func fltStartChild(t *testing.T, name, parentURL, joinToken string, langs []stri
 // fltTryRuns lists the parent's runs for a child, newest first; errors are returned (the parent
 // may be down).
 func fltTryRuns(parent *proc, child string) ([]fltRun, error) {
-	st, raw, err := tryDo(context.Background(), "GET", parent.url+"/v1/replication/runs?child="+url.QueryEscape(child), parent.token, nil)
+	st, raw, err := tryDo(context.Background(), "GET", parent.url+"/v1/replication/runs?scope=catalog&child="+url.QueryEscape(child), parent.token, nil)
 	if err != nil {
 		return nil, err
 	}

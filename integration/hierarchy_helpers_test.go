@@ -177,13 +177,14 @@ func hierGetStatus(t *testing.T, p *proc) hierStatus {
 	return s
 }
 
-// hierRuns is GET /v1/replication/runs?child=NAME (newest first).
+// hierRuns is GET /v1/replication/runs?child=NAME&scope=catalog (newest first): the runs that
+// carried the catalog (not, for example, compliance summaries coming up).
 func hierRuns(t *testing.T, parent *proc, child string) []hierRun {
 	t.Helper()
 	var l struct {
 		Runs []hierRun `json:"runs"`
 	}
-	doJSON(t, "GET", parent.url+"/v1/replication/runs?limit=100000&child="+url.QueryEscape(child), parent.token, nil, 200, &l)
+	doJSON(t, "GET", parent.url+"/v1/replication/runs?limit=100000&scope=catalog&child="+url.QueryEscape(child), parent.token, nil, 200, &l)
 	for _, r := range l.Runs {
 		if r.Child != child {
 			t.Errorf("GET /v1/replication/runs?child=%s lists a run of child %q", child, r.Child)

@@ -201,6 +201,10 @@ type NowRequest struct {
 	Policy   string
 	Folder   string
 	Reason   string
+	// UnlessHolds, with Policy, drops the request for a child whose policy cursor already
+	// reaches it (a policy written with replicate_now, which a continuous rule may have sent
+	// first): the child holds that version, so sending it again would be a second run.
+	UnlessHolds uint64
 }
 
 // spec turns a request into the sections it asks for.
@@ -223,6 +227,7 @@ func (r NowRequest) spec() (*runSpec, error) {
 	pr := &policyReq{trigger: t}
 	if r.Policy != "" {
 		pr.ids = []string{r.Policy}
+		pr.unlessHolds = r.UnlessHolds
 	}
 	if r.Folder != "" {
 		pr.folders = []string{r.Folder}
@@ -465,6 +470,11 @@ func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRe
 		s.policies = complete("cursor-ahead")
 	case pidx > 0 && !sameRanges(c.Ranges, req.PolicyRanges):
 		s.policies = complete("filter-change")
+	case pending.policies != nil && pending.policies.unlessHolds > 0 && req.PolicyCursor >= pending.policies.unlessHolds:
+		pending.policies = nil // the child already holds what was asked for
+		if rules.Policies == "continuous" && pidx > req.PolicyCursor {
+			s.policies = &policyReq{trigger: trigger{ModeDifferential, "continuous"}}
+		}
 	case pending.policies != nil:
 		s.policies = pending.policies
 	case rules.Policies == "continuous" && pidx > req.PolicyCursor:

@@ -12,6 +12,8 @@ import (
 type policyReq struct {
 	trigger
 	folders, ids []string
+	// unlessHolds: the request is moot for a child whose policy cursor reaches it.
+	unlessHolds uint64
 }
 
 func (r *policyReq) all() bool { return len(r.folders) == 0 && len(r.ids) == 0 }
@@ -24,7 +26,10 @@ func mergePolicies(a, b *policyReq) *policyReq {
 	case b == nil:
 		return a
 	}
-	out := &policyReq{trigger: a.trigger}
+	out := &policyReq{trigger: a.trigger, unlessHolds: max(a.unlessHolds, b.unlessHolds)}
+	if a.unlessHolds == 0 || b.unlessHolds == 0 {
+		out.unlessHolds = 0 // an unconditional request stays unconditional
+	}
 	if b.mode == ModeComplete {
 		out.mode = ModeComplete
 	}
