@@ -4,7 +4,7 @@ BIN        ?= bin/patchtree
 DEMO_FLAGS ?=
 # Packages whose tests start real processes or Raft groups get a generous timeout.
 TEST_FLAGS ?= -race -count=1 -timeout 12m
-BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
 
 .PHONY: build test demo bench lint fuzz clean
 

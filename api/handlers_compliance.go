@@ -47,7 +47,17 @@ func (s *Server) postScans(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	parsed, err := compliance.Parse(r.Body, ndjson, func(id string) bool { return view.Update(id) != nil }, time.Now())
+	// A request names the same updates for computer after computer: look each up once.
+	known := map[string]bool{}
+	exists := func(id string) bool {
+		ok, seen := known[id]
+		if !seen {
+			ok = view.Update(id) != nil
+			known[id] = ok
+		}
+		return ok
+	}
+	parsed, err := compliance.Parse(r.Body, ndjson, exists, time.Now())
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

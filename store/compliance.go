@@ -537,12 +537,13 @@ type ChildSummary struct {
 	Seq   uint64 `json:"seq"`
 	// Digest identifies the summary's content; AsOf is when the child built it, ReceivedAt
 	// when it arrived, LastContact the child's last report (changed or not).
-	Digest      string          `json:"digest"`
-	AsOf        time.Time       `json:"as_of"`
-	ReceivedAt  time.Time       `json:"received_at"`
-	LastContact time.Time       `json:"last_contact"`
-	Interval    time.Duration   `json:"interval"`
-	Summary     json.RawMessage `json:"summary,omitempty"`
+	Digest      string        `json:"digest"`
+	AsOf        time.Time     `json:"as_of"`
+	ReceivedAt  time.Time     `json:"received_at"`
+	LastContact time.Time     `json:"last_contact"`
+	Interval    time.Duration `json:"interval"`
+	// Summary is the summary as compliance.Summary.Encode made it (zstd over JSON).
+	Summary []byte `json:"summary,omitempty"`
 	RaftIndex
 }
 
@@ -550,9 +551,6 @@ type ChildSummary struct {
 // report with the stored sequence and digest only records the contact. It returns whether the
 // summary was stored, and why not.
 func (s *Store) PutChildSummary(idx uint64, in *ChildSummary, run *ReplicationRun) (stored bool, reason string, err error) {
-	if string(in.Summary) == "null" {
-		in.Summary = nil
-	}
 	err = s.write(func(txn *memdb.Txn) error {
 		raw, err := txn.First(tableChildSummaries, "id", in.Child)
 		if err != nil {

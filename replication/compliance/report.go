@@ -21,7 +21,9 @@ type SiteReport struct {
 	Compliant  int64        `json:"compliant"`
 	Compliance *float64     `json:"compliance"` // compliant / computers
 	Cells      store.Counts `json:"cells"`
-	AsOf       time.Time    `json:"as_of"`
+	// Severities are the (computer, bulletin) pairs per state by bulletin severity.
+	Severities map[string]store.Counts `json:"severities"`
+	AsOf       time.Time               `json:"as_of"`
 	// LastContact is the child's last report (changed or not); Stale is true when it has not
 	// reported within its expected interval (Interval, plus a grace of half of it, at least 5s).
 	LastContact *time.Time `json:"last_contact,omitempty"`
@@ -39,12 +41,13 @@ type Overview struct {
 
 // Totals add up every site.
 type Totals struct {
-	Sites      int          `json:"sites"`
-	StaleSites int          `json:"stale_sites"`
-	Computers  int64        `json:"computers"`
-	Compliant  int64        `json:"compliant"`
-	Compliance *float64     `json:"compliance"`
-	Cells      store.Counts `json:"cells"`
+	Sites      int                     `json:"sites"`
+	StaleSites int                     `json:"stale_sites"`
+	Computers  int64                   `json:"computers"`
+	Compliant  int64                   `json:"compliant"`
+	Compliance *float64                `json:"compliance"`
+	Cells      store.Counts            `json:"cells"`
+	Severities map[string]store.Counts `json:"severities"`
 }
 
 // Reporter answers the compliance reports of a site: its own summary (from its store) and, at
@@ -90,7 +93,7 @@ func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSumm
 	for _, c := range children {
 		cached := r.cache[c.Child]
 		if cached == nil || cached.seq != c.Seq || cached.digest != c.Digest {
-			sum, err := Decode(c.Summary)
+			sum, err := DecodeStored(c.Summary)
 			if err != nil {
 				return nil, fmt.Errorf("child %s: %w", c.Child, err)
 			}
@@ -125,10 +128,17 @@ func (r *Reporter) Overview(s *store.Store, self string, now time.Time) (*Overvi
 	if err != nil {
 		return nil, err
 	}
-	o := &Overview{AsOf: now.UTC(), Sites: []SiteReport{}}
+	o := &Overview{AsOf: now.UTC(), Sites: []SiteReport{}, Totals: Totals{Severities: map[string]store.Counts{}}}
 	for _, ss := range sites {
 		sr := SiteReport{Site: ss.sum.Site, Local: ss.local, Computers: ss.sum.Computers, Compliant: ss.sum.Compliant,
-			Compliance: ratio(ss.sum.Compliant, ss.sum.Computers), Cells: ss.sum.Cells, AsOf: ss.sum.AsOf}
+			Compliance: ratio(ss.sum.Compliant, ss.sum.Computers), Cells: ss.sum.Cells, AsOf: ss.sum.AsOf,
+			Severities: map[string]store.Counts{}}
+		for _, sc := range ss.sum.Severities {
+			sr.Severities[sc.Severity] = sc.C
+			t := o.Totals.Severities[sc.Severity]
+			t.Add(sc.C, 1)
+			o.Totals.Severities[sc.Severity] = t
+		}
 		if ss.row != nil {
 			sr.Site = ss.row.Child
 			lc := ss.row.LastContact

@@ -2,7 +2,6 @@ package compliance
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -36,16 +35,21 @@ func reportSite(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	put := func(idx uint64, child string, contact time.Time, sum Summary) {
-		body, _ := json.Marshal(sum)
+		body, err := sum.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, _, err := s.PutChildSummary(idx, &store.ChildSummary{Child: child, Seq: 1, Digest: sum.Digest(), LastContact: contact,
 			Interval: time.Minute, Summary: body}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	put(3, "emea", now.Add(-30*time.Second), Summary{Site: "emea", Computers: 10, Compliant: 7, Cells: [4]int64{5, 3, 2, 10},
-		Bulletins: []BulletinCounts{{ID: "B1", C: [4]int64{4, 3, 1, 2}}, {ID: "B2", C: [4]int64{0, 0, 0, 10}}}})
+		Bulletins:  []BulletinCounts{{ID: "B1", C: [4]int64{4, 3, 1, 2}}, {ID: "B2", C: [4]int64{0, 0, 0, 10}}},
+		Severities: []SeverityCounts{{Severity: "High", C: [4]int64{4, 3, 1, 2}}, {Severity: "Low", C: [4]int64{0, 0, 0, 10}}}})
 	put(4, "apac", now.Add(-2*time.Minute), Summary{Site: "apac", Computers: 5, Compliant: 5, Cells: [4]int64{5, 0, 0, 10},
-		Bulletins: []BulletinCounts{{ID: "B1", C: [4]int64{5, 0, 0, 0}}}})
+		Bulletins:  []BulletinCounts{{ID: "B1", C: [4]int64{5, 0, 0, 0}}},
+		Severities: []SeverityCounts{{Severity: "High", C: [4]int64{5, 0, 0, 0}}}})
 	return s
 }
 
@@ -63,6 +67,9 @@ func TestOverviewTotalsAndStale(t *testing.T) {
 		if want := site.Site == "apac"; site.Stale != want {
 			t.Fatalf("site %s stale = %t", site.Site, site.Stale)
 		}
+	}
+	if o.Totals.Severities["High"] != (store.Counts{9, 3, 1, 2}) || o.Totals.Severities["Low"] != (store.Counts{0, 0, 0, 10}) {
+		t.Fatalf("severity totals %+v", o.Totals.Severities)
 	}
 	if o.Totals.Cells != (store.Counts{10, 3, 2, 20}) || *o.Totals.Compliance != 0.8 {
 		t.Fatalf("totals %+v", o.Totals)

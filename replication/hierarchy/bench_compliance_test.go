@@ -10,10 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"runtime"
@@ -26,13 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"patchtree/api"
-	"patchtree/integration/shareddata"
-	"patchtree/langalert"
-	"patchtree/node"
 	"patchtree/replication/compliance"
 	"patchtree/replication/hierarchy"
-	"patchtree/replication/importer"
 	"patchtree/store"
 )
 
@@ -54,97 +47,6 @@ func complianceScale() (computers, updates, batch int, every time.Duration) {
 		every = d
 	}
 	return num("PATCHTREE_BENCH_COMPUTERS", 10000), num("PATCHTREE_BENCH_UPDATES", 1000), num("PATCHTREE_BENCH_BATCH", 200), every
-}
-
-// startUplinkSite is startSite with the child's uplink wired into the API as patchtree serve
-// does (api.Options.Uplink), so that POST /v1/replication/now {"scope":"compliance"} at a child
-// fires its compliance summary rule. startSite leaves it out.
-func startUplinkSite(tb testing.TB, name, role string, ranges []string, join *hierarchy.ChildConfig) (*site, error) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, dir := &site{name: name}, tb.TempDir()
-	s.srv = httptest.NewUnstartedServer(nil)
-	tb.Cleanup(s.srv.Close)
-	imp := importer.New(importer.Config{Logger: logger})
-	parent := hierarchy.NewParent(logger)
-	loops := []node.LeaderLoop{{Name: "hierarchy-parent", Run: parent.LeaderLoop}}
-	var child *hierarchy.Child
-	if join != nil {
-		s.wire = &wireTap{}
-		cfg := *join
-		cfg.Name, cfg.Logger, cfg.Client = name, logger, s.wire.client()
-		child = hierarchy.NewChild(cfg)
-		loops = append(loops, node.LeaderLoop{Name: "hierarchy-child", Run: child.LeaderLoop})
-	}
-	if role == node.RoleParent {
-		loops = append(loops, node.LeaderLoop{Name: "catalog-import", Run: imp.LeaderLoop})
-	}
-	n, err := node.New(node.Config{Name: name, Role: role, DataDir: dir, RaftBind: "127.0.0.1:0", APIAddr: "http://" + s.srv.Listener.Addr().String(),
-		Languages: ranges, Logger: logger, RaftLogOutput: io.Discard, LeaderLoops: loops})
-	if err != nil {
-		return nil, err
-	}
-	s.n = n
-	tb.Cleanup(func() { n.Shutdown() })
-	imp.SetBackend(n)
-	parent.SetBackend(n)
-	opts := api.Options{Logger: logger, Importer: imp, Hierarchy: parent}
-	if child != nil {
-		child.SetBackend(n)
-		opts.ParentLink = func() *hierarchy.ChildState { st := child.Status(); return &st }
-		opts.Uplink = child
-	}
-	s.srv.Config.Handler = api.New(n, opts)
-	s.srv.Start()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		tok, err := os.ReadFile(node.AdminTokenPath(dir))
-		st, _ := n.State().Site(nil)
-		if err == nil && st != nil && n.Ready() && runsAll(n.RunningLoops(), loops) {
-			s.admin = strings.TrimSpace(string(tok))
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("site %s never became ready (loops %v)", name, n.RunningLoops())
-		}
-	}
-}
-
-// newComplianceHierarchy is newHierarchyBench with sites from startUplinkSite: a parent `*`
-// holding the Mozilla catalog and one child per benchRanges entry, in sync with it.
-func newComplianceHierarchy(b *testing.B) *hierarchyBench {
-	b.Helper()
-	feed := shareddata.Path(b, benchCatalog)
-	parent, err := startUplinkSite(b, "hq", node.RoleParent, []string{"*"}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	parent.call(b, http.MethodPut, "/v1/replication/rules", map[string]any{"catalog": "24h"}, nil)
-	start := time.Now()
-	parent.importFeed(b, feed)
-	h := &hierarchyBench{parent: parent, children: make([]*site, len(benchRanges)), feed: feed, imported: time.Since(start)}
-	errs := make([]error, len(benchRanges))
-	var wg sync.WaitGroup
-	for i, r := range benchRanges {
-		name := fmt.Sprintf("child%02d", i)
-		enrolled, err := parent.n.AddChild(name)
-		ranges, err2 := langalert.ParseRanges([]string{r})
-		if err != nil || err2 != nil {
-			b.Fatal(err, err2)
-		}
-		cfg := &hierarchy.ChildConfig{ParentURL: parent.srv.URL, JoinToken: enrolled.JoinToken, PollWait: 3 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h.children[i], errs[i] = startUplinkSite(b, name, node.RoleChild, ranges, cfg)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	h.waitInSync(b)
-	return h
 }
 
 // complianceClient carries every request of the benchmark (connections kept alive per site).
@@ -315,7 +217,7 @@ type childIngest struct {
 // the parent's GET /v1/compliance shows every computer of every child.
 func BenchmarkComplianceRollup(b *testing.B) {
 	computers, perComputer, batch, every := complianceScale()
-	h := newComplianceHierarchy(b)
+	h := newHierarchyBench(b)
 	parent, k := h.parent, len(h.children)
 
 	// Per child: an agent token and the updates of its view.
@@ -631,11 +533,11 @@ func BenchmarkComplianceRollup(b *testing.B) {
 		decode := time.Since(d0)
 		line := fmt.Sprintf("%s %-6s: view %5d updates, %d per computer; %d computers, %d results in %.1f s (%.0f computers/s, %.0f results/s; "+
 			"generating %.1f s, requests %.1f s, first request %.0f ms, slowest %.0f ms), %.0f MB NDJSON; %d summaries during ingest (replicate now p50 %.0f ms, max %.0f ms), %d not delivered; "+
-			"summary %d updates, decoding it %.1f ms; ",
+			"summary %d bulletins, decoding it %.1f ms; ",
 			c.name, benchRanges[i], st.updates, st.perComp, computers, st.results, st.took.Seconds(),
 			float64(computers)/st.took.Seconds(), float64(st.results)/st.took.Seconds(), st.gen.Seconds(), st.post.Seconds(),
 			float64(st.postFirst)/float64(time.Millisecond), float64(st.postMax)/float64(time.Millisecond), float64(st.reqBytes)/1e6,
-			len(st.summaries), pct(took, .5), pct(took, 1), st.refused, len(sum.Updates), float64(decode)/float64(time.Millisecond))
+			len(st.summaries), pct(took, .5), pct(took, 1), st.refused, len(sum.Bulletins), float64(decode)/float64(time.Millisecond))
 		if errs[i] != nil {
 			detail(b, "%sfinal summary not delivered: %d bulletins, %d B raw, %d B zstd; %d summary runs at the parent",
 				line, len(sum.Bulletins), len(body), zstdSize(body), nsum[c.name])

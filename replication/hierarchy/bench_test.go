@@ -86,6 +86,7 @@ func startSite(tb testing.TB, name, role string, ranges []string, join *hierarch
 	if child != nil {
 		child.SetBackend(n)
 		opts.ParentLink = func() *hierarchy.ChildState { st := child.Status(); return &st }
+		opts.Uplink = child
 	}
 	s.srv.Config.Handler = api.New(n, opts)
 	s.srv.Start()

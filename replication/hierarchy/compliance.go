@@ -90,7 +90,10 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 		if got := sum.Digest(); got != rep.Digest {
 			return nil, fmt.Errorf("summary digest %s does not match its content (%s): %w", abbrev(rep.Digest), abbrev(got), store.ErrInvalid)
 		}
-		row.AsOf, row.Summary = sum.AsOf, rep.Summary
+		if row.Summary, err = sum.Encode(); err != nil {
+			return nil, err
+		}
+		row.AsOf = sum.AsOf
 		b := make([]byte, 3)
 		rand.Read(b)
 		run = &store.ReplicationRun{ID: now.Format("20060102T150405.000") + "-" + hex.EncodeToString(b), Child: child,
