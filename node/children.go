@@ -62,3 +62,8 @@ func (n *Node) RecordReplicationRun(run store.ReplicationRun, u store.ChildUpdat
 func (n *Node) CollectTombstones(upTo uint64) (uint64, error) {
 	return n.apply(TombstonesCollectRequestType, &TombstonesCollectRequest{UpTo: upTo})
 }
+
+// PruneRuns forgets a child's oldest replication runs, keeping its newest keep.
+func (n *Node) PruneRuns(child string, keep int) (uint64, error) {
+	return n.apply(RunsPruneRequestType, &RunsPruneRequest{Child: child, Keep: keep})
+}

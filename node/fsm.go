@@ -140,6 +140,11 @@ func (f *FSM) Apply(log *raft.Log) any {
 			return err
 		}
 		return &SummaryOutcome{Stored: stored, Reason: reason}
+	case RunsPruneRequestType:
+		var req RunsPruneRequest
+		decode(t, buf, idx, &req)
+		_, err := f.State().PruneReplicationRuns(idx, req.Child, req.Keep)
+		return err
 	default:
 		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
 	}

@@ -218,6 +218,7 @@ func fsmSteps() []fsmStep {
 				t.Fatalf("compliance %+v, B1 %v", cv.Site, cv.Bulletin("B1"))
 			}
 		}},
+		{RunsPruneRequestType, &RunsPruneRequest{Child: "emea", Keep: 1}, nil},
 		{ChildSummaryPutRequestType, &ChildSummaryPutRequest{Summary: store.ChildSummary{Child: "apac", Seq: 1, Digest: "d1",
 			Summary: json.RawMessage(`{"site":"apac"}`)}, Run: &store.ReplicationRun{ID: "sum1", Child: "apac", Scope: "compliance"}},
 			func(t *testing.T, s *store.Store, idx uint64) {

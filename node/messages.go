@@ -39,6 +39,7 @@ const (
 	AuditAppendRequestType       MessageType = 22
 	ScansApplyRequestType        MessageType = 23
 	ChildSummaryPutRequestType   MessageType = 24
+	RunsPruneRequestType         MessageType = 25
 )
 
 // String names a message type for logs and errors.
@@ -92,6 +93,8 @@ func (t MessageType) String() string {
 		return "scans-apply"
 	case ChildSummaryPutRequestType:
 		return "child-summary-put"
+	case RunsPruneRequestType:
+		return "runs-prune"
 	}
 	return fmt.Sprintf("message-type-%d", uint8(t))
 }
@@ -196,6 +199,12 @@ type ChildUpdateRequest struct {
 type ReplicationRunRequest struct {
 	Run    store.ReplicationRun `json:"run"`
 	Update store.ChildUpdate    `json:"update"`
+}
+
+// RunsPruneRequest forgets a child's oldest replication runs, keeping its newest Keep.
+type RunsPruneRequest struct {
+	Child string `json:"child"`
+	Keep  int    `json:"keep"`
 }
 
 // TombstonesCollectRequest drops tombstones every child has passed.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -136,4 +137,41 @@ func (s *Store) CollectTombstones(idx, upTo uint64) error {
 		}
 		return putSetting(txn, idx, SettingTombstoneHorizon, map[string]uint64{"index": upTo})
 	})
+}
+
+// ChildRunCount is how many runs are recorded for a child.
+func (s *Store) ChildRunCount(child string) (int, error) {
+	n := 0
+	err := eachRow(s.db.Txn(false), tableRuns, "child", []any{child}, func(any) bool { n++; return true })
+	return n, err
+}
+
+// PruneReplicationRuns forgets a child's runs but its newest keep (by id, which sorts by start
+// time), and returns how many went.
+func (s *Store) PruneReplicationRuns(idx uint64, child string, keep int) (int, error) {
+	if keep < 1 {
+		return 0, fmt.Errorf("prune runs: keep must be at least 1, not %d: %w", keep, ErrInvalid)
+	}
+	dropped := 0
+	err := s.write(func(txn *memdb.Txn) error {
+		var runs []*ReplicationRun
+		if err := eachRow(txn, tableRuns, "child", []any{child}, func(raw any) bool {
+			runs = append(runs, raw.(*ReplicationRun))
+			return true
+		}); err != nil {
+			return err
+		}
+		if len(runs) <= keep {
+			return nil
+		}
+		sort.Slice(runs, func(i, j int) bool { return runs[i].ID < runs[j].ID })
+		for _, r := range runs[:len(runs)-keep] {
+			if err := txn.Delete(tableRuns, r); err != nil {
+				return fmt.Errorf("delete run %s: %w", r.ID, err)
+			}
+			dropped++
+		}
+		return bumpIndex(txn, tableRuns, idx)
+	})
+	return dropped, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -180,5 +181,44 @@ func TestSettings(t *testing.T) {
 	}
 	if site, err := s.Site(nil); site != nil || err != nil {
 		t.Fatalf("site before init = %+v, %v", site, err)
+	}
+}
+
+func TestPruneReplicationRunsKeepsTheNewest(t *testing.T) {
+	s, _ := New()
+	idx := uint64(0)
+	for _, c := range []string{"a", "b"} {
+		idx++
+		if err := s.AddChild(idx, &Child{Name: c, JoinTokenHash: "h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		for _, c := range []string{"a", "b"} {
+			idx++
+			run := &ReplicationRun{ID: fmt.Sprintf("2026112%d-%s", i, c), Child: c}
+			if err := s.RecordReplicationRun(idx, run, &ChildUpdate{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	idx++
+	n, err := s.PruneReplicationRuns(idx, "a", 2)
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	runs, _ := s.ReplicationRuns(nil)
+	var ids []string
+	for _, r := range runs {
+		ids = append(ids, r.ID)
+	}
+	if got := fmt.Sprint(ids); got != "[20261120-b 20261121-b 20261122-b 20261123-a 20261123-b 20261124-a 20261124-b]" {
+		t.Fatalf("runs after pruning a to 2: %s", got)
+	}
+	if c, _ := s.ChildRunCount("b"); c != 5 {
+		t.Fatalf("b has %d runs", c)
+	}
+	if _, err := s.PruneReplicationRuns(idx+1, "a", 0); err == nil {
+		t.Fatal("keep 0 accepted")
 	}
 }

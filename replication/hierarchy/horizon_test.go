@@ -23,6 +23,11 @@ func (f fakeParentBackend) RecordReplicationRun(run store.ReplicationRun, u stor
 func (f fakeParentBackend) PutChildSummary(s *store.ChildSummary, run *store.ReplicationRun) (bool, string, error) {
 	return f.s.PutChildSummary(f.next(), s, run)
 }
+func (f fakeParentBackend) PruneRuns(child string, keep int) (uint64, error) {
+	idx := f.next()
+	_, err := f.s.PruneReplicationRuns(idx, child, keep)
+	return idx, err
+}
 func (f fakeParentBackend) CollectTombstones(upTo uint64) (uint64, error) {
 	idx := f.next()
 	return idx, f.s.CollectTombstones(idx, upTo)

@@ -36,6 +36,7 @@ type ParentBackend interface {
 	RecordReplicationRun(run store.ReplicationRun, u store.ChildUpdate) (uint64, error)
 	CollectTombstones(upTo uint64) (uint64, error)
 	PutChildSummary(s *store.ChildSummary, run *store.ReplicationRun) (bool, string, error)
+	PruneRuns(child string, keep int) (uint64, error)
 }
 
 // trigger is a pending reason to replicate to a child.
@@ -749,6 +750,7 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 			if now.Sub(lastCollect) > 30*time.Second {
 				lastCollect = now
 				p.collectTombstones()
+				p.pruneRuns()
 			}
 		}
 	}
@@ -861,6 +863,27 @@ func (p *Parent) logAlerts() {
 		}
 	}
 	p.alerts = now
+}
+
+// KeepRunsPerChild is how many replication runs (down and up) the parent keeps per child; older
+// ones are forgotten, so that status and replicate now --wait never scan an unbounded history.
+const KeepRunsPerChild = 1000
+
+// pruneRuns forgets the oldest runs of children with more than KeepRunsPerChild (plus a margin,
+// so that pruning is one entry every hundred runs, not one per run).
+func (p *Parent) pruneRuns() {
+	state := p.backend.State()
+	children, err := state.Children(nil)
+	if err != nil {
+		return
+	}
+	for _, c := range children {
+		if n, err := state.ChildRunCount(c.Name); err == nil && n > KeepRunsPerChild+100 {
+			if _, err := p.backend.PruneRuns(c.Name, KeepRunsPerChild); err != nil {
+				p.logger.Warn("prune replication runs", "child", c.Name, "error", err)
+			}
+		}
+	}
 }
 
 // collectTombstones drops tombstones that every child has passed.
