@@ -3,14 +3,14 @@ package hierarchy
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"time"
-
-	"crypto/rand"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"github.com/klauspost/compress/zstd"
@@ -95,7 +95,7 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 		}
 		row.AsOf = sum.AsOf
 		b := make([]byte, 3)
-		rand.Read(b)
+		crand.Read(b)
 		run = &store.ReplicationRun{ID: now.Format("20060102T150405.000") + "-" + hex.EncodeToString(b), Child: child,
 			Scope: ScopeCompliance, Mode: ModeComplete, Trigger: rep.Trigger, To: rep.Seq, Records: len(sum.Bulletins),
 			BytesWire: wire, BytesRaw: raw, StartedAt: now, FinishedAt: now, Verified: true,
@@ -153,12 +153,24 @@ func (c *Child) summarySchedule(s *store.Store) (string, Schedule) {
 // summaryLoop runs the compliance summary rule: at start, on its schedule, when the schedule
 // the parent sends changes (it takes effect at once), and on replicate now (SendSummary is also
 // called directly).
+//
+// It is anti-entropy: a failed report is retried with back-off (1 s doubling to a minute, never
+// past the next scheduled firing), and each firing is jittered by up to a tenth of the interval
+// (at most a minute) so that children on the same schedule do not report in the same second.
 func (c *Child) summaryLoop(ctx context.Context) {
 	trigger := "start"
 	for {
 		if trigger != "" {
-			if _, err := c.SendSummary(ctx, trigger); err != nil && ctx.Err() == nil {
-				c.cfg.Logger.Warn("compliance summary not sent", "error", err)
+			for attempt := 0; ; attempt++ {
+				_, err := c.SendSummary(ctx, trigger)
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				c.cfg.Logger.Warn("compliance summary not sent; retrying", "attempt", attempt+1, "error", err)
+				_, sched := c.summarySchedule(c.backend.State())
+				if time.Now().Add(time.Second<<min(attempt, 6)).After(sched.Next(time.Now())) || !backoff(ctx, attempt) {
+					break // the next firing comes first
+				}
 			}
 		}
 		trigger = c.waitSchedule(ctx)
@@ -166,6 +178,15 @@ func (c *Child) summaryLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// jitter is a random delay of up to a tenth of d, at most a minute.
+func jitter(d time.Duration) time.Duration {
+	max := min(d/10, time.Minute)
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
 }
 
 // waitSchedule waits for the next firing of the summary rule, or a change of its schedule; it
@@ -176,7 +197,7 @@ func (c *Child) waitSchedule(ctx context.Context) string {
 	state.SettingDoc(ws, policy.SettingsServerTasks)
 	ws.Add(state.AbandonCh())
 	spec, sched := c.summarySchedule(state)
-	timer := time.NewTimer(time.Until(sched.Next(time.Now())))
+	timer := time.NewTimer(time.Until(sched.Next(time.Now())) + jitter(scheduleSpan(sched)))
 	defer timer.Stop()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
