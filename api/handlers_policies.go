@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -170,7 +171,7 @@ func (s *Server) listAudit(r *http.Request) (int, any, error) {
 	action := q.Get("action")
 	resp := auditResponse{Entries: []*store.AuditEntry{}}
 	err := s.backend.State().Audit(nil, q.Get("since"), func(e *store.AuditEntry) bool {
-		if action != "" && !hasPrefix(e.Action, action) {
+		if action != "" && !strings.HasPrefix(e.Action, action) {
 			return true
 		}
 		if len(resp.Entries) == limit {
@@ -185,5 +186,3 @@ func (s *Server) listAudit(r *http.Request) (int, any, error) {
 	}
 	return http.StatusOK, resp, nil
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

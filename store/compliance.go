@@ -503,34 +503,6 @@ func (v *ComplianceView) Update(id string) Counts {
 	return c
 }
 
-// EachExplicitUpdate calls fn for every update some computer's scan names.
-func (v *ComplianceView) EachExplicitUpdate(fn func(id string, c Counts)) error {
-	return eachRow(v.txn, tableUpdateCompliance, "id", nil, func(raw any) bool {
-		r := raw.(*UpdateCompliance)
-		fn(r.UpdateID, r.Counts)
-		return true
-	})
-}
-
-// Computer returns a computer's stored scan, decoded, or nil.
-func (s *Store) Computer(id string) (*Scan, error) {
-	txn := s.db.Txn(false)
-	raw, err := txn.First(tableComputers, "id", id)
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	c := raw.(*Computer)
-	out := &Scan{ComputerID: c.ID, ScannedAt: c.ScannedAt}
-	for _, cell := range c.Cells {
-		uid, err := updateOfOrd(txn, cell>>2)
-		if err != nil {
-			return nil, err
-		}
-		out.Cells = append(out.Cells, ScanCell{Update: uid, State: uint8(cell & 3)})
-	}
-	return out, nil
-}
-
 // ChildSummary is the newest compliance summary a child sent up, kept at its parent.
 type ChildSummary struct {
 	Child string `json:"child"`

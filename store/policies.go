@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -418,18 +417,4 @@ func applyReplicatedPolicies(txn *memdb.Txn, idx uint64, b *CatalogBatch) (polic
 		settings = true
 	}
 	return policies, settings, nil
-}
-
-// SortedFolders lists the distinct folders of policies.
-func SortedFolders(ps []*Policy) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, p := range ps {
-		if !seen[p.Folder] {
-			seen[p.Folder] = true
-			out = append(out, p.Folder)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

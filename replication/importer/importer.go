@@ -351,6 +351,7 @@ func (im *Importer) scheduleLoop(ctx context.Context) {
 	tick := time.NewTicker(im.cfg.ScheduleTick)
 	defer tick.Stop()
 	var spec string
+	var sched policy.Schedule
 	var next time.Time
 	for {
 		select {
@@ -365,7 +366,8 @@ func (im *Importer) scheduleLoop(ctx context.Context) {
 			}
 			if cur != spec {
 				spec, next = cur, time.Time{}
-				if sched, err := policy.ParseSchedule(spec, false); err == nil && spec != "off" {
+				var err error
+				if sched, err = policy.ParseSchedule(spec, false); err == nil && spec != "off" {
 					next = sched.Next(now)
 					im.logger.Info("catalog import scheduled", "schedule", spec, "next", next)
 				}
@@ -373,7 +375,6 @@ func (im *Importer) scheduleLoop(ctx context.Context) {
 			if next.IsZero() || now.Before(next) {
 				continue
 			}
-			sched, _ := policy.ParseSchedule(spec, false)
 			next = sched.Next(now)
 			if im.cfg.DefaultSource == "" {
 				im.logger.Warn("scheduled catalog import skipped: no --catalog-source configured", "next", next)
