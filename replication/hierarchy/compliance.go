@@ -3,8 +3,6 @@ package hierarchy
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,9 +92,7 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 			return nil, err
 		}
 		row.AsOf = sum.AsOf
-		b := make([]byte, 3)
-		crand.Read(b)
-		run = &store.ReplicationRun{ID: now.Format("20060102T150405.000") + "-" + hex.EncodeToString(b), Child: child,
+		run = &store.ReplicationRun{ID: newRunID(now), Child: child,
 			Scope: ScopeCompliance, Mode: ModeComplete, Trigger: rep.Trigger, To: rep.Seq, Records: len(sum.Bulletins),
 			BytesWire: wire, BytesRaw: raw, StartedAt: now, FinishedAt: now, Verified: true,
 			ParentDigest: rep.Digest, ChildDigest: rep.Digest}
@@ -105,12 +101,9 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 	if err != nil {
 		return nil, err
 	}
+	// (WaitRuns waits for runs down only: a summary coming up wakes no one.)
 	if stored {
 		p.logger.Info("compliance summary received", "child", child, "seq", rep.Seq, "bytes", wire)
-		p.mu.Lock()
-		close(p.runDone)
-		p.runDone = make(chan struct{})
-		p.mu.Unlock()
 	} else if reason != "unchanged" {
 		p.logger.Info("compliance summary ignored", "child", child, "seq", rep.Seq, "reason", reason)
 	}

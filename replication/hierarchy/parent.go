@@ -2,8 +2,6 @@ package hierarchy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -298,6 +296,13 @@ func (p *Parent) request(child string, s *runSpec) {
 
 // retry asks again for every section of a run a child could not apply.
 func (p *Parent) retry(child string, h RunHeader) {
+	p.mu.Lock()
+	p.request(child, retrySpec(h))
+	p.mu.Unlock()
+}
+
+// retrySpec is what a retry of a run asks for: the run's sections again.
+func retrySpec(h RunHeader) *runSpec {
 	s := &runSpec{}
 	t := trigger{mode: h.Mode, reason: "retry"}
 	if h.HasCatalog() {
@@ -309,9 +314,7 @@ func (p *Parent) retry(child string, h RunHeader) {
 	if h.Settings != nil {
 		s.settings = &trigger{mode: ModeComplete, reason: "retry"}
 	}
-	p.mu.Lock()
-	p.request(child, s)
-	p.mu.Unlock()
+	return s
 }
 
 // WaitRuns waits until each child has a run recorded that started at or after since, or ctx
@@ -386,8 +389,12 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 			p.logger.Info("resuming replication run", "child", req.Child, "run", req.Resume, "from_chunk", req.FromChunk, "chunks", len(inf.plan.batches))
 			return inf.plan.resumedFrom(req.FromChunk), nil
 		}
-		// This leader does not hold that run (a restart or failover): send a fresh one.
-		p.retry(req.Child, RunHeader{Mode: ModeDifferential, Policies: &PolicySection{Mode: ModeDifferential}})
+		// This leader does not hold that run (a restart or failover): send a fresh one, of the
+		// catalog and the policies, from the cursors the child reports.
+		p.mu.Lock()
+		p.request(req.Child, &runSpec{catalog: &trigger{ModeDifferential, "retry"},
+			policies: &policyReq{trigger: trigger{ModeDifferential, "retry"}}})
+		p.mu.Unlock()
 	}
 	timer := time.NewTimer(req.Wait)
 	defer timer.Stop()
@@ -571,10 +578,8 @@ func (p *Parent) startRun(state *store.Store, v *store.CatalogView, c *store.Chi
 		plan.batches = append(plan.batches, scb.out...)
 	}
 	plan.header.Chunks = len(plan.batches)
-	b := make([]byte, 3)
-	rand.Read(b)
 	now := time.Now().UTC()
-	plan.header.RunID = now.Format("20060102T150405.000") + "-" + hex.EncodeToString(b)
+	plan.header.RunID = newRunID(now)
 	plan.header.Trigger = spec.reason()
 	plan.header.SamplePercent = LoadRules(state).VerifyPercent
 	p.mu.Lock()
