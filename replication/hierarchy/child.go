@@ -116,11 +116,14 @@ type partialRun struct {
 // dropsOf is what a run's policies and settings sections remove from this replica: the
 // parent's policies it no longer has, and (settings being sent whole) the parent's settings
 // documents the run did not carry. Nil when nothing goes.
-func (c *Child) dropsOf(h RunHeader, pr *partialRun) *store.CatalogBatch {
+func (c *Child) dropsOf(h RunHeader, pr *partialRun) (*store.CatalogBatch, error) {
 	drop := &store.CatalogBatch{Replica: true}
 	state := c.backend.State()
 	if h.Policies != nil {
-		all, _ := state.Policies(nil)
+		all, err := state.Policies(nil)
+		if err != nil {
+			return nil, err
+		}
 		for _, p := range all {
 			if p.Origin == store.OriginParent && !pr.keep[p.ID] {
 				drop.DeletePolicies = append(drop.DeletePolicies, p.ID)
@@ -128,7 +131,10 @@ func (c *Child) dropsOf(h RunHeader, pr *partialRun) *store.CatalogBatch {
 		}
 	}
 	if h.Settings != nil {
-		docs, _ := state.SettingDocs(nil)
+		docs, err := state.SettingDocs(nil)
+		if err != nil {
+			return nil, err
+		}
 		for _, d := range docs {
 			if d.Origin == store.OriginParent && !pr.sentSettings[d.Name] {
 				drop.DeleteSettingDocs = append(drop.DeleteSettingDocs, d.Name)
@@ -136,9 +142,9 @@ func (c *Child) dropsOf(h RunHeader, pr *partialRun) *store.CatalogBatch {
 		}
 	}
 	if len(drop.DeletePolicies)+len(drop.DeleteSettingDocs) == 0 {
-		return nil
+		return nil, nil
 	}
-	return drop
+	return drop, nil
 }
 
 // NewChild returns the child side; SetBackend connects it to its server.
@@ -298,19 +304,31 @@ func (e *httpError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e
 
 // call sends a JSON request to the parent and decodes a JSON answer.
 func (c *Child) call(ctx context.Context, method, path, token string, in, out any) (*http.Response, error) {
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		buf, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return nil, err
 		}
-		body = bytes.NewReader(buf)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.cfg.ParentURL+path, body)
+	return c.send(ctx, method, path, token, body, "", out)
+}
+
+// send sends body (already encoded JSON, compressed when encoding is set) to the parent and
+// decodes a JSON answer into out; a non-2xx answer is an *httpError.
+func (c *Child) send(ctx context.Context, method, path, token string, body []byte, encoding string, out any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.ParentURL+path, rd)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -321,13 +339,7 @@ func (c *Child) call(ctx context.Context, method, path, token string, in, out an
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return resp, &httpError{Status: resp.StatusCode, Msg: e.Error}
+		return resp, httpErrorOf(resp.StatusCode, raw)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -335,6 +347,17 @@ func (c *Child) call(ctx context.Context, method, path, token string, in, out an
 		}
 	}
 	return resp, nil
+}
+
+// httpErrorOf is a non-2xx answer: its {"error": ...} message, or its text.
+func httpErrorOf(status int, raw []byte) *httpError {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(raw))
+	}
+	return &httpError{Status: status, Msg: e.Error}
 }
 
 // reportLoop reports the child's ranges at start, whenever they change, on the languages rule's
@@ -481,13 +504,7 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 		return nil
 	case resp.StatusCode/100 != 2:
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return fmt.Errorf("pull: %w", &httpError{Status: resp.StatusCode, Msg: e.Error})
+		return fmt.Errorf("pull: %w", httpErrorOf(resp.StatusCode, raw))
 	}
 	c.setErr(nil)
 	ack, cut := c.apply(ctx, link, resp.Body, start)
@@ -631,7 +648,11 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		pr.stagedRows = true
 		pr.next++
 	}
-	if drop := c.dropsOf(h, pr); drop != nil {
+	drop, err := c.dropsOf(h, pr)
+	if err != nil {
+		return fail("read the replica's policies and settings: %v", err)
+	}
+	if drop != nil {
 		if err := c.backend.StageCatalog(runID, drop); err != nil {
 			return fail("stage policy deletions of run %s: %v", h.RunID, err)
 		}
@@ -686,13 +707,19 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	ack.DurationMS = time.Since(pr.start).Milliseconds()
 	state := c.backend.State()
 	if h.Policies != nil {
-		ack.PolicyDigest = childPolicyDigest(state, h.Policies, pr.sentPolicies)
+		if ack.PolicyDigest, err = childPolicyDigest(state, h.Policies, pr.sentPolicies); err != nil {
+			ack.Error = fmt.Sprintf("read the policies replica to verify run %s: %v", h.RunID, err)
+		}
 	}
 	if h.Settings != nil {
-		ack.SettingsDigest = childSettingsDigest(state)
+		if ack.SettingsDigest, err = childSettingsDigest(state); err != nil {
+			ack.Error = fmt.Sprintf("read the settings replica to verify run %s: %v", h.RunID, err)
+		}
 	}
 	if h.HasCatalog() {
-		if view, err := state.CatalogView(nil); err == nil {
+		if view, err := state.CatalogView(nil); err != nil {
+			ack.Error = fmt.Sprintf("read the catalog replica to verify run %s: %v", h.RunID, err)
+		} else {
 			ack.ChildDigest = ReplicaDigest(view)
 			ack.carried = h.Records+h.Deletes > 0
 			if ack.carried {

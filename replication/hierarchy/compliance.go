@@ -1,11 +1,9 @@
 package hierarchy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -279,34 +277,15 @@ func (c *Child) postSummary(ctx context.Context, link *Link, rep SummaryReport) 
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	body := enc.EncodeAll(raw, nil)
-	enc.Close()
+	body := summaryEncoder.EncodeAll(raw, nil)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.ParentURL+ProtocolPath+"/compliance", bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Content-Encoding", "zstd")
-	req.Header.Set("Authorization", "Bearer "+link.NodeToken)
-	resp, err := c.cfg.Client.Do(req)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("send compliance summary: %w", err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		json.Unmarshal(out, &e)
-		return nil, 0, 0, fmt.Errorf("send compliance summary: %w", &httpError{Status: resp.StatusCode, Msg: e.Error})
-	}
 	var ans SummaryAnswer
-	if err := json.Unmarshal(out, &ans); err != nil {
-		return nil, 0, 0, fmt.Errorf("decode the parent's answer to a summary: %w", err)
+	if _, err := c.send(ctx, http.MethodPost, ProtocolPath+"/compliance", link.NodeToken, body, "zstd", &ans); err != nil {
+		return nil, 0, 0, fmt.Errorf("send compliance summary: %w", err)
 	}
 	return &ans, int64(len(body)), int64(len(raw)), nil
 }
+
+// summaryEncoder compresses summary reports (EncodeAll is safe for concurrent use).
+var summaryEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))

@@ -183,25 +183,31 @@ func (c *chunkBuilder) addSettingDoc(d *store.SettingDoc) {
 
 // childPolicyDigest is the digest a child computes over its policies replica after a run: every
 // policy from the parent when the run advanced its cursor, else the policies the run sent.
-func childPolicyDigest(state *store.Store, sec *PolicySection, sent map[string]bool) string {
-	all, _ := state.Policies(nil)
+func childPolicyDigest(state *store.Store, sec *PolicySection, sent map[string]bool) (string, error) {
+	all, err := state.Policies(nil)
+	if err != nil {
+		return "", err
+	}
 	var mine []*store.Policy
 	for _, p := range all {
 		if p.Origin == store.OriginParent && (sec.Advance || sent[p.ID]) {
 			mine = append(mine, p)
 		}
 	}
-	return policy.Digest(mine)
+	return policy.Digest(mine), nil
 }
 
 // childSettingsDigest is the digest of the settings documents a child holds from its parent.
-func childSettingsDigest(state *store.Store) string {
-	all, _ := state.SettingDocs(nil)
+func childSettingsDigest(state *store.Store) (string, error) {
+	all, err := state.SettingDocs(nil)
+	if err != nil {
+		return "", err
+	}
 	var mine []*store.SettingDoc
 	for _, d := range all {
 		if d.Origin == store.OriginParent {
 			mine = append(mine, d)
 		}
 	}
-	return policy.SettingsDigest(mine)
+	return policy.SettingsDigest(mine), nil
 }
