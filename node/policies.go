@@ -68,7 +68,7 @@ func (n *Node) UpdatePolicy(actor store.Actor, id string, in policy.Input) (*sto
 		return nil, fmt.Errorf("policy %q: %w", id, store.ErrNotFound)
 	}
 	if old.Origin == store.OriginParent {
-		return nil, fmt.Errorf("policy %q was replicated from the parent site and is read-only here; change it at the parent: %w", id, store.ErrConflict)
+		return nil, store.ReadOnlyPolicy(id) // before validating the change: 409, not a 400 about it
 	}
 	view, err := state.CatalogView(nil)
 	if err != nil {

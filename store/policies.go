@@ -172,7 +172,7 @@ func (s *Store) PutPolicy(idx uint64, p *Policy, audit *AuditEntry) error {
 		// (a concurrent change) is refused rather than silently undoing the other change.
 		switch {
 		case existing != nil && existing.(*Policy).Origin == OriginParent && p.Origin != OriginParent:
-			return readOnlyPolicy(p.ID)
+			return ReadOnlyPolicy(p.ID)
 		case existing == nil && p.ModifyIndex != 0:
 			return fmt.Errorf("policy %q: %w", p.ID, ErrNotFound)
 		case existing != nil && existing.(*Policy).ModifyIndex != p.ModifyIndex:
@@ -186,7 +186,8 @@ func (s *Store) PutPolicy(idx uint64, p *Policy, audit *AuditEntry) error {
 	})
 }
 
-func readOnlyPolicy(id string) error {
+// ReadOnlyPolicy is the error for a local write of a policy replicated from the parent.
+func ReadOnlyPolicy(id string) error {
 	return fmt.Errorf("policy %q was replicated from the parent site and is read-only here; change it at the parent: %w", id, ErrConflict)
 }
 
@@ -201,7 +202,7 @@ func (s *Store) DeletePolicy(idx uint64, id string, audit *AuditEntry) error {
 			return fmt.Errorf("policy %q: %w", id, ErrNotFound)
 		}
 		if existing.(*Policy).Origin == OriginParent {
-			return readOnlyPolicy(id)
+			return ReadOnlyPolicy(id)
 		}
 		if err := deleteRow(txn, tablePolicies, idx, id); err != nil {
 			return err
