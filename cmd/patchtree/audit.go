@@ -83,13 +83,8 @@ func runAudit(args []string) error {
 		Entries []auditEntry `json:"entries"`
 		Next    string       `json:"next"`
 	}
-	raw, err := c.do(http.MethodGet, "/v1/audit?"+q.Encode(), nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/audit?"+q.Encode(), nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	if err := printAudit(os.Stdout, ans.Entries); err != nil {
 		return err

@@ -213,13 +213,8 @@ func runCatalogShow(args []string) error {
 			Disabled                              bool
 		} `json:"bulletins"`
 	}
-	raw, err := c.do(http.MethodGet, "/v1/catalog/bulletins?"+v.Encode(), nil, &list)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/catalog/bulletins?"+v.Encode(), nil, &list); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	var info struct {
 		Version   uint64 `json:"version"`
@@ -260,13 +255,8 @@ func showBulletin(c *apiClient, cf *clientFlags, id string) error {
 			Superseded          bool
 		} `json:"updates"`
 	}
-	raw, err := c.do(http.MethodGet, "/v1/catalog/bulletins/"+url.PathEscape(id), nil, &resp)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/catalog/bulletins/"+url.PathEscape(id), nil, &resp); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	b := resp.Bulletin
 	fmt.Printf("%s  %s\n  vendor %s, severity %s, custom severity %q, released %s, revised %s, feed %s, disabled %t\n  CVEs %s\n\n%s\n\n",

@@ -57,7 +57,8 @@ func (cf *clientFlags) client() (*apiClient, error) {
 // newClient returns an API client for the server and token flags; commands with output formats
 // of their own check --output themselves.
 func (cf *clientFlags) newClient() *apiClient {
-	return &apiClient{base: strings.TrimRight(cf.server, "/"), token: cf.token, http: &http.Client{Timeout: time.Minute}}
+	return &apiClient{base: strings.TrimRight(cf.server, "/"), token: cf.token, http: &http.Client{Timeout: time.Minute},
+		json: cf.output == "json"}
 }
 
 // apiClient talks JSON to a patchtree server. Writes sent to a follower are forwarded by the
@@ -66,6 +67,7 @@ type apiClient struct {
 	base  string
 	token string
 	http  *http.Client
+	json  bool // --output json
 }
 
 // apiError is an error answer from the server.
@@ -93,6 +95,17 @@ func (c *apiClient) do(method, path string, in, out any) ([]byte, error) {
 		return nil, fmt.Errorf("bad server URL %q: %w", c.base, err)
 	}
 	return c.send(req, contentType, out)
+}
+
+// request is do for a command's main request: with --output json it prints the server's answer
+// as is and reports printed, and the command has nothing left to show.
+func (c *apiClient) request(method, path string, in, out any) (printed bool, err error) {
+	raw, err := c.do(method, path, in, out)
+	if err != nil || !c.json {
+		return false, err
+	}
+	printJSON(raw)
+	return true, nil
 }
 
 // send sends a prepared request (with its body, if any, of the given content type) and decodes

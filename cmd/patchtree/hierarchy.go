@@ -35,13 +35,8 @@ func runChildAdd(args []string) error {
 	var ans struct {
 		JoinToken string `json:"join_token"`
 	}
-	raw, err := c.do(http.MethodPost, "/v1/children", map[string]string{"name": fs.Arg(0)}, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodPost, "/v1/children", map[string]string{"name": fs.Arg(0)}, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	fmt.Println(ans.JoinToken)
 	return nil
@@ -57,13 +52,8 @@ func runChildList(args []string) error {
 	var ans struct {
 		Children []hierarchy.ChildStatus `json:"children"`
 	}
-	raw, err := c.do(http.MethodGet, "/v1/children", nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/children", nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHILD\tCONNECTED\tRANGES\tCURSOR\tLAG\tLAST RUN\tSTATUS")
@@ -112,13 +102,8 @@ func runAlerts(args []string) error {
 	var ans struct {
 		Alerts []hierarchy.Alert `json:"alerts"`
 	}
-	raw, err := c.do(http.MethodGet, "/v1/alerts", nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/alerts", nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	if len(ans.Alerts) == 0 {
 		fmt.Println("no language alerts")
@@ -214,13 +199,8 @@ func runRuns(args []string) error {
 	var ans struct {
 		Runs []replicationRun `json:"runs"`
 	}
-	raw, err := c.do(http.MethodGet, "/v1/replication/runs?"+q.Encode(), nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/replication/runs?"+q.Encode(), nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STARTED\tCHILD\tSCOPE\tMODE\tTRIGGER\tFROM→TO\tRECORDS\tDELETES\tPOLICIES\tWIRE\tRAW\tMS\tVERIFIED\tERROR")
@@ -380,13 +360,8 @@ func replicateCompliance(c *apiClient, cf *clientFlags) error {
 	var ans struct {
 		Summary hierarchy.SummaryResult `json:"summary"`
 	}
-	raw, err := c.do(http.MethodPost, "/v1/replication/now", map[string]string{"scope": hierarchy.ScopeCompliance}, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodPost, "/v1/replication/now", map[string]string{"scope": hierarchy.ScopeCompliance}, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	fmt.Println(summarySent(&ans.Summary))
 	return nil

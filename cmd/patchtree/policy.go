@@ -164,13 +164,8 @@ func runPolicyCreate(args []string) error {
 		return err
 	}
 	var p policy
-	raw, err := c.do(http.MethodPost, "/v1/policies", req, &p)
-	if err != nil {
+	if printed, err := c.request(http.MethodPost, "/v1/policies", req, &p); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	return printPolicyTable(os.Stdout, []policy{p})
 }
@@ -193,13 +188,8 @@ func runPolicyList(args []string) error {
 	var ans struct {
 		Policies []policy `json:"policies"`
 	}
-	raw, err := c.do(http.MethodGet, path, nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, path, nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	return printPolicyTable(os.Stdout, ans.Policies)
 }
@@ -229,35 +219,30 @@ func bulletinSummary(ids []string) string {
 }
 
 // policyID parses the flags of a command that takes one policy ID.
-func policyID(name, summary string, args []string) (string, *apiClient, *clientFlags, error) {
+func policyID(name, summary string, args []string) (string, *apiClient, error) {
 	fs := newFlags("policy "+name, "ID [flags]", summary)
 	cf := addClientFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
 	if fs.NArg() != 1 || strings.TrimSpace(fs.Arg(0)) == "" {
-		return "", nil, nil, usageError{fmt.Errorf("policy %s needs exactly one policy ID", name)}
+		return "", nil, usageError{fmt.Errorf("policy %s needs exactly one policy ID", name)}
 	}
 	c, err := cf.client()
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
-	return fs.Arg(0), c, cf, nil
+	return fs.Arg(0), c, nil
 }
 
 func runPolicyShow(args []string) error {
-	id, c, cf, err := policyID("show", "Show a policy with its updates.", args)
+	id, c, err := policyID("show", "Show a policy with its updates.", args)
 	if err != nil {
 		return err
 	}
 	var p policy
-	raw, err := c.do(http.MethodGet, "/v1/policies/"+url.PathEscape(id), nil, &p)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/policies/"+url.PathEscape(id), nil, &p); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	return printPolicy(os.Stdout, &p)
 }
@@ -307,38 +292,28 @@ func stamp(at time.Time, by string) string {
 }
 
 func runPolicySetEnabled(name string, enabled bool, args []string) error {
-	id, c, cf, err := policyID(name, fmt.Sprintf("%s a policy (a new revision; children receive it with the next policies run).", strings.ToUpper(name[:1])+name[1:]), args)
+	id, c, err := policyID(name, fmt.Sprintf("%s a policy (a new revision; children receive it with the next policies run).", strings.ToUpper(name[:1])+name[1:]), args)
 	if err != nil {
 		return err
 	}
 	var p policy
-	raw, err := c.do(http.MethodPatch, "/v1/policies/"+url.PathEscape(id), map[string]bool{"enabled": enabled}, &p)
-	if err != nil {
+	if printed, err := c.request(http.MethodPatch, "/v1/policies/"+url.PathEscape(id), map[string]bool{"enabled": enabled}, &p); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	fmt.Printf("%sd %s (revision %d)\n", name, p.ID, p.Revision)
 	return nil
 }
 
 func runPolicyDelete(args []string) error {
-	id, c, cf, err := policyID("delete", "Delete a policy (children drop it with the next policies run).", args)
+	id, c, err := policyID("delete", "Delete a policy (children drop it with the next policies run).", args)
 	if err != nil {
 		return err
 	}
 	var ans struct {
 		Deleted string `json:"deleted"`
 	}
-	raw, err := c.do(http.MethodDelete, "/v1/policies/"+url.PathEscape(id), nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodDelete, "/v1/policies/"+url.PathEscape(id), nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	if ans.Deleted == "" {
 		ans.Deleted = id

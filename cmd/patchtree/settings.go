@@ -54,13 +54,8 @@ func runSettingsList(args []string) error {
 		Settings []settingDoc `json:"settings"`
 		Names    []string     `json:"names"` // every document the site knows, set or not
 	}
-	raw, err := c.do(http.MethodGet, "/v1/settings", nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/settings", nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	return printSettingsList(os.Stdout, ans.Settings, ans.Names)
 }
@@ -192,13 +187,8 @@ func runSettingsSet(args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := c.do(http.MethodPut, "/v1/settings/"+url.PathEscape(name), body, nil)
-	if err != nil {
+	if printed, err := c.request(http.MethodPut, "/v1/settings/"+url.PathEscape(name), body, nil); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	fmt.Printf("set %s\n", name)
 	return nil

@@ -24,13 +24,8 @@ func runStatus(args []string) error {
 		return err
 	}
 	var st node.Status
-	raw, err := c.do(http.MethodGet, "/v1/status", nil, &st)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/status", nil, &st); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	printStatus(os.Stdout, c.base, &st)
 	return nil

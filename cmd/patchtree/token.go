@@ -36,13 +36,8 @@ func runTokenCreate(args []string) error {
 	var ans struct {
 		Token string `json:"token"`
 	}
-	raw, err := c.do(http.MethodPost, "/v1/tokens", map[string]string{"role": *role, "name": *name}, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodPost, "/v1/tokens", map[string]string{"role": *role, "name": *name}, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	fmt.Println(ans.Token)
 	return nil
@@ -63,13 +58,8 @@ func runTokenList(args []string) error {
 			CreateTime time.Time `json:"create_time"`
 		} `json:"tokens"`
 	}
-	raw, err := c.do(http.MethodGet, "/v1/tokens", nil, &ans)
-	if err != nil {
+	if printed, err := c.request(http.MethodGet, "/v1/tokens", nil, &ans); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tROLE\tCREATED\tNAME")
@@ -92,13 +82,8 @@ func runTokenRevoke(args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := c.do(http.MethodDelete, "/v1/tokens/"+url.PathEscape(fs.Arg(0)), nil, nil)
-	if err != nil {
+	if printed, err := c.request(http.MethodDelete, "/v1/tokens/"+url.PathEscape(fs.Arg(0)), nil, nil); printed || err != nil {
 		return err
-	}
-	if cf.output == "json" {
-		printJSON(raw)
-		return nil
 	}
 	fmt.Printf("revoked %s\n", fs.Arg(0))
 	return nil
