@@ -81,11 +81,16 @@ func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSumm
 		return nil, err
 	}
 	var out []siteSummary
-	local, err := Build(s, self, now)
+	cv, err := s.Compliance(nil)
 	if err != nil {
 		return nil, err
 	}
-	if local.Computers > 0 || len(children) == 0 {
+	// A parent without computers of its own reports only its children: no summary to build.
+	if cv.Site.Computers > 0 || len(children) == 0 {
+		local, err := Build(s, self, now)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, siteSummary{sum: local, local: true})
 	}
 	r.mu.Lock()
