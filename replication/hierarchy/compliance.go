@@ -226,9 +226,16 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 		return nil, err
 	}
 	digest := sum.Digest()
+	// The last sequence sent: losing it would restart the sequence, which the parent ignores.
 	var sent summarySent
-	if row, err := state.Setting(nil, settingSummarySent); err == nil && row != nil {
-		json.Unmarshal(row.Value, &sent)
+	row, err := state.Setting(nil, settingSummarySent)
+	if err != nil {
+		return nil, err
+	}
+	if row != nil {
+		if err := json.Unmarshal(row.Value, &sent); err != nil {
+			return nil, fmt.Errorf("read the last compliance summary sent: %w", err)
+		}
 	}
 	res := &SummaryResult{Digest: digest, Bulletins: len(sum.Bulletins), Computers: sum.Computers, At: time.Now().UTC()}
 	if sent.Seq > 0 && sent.Digest == digest {
