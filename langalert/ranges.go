@@ -12,6 +12,14 @@ var ErrInvalidRange = errors.New("invalid language range")
 
 const rangeHint = ` (want "*" or a tag such as "de" or "pt-BR")`
 
+// MaxRanges bounds the language ranges of one site (after splitting comma-separated elements,
+// before removing duplicates): every range is matched against every language tag of the
+// catalog and every parent range, so a report's cost grows with it.
+const MaxRanges = 256
+
+// MaxRangeBytes bounds one range. The longest registered tags are about 30 bytes.
+const MaxRangeBytes = 64
+
 // ParseRange validates one managed language range: "*" or a well-formed BCP 47 language tag
 // (RFC 5646 syntax) used as an RFC 4647 basic range. It trims spaces and returns the range in
 // canonical case (primary language lower case, 4-letter script Title case, 2-letter region upper case,
@@ -24,6 +32,9 @@ const rangeHint = ` (want "*" or a tag such as "de" or "pt-BR")`
 func ParseRange(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	switch {
+	case len(s) > MaxRangeBytes:
+		// Not echoed: the range may be megabytes.
+		return "", fmt.Errorf("%w: a range of %d bytes, limit is %d", ErrInvalidRange, len(s), MaxRangeBytes)
 	case s == "*":
 		return s, nil
 	case s == "":
@@ -41,13 +52,18 @@ func ParseRange(s string) (string, error) {
 // Empty elements from stray commas/spaces are ignored. Duplicates (case-insensitive) are removed.
 // The result is sorted (byte order of canonical form) so equal sets compare equal. An empty input
 // yields an empty, non-nil slice. "*" together with other ranges is allowed and kept.
-// It returns the error for the first invalid element.
+// It returns the error for the first invalid element, and an error when there are more than
+// MaxRanges ranges (counted before removing duplicates, and checked before any is parsed).
 func ParseRanges(in []string) ([]string, error) {
 	out := []string{}
+	n := 0
 	for _, elem := range in {
 		for s := range strings.SplitSeq(elem, ",") {
 			if strings.TrimSpace(s) == "" {
 				continue
+			}
+			if n++; n > MaxRanges {
+				return nil, fmt.Errorf("%w: more than %d ranges, limit is %d per site", ErrInvalidRange, MaxRanges, MaxRanges)
 			}
 			r, err := ParseRange(s)
 			if err != nil {

@@ -3,6 +3,7 @@ package langalert
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -382,5 +383,38 @@ func TestRealLocaleCodes(t *testing.T) {
 	t.Logf("%s: %d codes pass ParseRange, %d known non-BCP 47", path, good, known)
 	if good+known < 100 {
 		t.Errorf("only %d codes; expected 100+", good+known)
+	}
+}
+
+func TestRangeLimits(t *testing.T) {
+	many := make([]string, MaxRanges+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("x-r%d", i)
+	}
+	long := "x-" + strings.Repeat("abcdefgh-", 7) + "a" // 66 bytes, well-formed
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want string // "" for success
+	}{
+		{"at the count limit", many[:MaxRanges], ""},
+		{"over the count limit", many, "more than 256 ranges"},
+		{"over the limit in one comma list", []string{strings.Join(many, ",")}, "more than 256 ranges"},
+		{"75,000 ranges", []string{strings.Repeat("de,", 75000)}, "more than 256 ranges"},
+		{"at the byte limit", []string{long[:MaxRangeBytes-1]}, ""},
+		{"over the byte limit", []string{long}, "a range of 66 bytes, limit is 64"},
+		{"a megabyte range", []string{strings.Repeat("a", 1<<20)}, "limit is 64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseRanges(tc.in)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("ParseRanges: %v", err)
+			case tc.want != "" && (err == nil || !errors.Is(err, ErrInvalidRange) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("ParseRanges: %v; want an ErrInvalidRange containing %q", err, tc.want)
+			case err != nil && len(err.Error()) > 200:
+				t.Fatalf("error echoes the input: %d bytes", len(err.Error()))
+			}
+		})
 	}
 }
