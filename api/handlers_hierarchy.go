@@ -50,8 +50,11 @@ func (s *Server) addChild(r *http.Request) (int, any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
-	if strings.TrimSpace(req.Name) == "" || strings.ContainsAny(req.Name, "/ \t\n") {
-		return 0, nil, fmt.Errorf(`%w: field "name" is required and may not contain spaces or "/"`, ErrBadRequest)
+	if err := store.CheckName("child", req.Name); err != nil {
+		return 0, nil, err
+	}
+	if strings.ContainsAny(req.Name, "/ ") {
+		return 0, nil, fmt.Errorf(`%w: child name: may not contain spaces or "/"`, ErrBadRequest)
 	}
 	c, err := s.backend.AddChild(req.Name)
 	if err != nil {

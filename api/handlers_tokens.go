@@ -48,6 +48,11 @@ func (s *Server) createToken(r *http.Request) (int, any, error) {
 	if req.Role == "" {
 		return 0, nil, fmt.Errorf(`%w: field "role" is required (admin, rollout, auditor or agent)`, ErrBadRequest)
 	}
+	if req.Name != "" {
+		if err := store.CheckName("token", req.Name); err != nil {
+			return 0, nil, err
+		}
+	}
 	created, err := s.backend.CreateToken(req.Role, req.Name)
 	if err != nil {
 		return 0, nil, err

@@ -21,6 +21,7 @@ import (
 	"patchtree/node"
 	"patchtree/replication/hierarchy"
 	"patchtree/replication/importer"
+	"patchtree/store"
 )
 
 // apiAddrFile holds the base URL a running server listens on, for scripts, tests and the demo.
@@ -89,6 +90,8 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, fmt.Errorf("--role must be parent or child, not %q", f.role)
 	case f.name == "":
 		return node.Config{}, nil, errors.New("--name is required")
+	case store.CheckName("site", f.name) != nil:
+		return node.Config{}, nil, fmt.Errorf("--name: %w", store.CheckName("site", f.name))
 	case f.dataDir == "":
 		return node.Config{}, nil, errors.New("--data-dir is required")
 	case f.joinSite != "" && strings.HasSuffix(f.raftListen, ":0"):

@@ -92,6 +92,9 @@ func (p *Parent) Join(req JoinRequest) (*JoinResponse, error) {
 	if req.Name == "" || req.JoinToken == "" {
 		return nil, fmt.Errorf("join needs name and join_token: %w", store.ErrInvalid)
 	}
+	if err := store.CheckName("child", req.Name); err != nil {
+		return nil, err
+	}
 	bearer, err := p.backend.JoinChild(req.Name, req.JoinToken)
 	if err != nil {
 		return nil, err

@@ -105,8 +105,8 @@ func apply(v *store.CatalogView, p *store.Policy, in Input, create bool) error {
 		if f == "" {
 			f = DefaultFolder
 		}
-		if len(f) > 200 || strings.ContainsAny(f, "\n\t") {
-			return fmt.Errorf("folder %q: at most 200 characters, no tabs or newlines: %w", f, store.ErrInvalid)
+		if err := store.CheckName("folder", f); err != nil {
+			return err
 		}
 		p.Folder = f
 	}
@@ -130,6 +130,9 @@ func apply(v *store.CatalogView, p *store.Policy, in Input, create bool) error {
 	switch {
 	case in.Name != nil && strings.TrimSpace(*in.Name) != "":
 		p.Name = strings.TrimSpace(*in.Name)
+		if err := store.CheckName("policy", p.Name); err != nil {
+			return err
+		}
 	case create || (in.Name != nil):
 		p.Name = name
 	}

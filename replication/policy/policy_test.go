@@ -211,11 +211,13 @@ func TestCreateErrors(t *testing.T) {
 			`run "soon": want "agent-default", "asap", a daily time "HH:MM" or an interval of at least 1m such as "4h": invalid`},
 		{"run 10s", Input{Bulletins: []string{"MFSA-2019-03"}, Run: ptr("10s")},
 			`run "10s": want "agent-default", "asap", a daily time "HH:MM" or an interval of at least 1m such as "4h": invalid`},
-		{"name too long", Input{Bulletins: []string{"MFSA-2019-03"}, Name: ptr(long)}, `name has 301 characters, at most 300: invalid`},
+		{"name too long", Input{Bulletins: []string{"MFSA-2019-03"}, Name: ptr(long)}, `policy name: is 301 bytes, limit is 128: invalid`},
+		{"name with a bidi override", Input{Bulletins: []string{"MFSA-2019-03"}, Name: ptr("ok\u202Egpj.exe")},
+			`policy name: contains the bidirectional formatting character U+202E at byte 2: invalid`},
 		{"description too long", Input{Bulletins: []string{"MFSA-2019-03"}, Description: ptr(strings.Repeat("d", 4001))},
 			`description has 4001 characters, at most 4000: invalid`},
 		{"folder with newline", Input{Bulletins: []string{"MFSA-2019-03"}, Folder: ptr("a\nb")},
-			`folder "a\nb": at most 200 characters, no tabs or newlines: invalid`},
+			`folder name: contains the control character U+000A at byte 1: invalid`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -234,9 +236,9 @@ func TestCreateErrors(t *testing.T) {
 			}
 		})
 	}
-	// 300 characters is still fine.
-	if _, err := Create(v, "p-1", Input{Bulletins: []string{"MFSA-2019-03"}, Name: ptr(strings.Repeat("n", 300))}, t0, "a"); err != nil {
-		t.Fatalf("name of 300: %v", err)
+	// 128 bytes is still fine.
+	if _, err := Create(v, "p-1", Input{Bulletins: []string{"MFSA-2019-03"}, Name: ptr(strings.Repeat("n", store.MaxNameBytes))}, t0, "a"); err != nil {
+		t.Fatalf("name of 128 bytes: %v", err)
 	}
 }
 
