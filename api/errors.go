@@ -37,7 +37,7 @@ func statusFor(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrMethod):
 		return http.StatusMethodNotAllowed
-	case errors.Is(err, store.ErrConflict), errors.Is(err, hierarchy.ErrNoLanguages):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, hierarchy.ErrNoLanguages), errors.Is(err, node.ErrNoSiteCA):
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

@@ -107,6 +107,10 @@ func (f *fakeBackend) AddServer(req node.JoinRequest, allowNew bool) (uint64, er
 	return idx, f.s.UpsertServer(idx, &store.Server{ID: req.ID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr})
 }
 
+func (f *fakeBackend) IssueServerTLS(id string) (*node.SiteTLS, error) {
+	return nil, node.ErrNoSiteCA
+}
+
 func (f *fakeBackend) RemoveServer(id string) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -94,6 +94,25 @@ func (s *Server) joinServer(r *http.Request) (int, any, error) {
 	return http.StatusOK, indexResponse{Index: idx}, nil
 }
 
+// certificateRequest asks for the Raft TLS material of a server about to join the site.
+type certificateRequest struct {
+	ID string `json:"id"`
+}
+
+// issueCertificate hands a server about to join this site its Raft certificate and the site
+// CA. Only an administrator may: whoever holds them can speak Raft to the site.
+func (s *Server) issueCertificate(r *http.Request) (int, any, error) {
+	var req certificateRequest
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	m, err := s.backend.IssueServerTLS(req.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, m, nil
+}
+
 func (s *Server) removeServer(r *http.Request) (int, any, error) {
 	idx, err := s.backend.RemoveServer(mux.Vars(r)["id"])
 	if err != nil {

@@ -71,6 +71,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/site/servers", adminAudit, false, s.listServers, 0},
 		{http.MethodPost, "/v1/site/servers", adminServer, true, s.joinServer, 0},
 		{http.MethodDelete, "/v1/site/servers/{id}", adminOnly, true, s.removeServer, 0},
+		{http.MethodPost, "/v1/site/certificates", adminOnly, false, s.issueCertificate, 0},
 
 		{http.MethodPost, "/v1/catalog/import", adminOnly, true, s.startImport, 0},
 		{http.MethodGet, "/v1/catalog/imports", anyRole, true, s.listImports, 0},
@@ -128,6 +129,7 @@ var auditActions = map[string]string{
 	"DELETE /v1/tokens/{id}":                         "token.revoke",
 	"POST /v1/site/servers":                          "site.server-join",
 	"DELETE /v1/site/servers/{id}":                   "site.server-remove",
+	"POST /v1/site/certificates":                     "site.certificate-issue",
 	"POST /v1/catalog/import":                        "catalog.import",
 	"PATCH /v1/catalog/bulletins/{id}":               "catalog.bulletin-update",
 	"PUT /v1/catalog/bulletins/{id}/custom-severity": "catalog.custom-severity",

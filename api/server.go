@@ -37,6 +37,7 @@ type Backend interface {
 	SetLanguages(ranges []string) (uint64, error)
 	AddServer(req node.JoinRequest, allowNew bool) (uint64, error)
 	RemoveServer(id string) (uint64, error)
+	IssueServerTLS(id string) (*node.SiteTLS, error)
 	ChangeSeverityLevels(c store.SeverityChange) (uint64, error)
 	SetBulletinAdmin(id string, customSeverity *string, disabled *bool) (uint64, error)
 	AddChild(name string) (*node.EnrolledChild, error)

@@ -19,7 +19,7 @@ type securityFinding struct {
 // securityFindings is the bad-input suite: one entry per finding, numbered as in
 // docs/security.md. Each finding starts the sites it needs, so findings run in parallel.
 var securityFindings = []securityFinding{
-	// {"1-RaftPort", testRaftPortUnauthenticated},
+	{"1-RaftPort", testRaftPortUnauthenticated},
 }
 
 // TestSecurity runs every finding of the threat model as a parallel subtest.

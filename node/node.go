@@ -37,6 +37,10 @@ type Node struct {
 	raft     *raft.Raft
 	trans    raft.Transport
 	boltLogs *raftboltdb.BoltStore
+	// tls is the site CA and this server's certificate (nil with the in-memory test transport);
+	// tlsMaterial is the same as PEM, handed to servers that join.
+	tls         *siteTLS
+	tlsMaterial SiteTLS
 
 	leaderCh   chan bool
 	shutdownCh chan struct{}
@@ -151,16 +155,25 @@ func (n *Node) setupRaft() error {
 			return fmt.Errorf("raft snapshot store: %w", err)
 		}
 		snaps = fss
-		trans, err := raft.NewTCPTransportWithLogger(n.cfg.RaftBind, nil, transportMaxPool, transportTimeout, conf.Logger)
-		if err != nil {
-			return fmt.Errorf("raft listen on %s: %w", n.cfg.RaftBind, err)
-		}
-		n.trans = trans
 	}
 
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
+	}
+	if !n.cfg.inmem {
+		// Raft is mutual TLS against the site CA: no process without a certificate of this
+		// site gets an answer on the Raft port.
+		if err := n.prepareTLS(hasState); err != nil {
+			return err
+		}
+		stream, err := newTLSStreamLayer(n.cfg.RaftBind, n.tls)
+		if err != nil {
+			return fmt.Errorf("raft listen on %s: %w", n.cfg.RaftBind, err)
+		}
+		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: transportMaxPool, Timeout: transportTimeout, Logger: conf.Logger,
+		})
 	}
 	r, err := raft.NewRaft(conf, n.fsm, logs, stable, snaps, n.trans)
 	if err != nil {
