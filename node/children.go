@@ -1,7 +1,10 @@
 package node
 
 import (
+	"crypto/subtle"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"patchtree/store"
@@ -28,20 +31,44 @@ func (n *Node) AddChild(name string) (*EnrolledChild, error) {
 	return &EnrolledChild{Child: c, JoinToken: bearer, Index: idx}, nil
 }
 
-// JoinChild exchanges a join token for the child's node credential and returns its bearer.
+// ErrJoinRefused is the one answer to a join that fails for want of a valid join token: an
+// unknown child, a wrong or malformed token and a used one are told apart by no one, so that the
+// join route cannot list child names.
+var ErrJoinRefused = errors.New("join refused: unknown child or invalid join token")
+
+// JoinChild exchanges a join token for the child's node credential and returns its bearer. The
+// token is checked against the current state first, so a join that fails writes no Raft entry;
+// the FSM checks again, for two joins racing with the same token.
 func (n *Node) JoinChild(name, joinToken string) (string, error) {
 	_, secret, ok := store.SplitBearer(joinToken)
-	if !ok {
-		return "", fmt.Errorf("malformed join token: %w", store.ErrInvalid)
+	joinHash := store.HashSecret(secret)
+	c, err := n.State().Child(nil, name)
+	if err != nil {
+		return "", fmt.Errorf("join of child %q: %w", name, err)
+	}
+	want := unknownChildHash // compared anyway, so an unknown child takes as long as a known one
+	if c != nil && c.JoinTokenHash != "" {
+		want = c.JoinTokenHash
+	}
+	match := subtle.ConstantTimeCompare([]byte(joinHash), []byte(want)) == 1
+	if !ok || !match || c == nil || c.JoinTokenHash == "" {
+		return "", ErrJoinRefused
 	}
 	id, bearer, hash := newSecret()
 	now := time.Now().UTC()
 	tok := store.Token{ID: id, SecretHash: hash, Role: store.RoleNode, Child: name, Name: "child " + name, CreateTime: now}
-	if _, err := n.apply(ChildJoinRequestType, &ChildJoinRequest{Name: name, JoinHash: store.HashSecret(secret), NodeToken: tok, At: now}); err != nil {
+	if _, err := n.apply(ChildJoinRequestType, &ChildJoinRequest{Name: name, JoinHash: joinHash, NodeToken: tok, At: now}); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalid) {
+			return "", ErrJoinRefused // removed, joined or re-enrolled since the check above
+		}
 		return "", err
 	}
 	return bearer, nil
 }
+
+// unknownChildHash stands in for the join token hash of a child that does not exist; no secret
+// hashes to it.
+var unknownChildHash = strings.Repeat("0", 64)
 
 // RemoveChild removes a child and revokes its node credential.
 func (n *Node) RemoveChild(name string) (uint64, error) {
