@@ -16,6 +16,8 @@ const (
 	ImportSucceeded = "succeeded"
 	ImportUnchanged = "unchanged"
 	ImportFailed    = "failed"
+	// ImportCancelled is a run an admin cancelled; like a failed run it changed nothing.
+	ImportCancelled = "cancelled"
 )
 
 // ImportCounts counts what an import did to one kind of record.

@@ -49,7 +49,7 @@ func fetchLimited(ctx context.Context, fetch FetchFunc, p string, limit int64) (
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: %w (%d bytes, limit %d)", p, ErrTooLarge, len(data), limit)
+		return nil, fmt.Errorf("%s: %w (limit %d bytes)", p, ErrTooLarge, limit)
 	}
 	return data, nil
 }
@@ -57,6 +57,14 @@ func fetchLimited(ctx context.Context, fetch FetchFunc, p string, limit int64) (
 // DirFetch returns a FetchFunc over a local directory. It refuses paths that are not clean
 // relative paths and, through os.Root, any path or symbolic link that escapes root.
 func DirFetch(root string) FetchFunc {
+	return RootFetch(func() (*os.Root, error) { return os.OpenRoot(root) })
+}
+
+// RootFetch returns a FetchFunc over the directory that open returns (called once per fetch),
+// with DirFetch's checks. Only regular files are read: a FIFO, device, socket or directory is
+// refused before it is opened, the open does not block, and the open file is checked again.
+// Errors name the path and the check, never a file's size or content.
+func RootFetch(open func() (*os.Root, error)) FetchFunc {
 	return func(ctx context.Context, p string) ([]byte, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -64,18 +72,24 @@ func DirFetch(root string) FetchFunc {
 		if !fs.ValidPath(p) || p == "." || strings.ContainsRune(p, '\\') {
 			return nil, fmt.Errorf("%s: invalid provider path", p)
 		}
-		r, err := os.OpenRoot(root)
+		r, err := open()
 		if err != nil {
 			return nil, err
 		}
 		defer r.Close()
-		f, err := r.Open(p)
+		st, err := r.Stat(p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", p, pathCause(err))
+		}
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: not a regular file", p)
+		}
+		f, err := r.OpenFile(p, os.O_RDONLY|openNonblock, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, pathCause(err))
 		}
 		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
+		if st, err = f.Stat(); err != nil {
 			return nil, err
 		}
 		if !st.Mode().IsRegular() {
@@ -83,17 +97,27 @@ func DirFetch(root string) FetchFunc {
 		}
 		limit, ok := SizeLimit(ctx)
 		if !ok {
-			return io.ReadAll(f)
+			limit = DefaultMaxDocBytes
 		}
 		if st.Size() > limit {
-			return nil, fmt.Errorf("%s: %w (%d bytes, limit %d)", p, ErrTooLarge, st.Size(), limit)
+			return nil, fmt.Errorf("%s: %w (limit %d bytes)", p, ErrTooLarge, limit)
 		}
 		data, err := io.ReadAll(io.LimitReader(f, limit+1))
 		if err == nil && int64(len(data)) > limit {
-			err = fmt.Errorf("%s: %w (more than %d bytes)", p, ErrTooLarge, limit)
+			err = fmt.Errorf("%s: %w (limit %d bytes)", p, ErrTooLarge, limit)
 		}
 		return data, err
 	}
+}
+
+// pathCause is the cause of an *fs.PathError ("no such file or directory"), without the
+// operation and path, which the caller names its own way.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // DocError is the error Read returns for one document of the provider.
@@ -132,7 +156,10 @@ func Read(ctx context.Context, fetch FetchFunc, since time.Time, maxDocBytes int
 	}
 	raw, err := fetchLimited(ctx, fetch, "changes.csv", MaxChangesBytes)
 	if err != nil {
-		return since, fmt.Errorf("csaf: changes.csv: %w", err)
+		if !strings.HasPrefix(err.Error(), "changes.csv: ") {
+			err = fmt.Errorf("changes.csv: %w", err)
+		}
+		return since, fmt.Errorf("csaf: %w", err)
 	}
 	entries, err := ParseChanges(bytes.NewReader(raw))
 	if err != nil {

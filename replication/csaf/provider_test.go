@@ -244,7 +244,7 @@ func TestReadSynthetic(t *testing.T) {
 		{"document missing", func(pv *provider) {
 			pv.add("2024/ex-1.json", t1, docID(t, "EX-1"), "sha512")
 			must(t, os.Remove(filepath.Join(pv.dir, "2024", "ex-1.json")))
-		}, 0, false, 0, time.Time{}, "csaf: document 2024/ex-1.json: openat 2024/ex-1.json: no such file"},
+		}, 0, false, 0, time.Time{}, "csaf: document 2024/ex-1.json: no such file"},
 		{"document too large", func(pv *provider) {
 			pv.add("2024/ex-1.json", t1, docID(t, "EX-1"), "sha512")
 		}, 100, false, 0, time.Time{}, "csaf: document 2024/ex-1.json: file exceeds size limit ("},
@@ -256,7 +256,7 @@ func TestReadSynthetic(t *testing.T) {
 			pv.add("2024/ex-2.json", t2, docID(t, "EX-2"), "sha512")
 			pv.add("2024/ex-1.json", t2, docID(t, "EX-1"), "sha512")
 		}, 0, true, 2, wm1, "csaf: document 2024/ex-2.json: refused"},
-		{"no changes.csv", func(pv *provider) {}, 0, false, 0, time.Time{}, "csaf: changes.csv: openat changes.csv: no such file"},
+		{"no changes.csv", func(pv *provider) {}, 0, false, 0, time.Time{}, "csaf: changes.csv: no such file"},
 		{"file name warning", func(pv *provider) {
 			pv.add("2024/other.json", t1, docID(t, "EX-1"), "sha512")
 		}, 0, false, 1, wm1, ""},

@@ -26,6 +26,22 @@ var (
 	ErrNotLeader = errors.New("imports run on the leader")
 	// ErrBusy means another import is running.
 	ErrBusy = errors.New("an import is already running")
+	// ErrCancelled ends a run cancelled with DELETE /v1/catalog/imports/{id}.
+	ErrCancelled = errors.New("import cancelled")
+	// ErrStalled ends a run whose source sent no byte for the stall timeout.
+	ErrStalled = errors.New("import source stalled")
+)
+
+// Defaults of the importer's bounds.
+const (
+	// DefaultStallTimeout ends an import whose source sends no byte for this long
+	// (--import-stall-timeout).
+	DefaultStallTimeout = 10 * time.Minute
+	// DefaultMaxRedirects is how many redirects a URL source may follow, each of them checked
+	// against the allow-list.
+	DefaultMaxRedirects = 10
+	// cancelWait bounds how long a cancel waits for the run to stop before it answers.
+	cancelWait = 30 * time.Second
 )
 
 // Backend is what the importer needs from a site server (node.Node implements it).
@@ -52,6 +68,12 @@ type Config struct {
 	KeepRuns int
 	// ScheduleTick is how often the import schedule is checked (default 10s).
 	ScheduleTick time.Duration
+	// Allow lists the directories and URL prefixes imports may read (--import-allow). Every
+	// source, and every redirect of a URL source, is checked against it. nil allows every
+	// source (embedding in tests); patchtree serve always sets it.
+	Allow *AllowList
+	// StallTimeout ends an import whose source sends no byte for this long (default 10m).
+	StallTimeout time.Duration
 }
 
 // Request starts an import.
@@ -102,6 +124,8 @@ type run struct {
 	bytes   atomic.Int64
 	total   atomic.Int64
 	done    chan struct{}
+	// cancel ends the run's context with a cause: ErrCancelled or ErrStalled.
+	cancel context.CancelCauseFunc
 }
 
 func (r *run) setPhase(p string) {
@@ -145,6 +169,10 @@ func New(cfg Config) *Importer {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Minute}
 	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	cfg.HTTPClient = checkedClient(cfg.HTTPClient, cfg.Allow)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -219,6 +247,9 @@ func (im *Importer) Start(req Request) (*Progress, error) {
 	default:
 		return nil, fmt.Errorf("kind must be native or csaf, not %q: %w", req.Kind, store.ErrInvalid)
 	}
+	if err := im.checkSource(req.Source); err != nil {
+		return nil, err
+	}
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	if im.leaderCtx == nil {
@@ -237,7 +268,8 @@ func (im *Importer) Start(req Request) (*Progress, error) {
 	r.phase = PhaseFetching
 	im.active = r
 	im.remember(r)
-	ctx := im.leaderCtx
+	ctx, cancel := context.WithCancelCause(im.leaderCtx)
+	r.cancel = cancel
 	go im.execute(ctx, r)
 	return r.progress(), nil
 }
@@ -318,8 +350,17 @@ func (im *Importer) Wait(ctx context.Context, id string) (*Progress, error) {
 // execute runs one import to its end and records the outcome.
 func (im *Importer) execute(ctx context.Context, r *run) {
 	defer close(r.done)
+	defer r.cancel(nil)
 	start := time.Now()
 	final, err := im.importRun(ctx, r)
+	state := store.ImportFailed
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		// Cancelled by an admin or stalled: that, not the read error it caused, is the outcome.
+		err = cause
+		if errors.Is(cause, ErrCancelled) {
+			state = store.ImportCancelled
+		}
+	}
 	// Free the importer before publishing the outcome, so that whoever sees the run finished
 	// can start the next one.
 	im.mu.Lock()
@@ -327,7 +368,7 @@ func (im *Importer) execute(ctx context.Context, r *run) {
 	im.mu.Unlock()
 	r.mu.Lock()
 	if err != nil {
-		r.rec.State, r.rec.Error, r.rec.FinishedAt = store.ImportFailed, err.Error(), time.Now().UTC()
+		r.rec.State, r.rec.Error, r.rec.FinishedAt = state, err.Error(), time.Now().UTC()
 	} else {
 		r.rec = *final
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"time"
 
 	"patchtree/store"
@@ -36,7 +38,7 @@ type FeedHandler interface {
 func ParseNative(r io.Reader, h FeedHandler, records func()) (*FeedHeader, error) {
 	p := &nativeParser{
 		dec: json.NewDecoder(r), h: h, records: records,
-		updates: map[string]struct{}{}, bulletins: map[string]struct{}{}, pending: map[string]string{},
+		updates: map[string]struct{}{}, bulletins: map[string]struct{}{}, pending: map[string]int{},
 	}
 	hdr, err := p.parse()
 	if err != nil {
@@ -52,7 +54,7 @@ type nativeParser struct {
 
 	updates   map[string]struct{} // every update id seen
 	bulletins map[string]struct{}
-	pending   map[string]string // update id referenced before it was seen → first referring bulletin
+	pending   map[string]int // update id referenced before it was seen → index of the first referring bulletin
 	nBull     int
 	nUpd      int
 }
@@ -62,7 +64,7 @@ func (p *nativeParser) locate(err error) error {
 	var syn *json.SyntaxError
 	switch {
 	case errors.As(err, &syn):
-		return fmt.Errorf("malformed JSON at byte %d: %v", syn.Offset, err)
+		return fmt.Errorf("malformed JSON at byte %d", syn.Offset) // the message would quote the input
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return fmt.Errorf("feed is truncated at byte %d", p.dec.InputOffset())
 	}
@@ -84,7 +86,7 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 		case "format":
 			err = p.decodeString(key, &hdr.Format)
 			if err == nil && hdr.Format != FormatNative {
-				return nil, fmt.Errorf("format is %q, want %q", hdr.Format, FormatNative)
+				return nil, fmt.Errorf("\"format\" is not %q", FormatNative)
 			}
 		case "feed":
 			err = p.decodeString(key, &hdr.Feed)
@@ -116,8 +118,14 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 	case hdr.Feed == "":
 		return nil, errors.New("feed has no \"feed\" name")
 	}
-	for upd, bull := range p.pending {
-		return nil, fmt.Errorf("bulletin %q names update %q, which the feed does not contain (%d dangling update_ids in all)", bull, upd, len(p.pending))
+	first := -1
+	for _, i := range p.pending {
+		if first < 0 || i < first {
+			first = i
+		}
+	}
+	if first >= 0 {
+		return nil, fmt.Errorf("bulletins[%d] names an update the feed does not contain (%d dangling update_ids in all)", first, len(p.pending))
 	}
 	return hdr, nil
 }
@@ -128,7 +136,7 @@ func (p *nativeParser) expectDelim(want json.Delim, msg string) error {
 		return err
 	}
 	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("%s (found %v at byte %d)", msg, tok, p.dec.InputOffset())
+		return fmt.Errorf("%s (found %s at byte %d)", msg, tokenKind(tok), p.dec.InputOffset())
 	}
 	return nil
 }
@@ -137,7 +145,7 @@ func (p *nativeParser) decodeString(key string, dst *string) error {
 	err := p.dec.Decode(dst)
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("%q must be a string, not %s", key, te.Value)
+		return fmt.Errorf("field %q at byte %d: want a string, not %s", key, te.Offset, valueKind(te.Value))
 	}
 	return err
 }
@@ -167,20 +175,20 @@ func (p *nativeParser) bulletin(i int) error {
 		return fmt.Errorf("bulletins[%d] has no id", i)
 	}
 	if _, dup := p.bulletins[b.ID]; dup {
-		return fmt.Errorf("bulletin id %q appears twice", b.ID)
+		return fmt.Errorf("bulletins[%d]: its id appears twice", i)
 	}
 	p.bulletins[b.ID] = struct{}{}
 	var err error
-	if b.Released, err = normDate("bulletin "+b.ID+" released", b.Released); err != nil {
+	if b.Released, err = normDate(fmt.Sprintf("bulletins[%d].released", i), b.Released); err != nil {
 		return err
 	}
-	if b.Revised, err = normDate("bulletin "+b.ID+" revised", b.Revised); err != nil {
+	if b.Revised, err = normDate(fmt.Sprintf("bulletins[%d].revised", i), b.Revised); err != nil {
 		return err
 	}
 	for _, u := range b.UpdateIDs {
 		if _, seen := p.updates[u]; !seen {
 			if _, already := p.pending[u]; !already {
-				p.pending[u] = b.ID
+				p.pending[u] = i
 			}
 		}
 	}
@@ -197,10 +205,10 @@ func (p *nativeParser) update(i int) error {
 		return fmt.Errorf("updates[%d] has no id", i)
 	}
 	if _, dup := p.updates[u.ID]; dup {
-		return fmt.Errorf("update id %q appears twice", u.ID)
+		return fmt.Errorf("updates[%d]: its id appears twice", i)
 	}
 	if u.Size < 0 {
-		return fmt.Errorf("update %q has negative size %d", u.ID, u.Size)
+		return fmt.Errorf("updates[%d]: size is negative", i)
 	}
 	p.updates[u.ID] = struct{}{}
 	delete(p.pending, u.ID)
@@ -208,17 +216,61 @@ func (p *nativeParser) update(i int) error {
 	return p.h.Update(&u)
 }
 
-// typeError explains a decode failure of one value.
+// typeError explains a decode failure of one value by its position and the kinds involved,
+// never by the value itself (a feed's content is not repeated in errors).
 func typeError(where string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field
 		if field == "" {
-			return fmt.Errorf("%s must be a JSON object, not %s", where, te.Value)
+			return fmt.Errorf("%s must be a JSON object, not %s", where, valueKind(te.Value))
 		}
-		return fmt.Errorf("%s: field %q must be %s, not %s", where, field, te.Type.String(), te.Value)
+		return fmt.Errorf("%s: field %q at byte %d: want %s, not %s", where, field, te.Offset, wantKind(te.Type), valueKind(te.Value))
 	}
 	return err
+}
+
+// valueKind is the JSON kind of an UnmarshalTypeError's Value ("number 1e999" → "number").
+func valueKind(v string) string {
+	kind, _, _ := strings.Cut(v, " ")
+	return kind
+}
+
+// tokenKind names the kind of a JSON token without its value.
+func tokenKind(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		return fmt.Sprintf("%q", string(t))
+	case string:
+		return "a string"
+	case float64, json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return "a value"
+}
+
+// wantKind describes the Go type a JSON value was decoded into, as a JSON kind.
+func wantKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return t.String()
 }
 
 // normDate accepts "YYYY-MM-DD" (kept) or an RFC 3339 time (converted to UTC, second precision).
@@ -231,7 +283,7 @@ func normDate(field, s string) (string, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if y := t.UTC().Year(); err != nil || y < 1 || y > 9999 {
-		return "", fmt.Errorf("%s %q is not a date (YYYY-MM-DD) or an RFC 3339 time", field, s)
+		return "", fmt.Errorf("%s is not a date (YYYY-MM-DD) or an RFC 3339 time", field)
 	}
 	return t.UTC().Format("2006-01-02T15:04:05Z"), nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"patchtree/replication/csaf"
@@ -61,6 +60,9 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	r.rec.Kind = kind
 	r.mu.Unlock()
 
+	// The source must keep sending: a run whose source is silent for the stall timeout ends.
+	watch := newStallWatch(im.cfg.StallTimeout, req.Source, r.cancel)
+	defer watch.stop()
 	col := newCollector(ranges, &req)
 	src := &store.SourceState{ID: req.Source, Kind: kind, LastImport: time.Now().UTC(), LastRunID: r.rec.ID}
 	opts := planOptions{deleteExcluded: req.DeleteExcluded, disableSuperseded: req.DisableSuperseded}
@@ -74,7 +76,7 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		}
 		src.FilterKey = filterKey(ranges, &req)
 		if prev != nil && !complete && prev.ContentHash != "" && prev.FilterKey == src.FilterKey && !isURL(req.Source) {
-			sum, err := fileHash(ctx, req.Source)
+			sum, err := im.fileHash(ctx, req.Source, watch)
 			if err != nil {
 				return nil, err
 			}
@@ -82,7 +84,7 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 				return im.finishUnchanged(r, prev, src)
 			}
 		}
-		op, err := openNative(ctx, im.cfg.HTTPClient, req.Source, etag, lastMod)
+		op, err := openNative(ctx, im.cfg.HTTPClient, im.cfg.Allow, req.Source, etag, lastMod)
 		if err != nil {
 			return nil, err
 		}
@@ -92,13 +94,16 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		defer op.body.Close()
 		r.total.Store(op.size)
 		hasher := sha256.New()
-		raw := ctxReader{ctx: ctx, r: io.TeeReader(op.body, hasher)}
+		raw := ctxReader{ctx: ctx, r: io.TeeReader(stallReader{r: op.body, w: watch}, hasher)}
 		plain, closeDec, err := decompress(countingReader{r: raw, n: &r.bytes}, im.cfg.MaxFeedBytes)
 		if err != nil {
 			return nil, err
 		}
 		defer closeDec()
 		r.setPhase(PhaseParsing)
+		if plain, err = requireObject(plain, req.Source); err != nil {
+			return nil, err
+		}
 		hdr, err := ParseNative(plain, col, func() { r.records.Add(1) })
 		if err != nil {
 			return nil, err
@@ -107,9 +112,11 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		src.ContentHash = hex.EncodeToString(hasher.Sum(nil))
 		opts.removeMissing = true
 	case KindCSAF:
-		fetch := csaf.DirFetch(req.Source)
+		var fetch csaf.FetchFunc
 		if isURL(req.Source) {
-			fetch = httpFetch(im.cfg.HTTPClient, req.Source)
+			fetch = httpFetch(im.cfg.HTTPClient, im.cfg.Allow, watch, req.Source)
+		} else if fetch, err = im.cfg.Allow.dirFetch(req.Source, watch); err != nil {
+			return nil, err
 		}
 		var since time.Time
 		if prev != nil && !complete {
@@ -141,6 +148,7 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	default:
 		return nil, fmt.Errorf("unknown source kind %q", kind)
 	}
+	watch.stop() // the source has been read; what follows is local
 	opts.feed = src.Feed
 	r.mu.Lock()
 	r.rec.Feed = src.Feed
@@ -189,6 +197,10 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	if !staged {
 		rec.State = store.ImportUnchanged
 	}
+	if err := ctx.Err(); err != nil {
+		im.abort(rec.ID, staged)
+		return nil, fmt.Errorf("import cancelled before its commit: %w", err)
+	}
 	if _, err := im.backend.CommitCatalog(&rec, src); err != nil {
 		im.abort(rec.ID, staged)
 		return nil, fmt.Errorf("commit import: %w", err)
@@ -233,13 +245,15 @@ func filterKey(ranges []string, req *Request) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// fileHash is the SHA-256 of a file's bytes.
-func fileHash(ctx context.Context, path string) (string, error) {
-	f, err := os.Open(path)
+// fileHash is the SHA-256 of a file's bytes; the file is opened as a source is.
+func (im *Importer) fileHash(ctx context.Context, path string, watch *stallWatch) (string, error) {
+	f, err := im.cfg.Allow.openAllowed(path)
 	if err != nil {
-		return "", fmt.Errorf("open feed: %w", err)
+		return "", err
 	}
 	defer f.Close()
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	for {
@@ -247,12 +261,15 @@ func fileHash(ctx context.Context, path string) (string, error) {
 			return "", err
 		}
 		k, err := f.Read(buf)
+		if k > 0 {
+			watch.touch()
+		}
 		h.Write(buf[:k])
 		if err == io.EOF {
 			return hex.EncodeToString(h.Sum(nil)), nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("read feed: %w", err)
+			return "", fmt.Errorf("source %q: read: %w", path, trimPathError(err))
 		}
 	}
 }

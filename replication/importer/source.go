@@ -73,19 +73,22 @@ type opened struct {
 	notModified  bool
 }
 
-// openNative opens a file or fetches a URL. For URLs, validators from the last import make the
-// request conditional; a 304 is reported as notModified with no body.
-func openNative(ctx context.Context, client *http.Client, src, etag, lastModified string) (*opened, error) {
+// openNative opens a file (a regular file inside the allow-list) or fetches a URL. For URLs,
+// validators from the last import make the request conditional; a 304 is reported as
+// notModified with no body. A file is closed when ctx ends, so a cancelled or stalled run does
+// not stay blocked in a read.
+func openNative(ctx context.Context, client *http.Client, allow *AllowList, src, etag, lastModified string) (*opened, error) {
 	if !isURL(src) {
-		f, err := os.Open(src)
+		f, err := allow.openAllowed(src)
 		if err != nil {
-			return nil, fmt.Errorf("open feed: %w", err)
+			return nil, err
 		}
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("open feed: %w", err)
+			return nil, fmt.Errorf("source %q: %w", src, trimPathError(err))
 		}
+		context.AfterFunc(ctx, func() { f.Close() })
 		return &opened{body: f, size: fi.Size()}, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
@@ -109,9 +112,9 @@ func openNative(ctx context.Context, client *http.Client, src, etag, lastModifie
 		resp.Body.Close()
 		return &opened{notModified: true, etag: etag, lastModified: lastModified}, nil
 	case resp.StatusCode/100 != 2:
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		// The body is not read: whatever the server says is not repeated to API readers.
 		resp.Body.Close()
-		return nil, fmt.Errorf("fetch %s: HTTP %d %s", src, resp.StatusCode, strings.TrimSpace(string(msg)))
+		return nil, fmt.Errorf("fetch %s: %w", src, httpStatusError(resp.StatusCode))
 	}
 	size := resp.ContentLength
 	if size < 0 {
@@ -213,35 +216,76 @@ func decompress(r io.Reader, limit int64) (io.Reader, func(), error) {
 	return &capReader{r: plain, left: limit, limit: limit}, close, nil
 }
 
-// httpFetch is a csaf.FetchFunc over an HTTP(S) provider base URL.
-func httpFetch(client *http.Client, base string) csaf.FetchFunc {
+// ErrHTTPStatus is wrapped when a URL source answers with a status other than 2xx or 304.
+var ErrHTTPStatus = errors.New("unexpected HTTP status")
+
+// httpStatusError names a status by its code and standard text only.
+func httpStatusError(code int) error {
+	return fmt.Errorf("%w %d %s", ErrHTTPStatus, code, http.StatusText(code))
+}
+
+// ErrNotFeed is wrapped when a source is not JSON at all: the error says only that, never what
+// the source starts with.
+var ErrNotFeed = errors.New("not a patchtree feed or CSAF document")
+
+// requireObject checks that the plain feed starts (after white space) with a JSON object, so
+// that a file that is no feed fails with ErrNotFeed before any decoder error could quote it.
+func requireObject(r io.Reader, src string) (io.Reader, error) {
+	br := bufio.NewReaderSize(r, 4<<10)
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			if err == io.EOF {
+				return nil, fmt.Errorf("%w: source %q is empty: %w", ErrBadFeed, src, ErrNotFeed)
+			}
+			return nil, err
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			br.UnreadByte()
+			return br, nil
+		}
+		return nil, fmt.Errorf("%w: source %q: %w", ErrBadFeed, src, ErrNotFeed)
+	}
+}
+
+// httpFetch is a csaf.FetchFunc over an HTTP(S) provider base URL. Every URL it builds is
+// checked against the allow-list, and every read of a body re-arms the stall watch.
+func httpFetch(client *http.Client, allow *AllowList, watch *stallWatch, base string) csaf.FetchFunc {
 	base = strings.TrimSuffix(strings.TrimSuffix(base, "changes.csv"), "/")
 	return func(ctx context.Context, p string) ([]byte, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/"+p, nil)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: not a valid URL path", p)
+		}
+		if allow != nil {
+			if err := allow.CheckURL(req.URL); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		defer resp.Body.Close()
 		switch {
 		case resp.StatusCode == http.StatusNotFound:
 			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
 		case resp.StatusCode/100 != 2:
-			return nil, fmt.Errorf("%s: HTTP %d", p, resp.StatusCode)
+			return nil, fmt.Errorf("%s: %w", p, httpStatusError(resp.StatusCode))
 		}
 		limit, ok := csaf.SizeLimit(ctx)
 		if !ok {
 			limit = csaf.DefaultMaxDocBytes
 		}
-		buf, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		buf, err := io.ReadAll(io.LimitReader(stallReader{r: resp.Body, w: watch}, limit+1))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		if int64(len(buf)) > limit {
-			return nil, fmt.Errorf("%s: larger than %d bytes: %w", p, limit, csaf.ErrTooLarge)
+			return nil, fmt.Errorf("%s: %w (limit %d bytes)", p, csaf.ErrTooLarge, limit)
 		}
 		return buf, nil
 	}
