@@ -37,6 +37,8 @@ type Node struct {
 	raft     *raft.Raft
 	trans    raft.Transport
 	boltLogs *raftboltdb.BoltStore
+	// dataLock is the exclusive lock of the data dir, held until Shutdown.
+	dataLock *DataDirLock
 	// tls is the site CA and this server's certificate (nil with the in-memory test transport);
 	// tlsMaterial is the same as PEM, handed to servers that join.
 	tls         *siteTLS
@@ -77,18 +79,22 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	lock, err := LockDataDir(cfg.DataDir, cfg.Logger)
+	if err != nil {
+		return nil, err
 	}
 	id, err := loadNodeID(cfg.DataDir, cfg.NodeID)
 	if err != nil {
+		lock.Release()
 		return nil, err
 	}
 	fsm, err := NewFSM(cfg.Logger)
 	if err != nil {
+		lock.Release()
 		return nil, err
 	}
 	n := &Node{
+		dataLock:   lock,
 		cfg:        cfg,
 		id:         id,
 		logger:     cfg.Logger.With("node", id),
@@ -235,4 +241,5 @@ func (n *Node) closeStores() {
 	if n.boltLogs != nil {
 		n.boltLogs.Close()
 	}
+	n.dataLock.Release()
 }
