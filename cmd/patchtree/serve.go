@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +36,8 @@ type serveFlags struct {
 	catalogMaxBytes                        int64
 	parent, joinToken                      string
 	tlsCert, tlsKey, tlsCA                 string
+	tlsClientCA                            string
+	tlsClientRequire                       bool
 	testHooks                              bool
 }
 
@@ -64,6 +64,8 @@ func runServe(args []string) error {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) to verify the parent's TLS certificate")
+	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA certificates (PEM) that API clients' certificates must chain to, when they present one")
+	fs.BoolVar(&f.tlsClientRequire, "tls-client-require", false, "refuse API clients without a certificate from --tls-client-ca")
 	fs.BoolVar(&f.testHooks, "test-hooks", false, "enable hooks for fault tests (altering a child's replica); never in production")
 	fs.MarkHidden("test-hooks")
 	if err := parseFlags(fs, args); err != nil {
@@ -135,7 +137,12 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = advertiseURL(ln.Addr().(*net.TCPAddr), f.tlsCert != "", logger)
 	}
-	client, err := parentClient(f.tlsCA)
+	client, err := parentClient(f)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	apiTLSConfig, err := apiTLS(f)
 	if err != nil {
 		ln.Close()
 		return err
@@ -170,10 +177,11 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 		Handler:           api.New(n, apiOpts),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	srv.TLSConfig = apiTLSConfig
 	serveErr := make(chan error, 1)
 	go func() {
-		if f.tlsCert != "" {
-			serveErr <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
 		} else {
 			serveErr <- srv.Serve(ln)
 		}
@@ -217,22 +225,4 @@ func advertiseURL(addr *net.TCPAddr, tls bool, logger *slog.Logger) string {
 		scheme = "https://"
 	}
 	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
-}
-
-// parentClient is the HTTP client for the link to the parent: it verifies the parent's
-// certificate against --tls-ca when given (else the system roots).
-func parentClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr}, nil
 }

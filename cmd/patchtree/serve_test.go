@@ -23,7 +23,7 @@ func TestParentClientVerifiesCA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	trusted, err := parentClient(ca)
+	trusted, err := parentClient(serveFlags{tlsCA: ca})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestParentClientVerifiesCA(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	untrusted, err := parentClient("")
+	untrusted, err := parentClient(serveFlags{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func TestParentClientVerifiesCA(t *testing.T) {
 
 	bad := filepath.Join(t.TempDir(), "bad.pem")
 	os.WriteFile(bad, []byte("not a certificate"), 0o600)
-	if _, err := parentClient(bad); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+	if _, err := parentClient(serveFlags{tlsCA: bad}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Fatalf("a CA file without certificates was accepted: %v", err)
 	}
-	if _, err := parentClient(filepath.Join(t.TempDir(), "missing.pem")); err == nil {
+	if _, err := parentClient(serveFlags{tlsCA: filepath.Join(t.TempDir(), "missing.pem")}); err == nil {
 		t.Fatal("a missing CA file was accepted")
 	}
 }
