@@ -54,6 +54,10 @@ func TestDemoExit(t *testing.T) {
 			t.Errorf("demo output does not mention site %q", site)
 		}
 	}
+	// Every site of the demo speaks Raft over mutual TLS, each with its own site CA.
+	if n := strings.Count(out.String(), "raft        mutual TLS 1.3, site CA sha256:"); n != 3 {
+		t.Errorf("demo status shows Raft over mutual TLS for %d sites, want 3", n)
+	}
 	checkDemoCompliance(t, out.String())
 	// The demo must not leave its site processes running.
 	waitFor(t, 10*time.Second, func() (bool, string) {

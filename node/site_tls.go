@@ -4,9 +4,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -295,6 +297,12 @@ func (n *Node) IssueServerTLS(nodeID string) (*SiteTLS, error) {
 		CACertPEM: n.tlsMaterial.CACertPEM, CAKeyPEM: n.tlsMaterial.CAKeyPEM,
 		ServerCertPEM: cert, ServerKeyPEM: key,
 	}, nil
+}
+
+// caFingerprint is the SHA-256 of the site CA certificate, as "sha256:" and 16 hex bytes.
+func (m *siteTLS) caFingerprint() string {
+	sum := sha256.Sum256(m.caCert.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:16])
 }
 
 func pemBlock(typ string, der []byte) []byte {

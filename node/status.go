@@ -31,6 +31,10 @@ type RaftStatus struct {
 	CommitIndex  uint64         `json:"commit_index"`
 	LastIndex    uint64         `json:"last_index"`
 	Servers      []ServerStatus `json:"servers"`
+	// Transport says how Raft traffic is protected: "mutual TLS 1.3" for real servers.
+	Transport string `json:"transport,omitempty"`
+	// SiteCA is the SHA-256 fingerprint of the site CA every server's certificate chains to.
+	SiteCA string `json:"site_ca,omitempty"`
 }
 
 // ServerStatus is one member of the site.
@@ -79,6 +83,9 @@ func (n *Node) Status() (*Status, error) {
 		CommitIndex:  n.raft.CommitIndex(),
 		LastIndex:    n.raft.LastIndex(),
 		Servers:      servers,
+	}
+	if n.tls != nil {
+		st.Raft.Transport, st.Raft.SiteCA = "mutual TLS 1.3", n.tls.caFingerprint()
 	}
 	for _, s := range servers {
 		if s.Leader {

@@ -43,6 +43,9 @@ func printStatus(w io.Writer, url string, st *node.Status) {
 	}
 	fmt.Fprintf(w, "  leader      %s %s\n", leader, st.Raft.LeaderAPI)
 	fmt.Fprintf(w, "  servers     %d\n", len(st.Raft.Servers))
+	if st.Raft.Transport != "" {
+		fmt.Fprintf(w, "  raft        %s, site CA %s\n", st.Raft.Transport, st.Raft.SiteCA)
+	}
 	for _, s := range st.Raft.Servers {
 		mark := " "
 		if s.Leader {
