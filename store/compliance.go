@@ -519,9 +519,20 @@ type ChildSummary struct {
 	RaftIndex
 }
 
-// PutChildSummary stores a child's summary if its sequence is newer than the stored one; a
-// report with the stored sequence and digest only records the contact. It returns whether the
-// summary was stored, and why not.
+// NextSummarySeq is the only sequence a child's next new summary may carry: one more than the
+// stored one (1 when none is stored). The parent owns the sequence: a child cannot jump ahead
+// and freeze its own reporting.
+func NextSummarySeq(cur *ChildSummary) uint64 {
+	if cur == nil {
+		return 1
+	}
+	return cur.Seq + 1
+}
+
+// PutChildSummary stores a child's summary if its sequence is exactly the next one
+// (NextSummarySeq); a report with the stored sequence and digest only records the contact. It
+// returns whether the summary was stored, and why not. A sequence past the next one is
+// ErrConflict and stores nothing.
 func (s *Store) PutChildSummary(idx uint64, in *ChildSummary, run *ReplicationRun) (stored bool, reason string, err error) {
 	err = s.write(func(txn *memdb.Txn) error {
 		raw, err := txn.First(tableChildSummaries, "id", in.Child)
@@ -533,6 +544,12 @@ func (s *Store) PutChildSummary(idx uint64, in *ChildSummary, run *ReplicationRu
 			cur = raw.(*ChildSummary)
 		}
 		switch {
+		case len(in.Summary) > 0 && in.Seq > NextSummarySeq(cur):
+			return fmt.Errorf("summary sequence %d of child %q does not follow the stored one: the next must be %d: %w",
+				in.Seq, in.Child, NextSummarySeq(cur), ErrConflict)
+		case cur == nil && in.Seq == 0:
+			reason = "sequence 0 is older than the first, 1"
+			return nil
 		case cur != nil && in.Seq < cur.Seq:
 			reason = fmt.Sprintf("sequence %d is older than the stored %d", in.Seq, cur.Seq)
 			return nil
@@ -560,6 +577,15 @@ func (s *Store) PutChildSummary(idx uint64, in *ChildSummary, run *ReplicationRu
 		return upsertRow(txn, tableChildSummaries, idx, row.Child, &row)
 	})
 	return stored, reason, err
+}
+
+// ChildSummary returns a child's newest summary, or nil.
+func (s *Store) ChildSummary(ws memdb.WatchSet, child string) (*ChildSummary, error) {
+	raw, err := first(s.db.Txn(false), ws, tableChildSummaries, child)
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	return raw.(*ChildSummary), nil
 }
 
 // ChildSummaries lists the newest summary of every child.

@@ -44,6 +44,9 @@ type Link struct {
 	ParentName string    `json:"parent_name"`
 	ParentSite string    `json:"parent_site_id"`
 	JoinedAt   time.Time `json:"joined_at"`
+	// JoinTokenHash is the hash of the join token this credential was obtained with: a
+	// different --join-token (from 'patchtree child rotate') is exchanged for a new credential.
+	JoinTokenHash string `json:"join_token_hash,omitempty"`
 }
 
 // ChildBackend is what the child side needs from its site server (node.Node implements it).
@@ -66,9 +69,21 @@ type ChildConfig struct {
 	PollWait time.Duration
 }
 
+// Parent link states (ChildState.State).
+const (
+	// LinkJoining: the link has no credential yet and is exchanging its join token.
+	LinkJoining = "joining"
+	// LinkRunning: joined; the link reports, pulls and sends summaries (errors are retried).
+	LinkRunning = "running"
+	// LinkFailed: a permanent error stopped the link (Error says which); it is not retried
+	// until the server restarts or its leadership changes.
+	LinkFailed = "failed"
+)
+
 // ChildState is what a child's status reports about its parent link.
 type ChildState struct {
 	URL            string    `json:"url"`
+	State          string    `json:"state"`
 	Joined         bool      `json:"joined"`
 	Connected      bool      `json:"connected"`
 	LastContact    time.Time `json:"last_contact,omitempty"`
@@ -98,6 +113,10 @@ type Child struct {
 	partial *partialRun
 	// sumMu serialises the compliance summary rule (its loop and replicate now).
 	sumMu sync.Mutex
+	// instance is this process's random id, sent with every request (InstanceHeader).
+	instance string
+	// stop ends the running link (set by LeaderLoop, under mu).
+	stop context.CancelFunc
 }
 
 // partialRun is where a cut run stands on this child.
@@ -159,8 +178,8 @@ func NewChild(cfg ChildConfig) *Child {
 		cfg.Logger = slog.Default()
 	}
 	cfg.ParentURL = strings.TrimRight(cfg.ParentURL, "/")
-	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, Uncovered: []string{}},
-		report: make(chan struct{}, 1)}
+	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, State: LinkJoining, Uncovered: []string{}},
+		report: make(chan struct{}, 1), instance: newInstanceID()}
 }
 
 // SetBackend connects the child side to its server.
@@ -188,6 +207,9 @@ func (c *Child) Status() ChildState {
 func (c *Child) setErr(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.state.State == LinkFailed {
+		return // the error that stopped the link stays
+	}
 	if err == nil {
 		c.state.Error = ""
 		c.state.LastContact = time.Now()
@@ -196,13 +218,20 @@ func (c *Child) setErr(err error) {
 	c.state.Error = err.Error()
 }
 
-// LeaderLoop runs on the child's leader: join once, then report languages and pull.
+// LeaderLoop runs on the child's leader: join once, then report languages and pull. A
+// permanent error (permanentError) stops it: state failed, one ERROR line, no retry loop.
 func (c *Child) LeaderLoop(ctx context.Context) {
 	select {
 	case <-c.ready:
 	case <-ctx.Done():
 		return
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.stop = cancel
+	c.state.State, c.state.Joined = LinkJoining, false
+	c.mu.Unlock()
 	// A run this site was applying when it stopped (or lost leadership) left staged batches;
 	// they are dropped, and the run is pulled again from the committed cursor.
 	if leftover, err := c.backend.State().StagedRuns(); err == nil {
@@ -216,10 +245,10 @@ func (c *Child) LeaderLoop(ctx context.Context) {
 	}
 	link, err := c.ensureJoined(ctx)
 	if err != nil {
-		return // ctx ended
+		return // ctx ended, or a permanent error stopped the link
 	}
 	c.mu.Lock()
-	c.state.Joined = true
+	c.state.Joined, c.state.State = true, LinkRunning
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -227,6 +256,11 @@ func (c *Child) LeaderLoop(ctx context.Context) {
 	go func() { defer wg.Done(); c.summaryLoop(ctx) }()
 	c.pullLoop(ctx, link)
 	wg.Wait()
+}
+
+// newInstanceID is a random id for this process's requests to the parent.
+func newInstanceID() string {
+	return fmt.Sprintf("%016x", rand.Uint64())
 }
 
 // backoff sleeps for attempt's back-off (1s doubling to 60s, with jitter); false if ctx ended.
@@ -256,41 +290,116 @@ func (c *Child) link() (*Link, error) {
 	return &l, nil
 }
 
-// ensureJoined returns the stored link, or exchanges the join token for one.
+// ensureJoined returns the stored link, or exchanges the join token for one: also when the
+// stored link was obtained with another join token (a rotated credential; the child keeps its
+// replica, cursors and compliance sequence). Transient errors are retried with back-off; a
+// permanent one stops the link (failed).
 func (c *Child) ensureJoined(ctx context.Context) (*Link, error) {
 	for attempt := 0; ; attempt++ {
 		l, err := c.link()
-		if err == nil && l != nil && l.URL == c.cfg.ParentURL {
+		if err == nil && l != nil && l.URL == c.cfg.ParentURL && !c.newJoinToken(l) {
 			return l, nil
 		}
+		stored := l
 		if err == nil {
-			l, err = c.join(ctx)
+			l, err = c.join(ctx, stored)
 		}
 		if err == nil {
 			return l, nil
+		}
+		if stored != nil && stored.URL == c.cfg.ParentURL && stored.JoinTokenHash == "" && isPermanent(err) {
+			// A link from before join tokens were recorded, and a --join-token the parent no
+			// longer takes: the one this link was made with. Keep the stored credential.
+			stored.JoinTokenHash = store.HashSecret(c.cfg.JoinToken)
+			if _, err := c.backend.PutSetting(SettingParent, stored); err != nil {
+				return nil, c.fail(fmt.Errorf("store the parent link: %w", err))
+			}
+			c.cfg.Logger.Info("the join token was already used; keeping the stored credential", "parent", c.cfg.ParentURL)
+			return stored, nil
+		}
+		if isPermanent(err) {
+			return nil, c.fail(err)
 		}
 		c.setErr(err)
-		c.cfg.Logger.Error("joining the parent failed; retrying", "parent", c.cfg.ParentURL, "error", err)
+		c.cfg.Logger.Warn("joining the parent failed; retrying", "parent", c.cfg.ParentURL, "error", err)
 		if !backoff(ctx, attempt) {
 			return nil, ctx.Err()
 		}
 	}
 }
 
-func (c *Child) join(ctx context.Context) (*Link, error) {
+// newJoinToken reports whether --join-token is one this link was not made with.
+func (c *Child) newJoinToken(l *Link) bool {
+	return c.cfg.JoinToken != "" && store.HashSecret(c.cfg.JoinToken) != l.JoinTokenHash
+}
+
+// errNoJoinToken means the child has no credential and was given no join token.
+var errNoJoinToken = errors.New("not joined to the parent yet and no --join-token given (create one with 'patchtree child add NAME' at the parent)")
+
+// isPermanent reports whether an error of the parent link cannot heal by retrying: the parent
+// refused the join token or the credential (400, 401, 403, 404, 409 on join; 401 on any
+// request), or there is no join token. Transport errors, 429 and 5xx are transient.
+func isPermanent(err error) bool {
+	var he *httpError
+	if errors.As(err, &he) {
+		switch he.Status {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusConflict:
+			return he.join || he.Status == http.StatusUnauthorized
+		}
+	}
+	return errors.Is(err, errNoJoinToken)
+}
+
+// fail stops the parent link for a permanent error: state failed, the error in status, one
+// ERROR log line. It returns err.
+func (c *Child) fail(err error) error {
+	c.mu.Lock()
+	already := c.state.State == LinkFailed
+	c.state.State, c.state.Error = LinkFailed, err.Error()
+	stop := c.stop
+	c.mu.Unlock()
+	if !already {
+		c.cfg.Logger.Error("the parent link stopped: a permanent error; fix it and restart this server", "parent", c.cfg.ParentURL, "error", err)
+	}
+	if stop != nil {
+		stop()
+	}
+	return err
+}
+
+// checkPermanent stops the link when err is permanent (a revoked or rotated credential); it
+// returns whether it did.
+func (c *Child) checkPermanent(err error) bool {
+	if err == nil || !isPermanent(err) {
+		return false
+	}
+	c.fail(fmt.Errorf("the parent refused this child's credential (revoked, or rotated with 'patchtree child rotate'; "+
+		"restart this server with the new --join-token): %w", err))
+	return true
+}
+
+func (c *Child) join(ctx context.Context, stored *Link) (*Link, error) {
 	if c.cfg.JoinToken == "" {
-		return nil, errors.New("not joined to the parent yet and no --join-token given (create one with 'patchtree child add NAME' at the parent)")
+		return nil, errNoJoinToken
 	}
 	var resp JoinResponse
 	if _, err := c.call(ctx, http.MethodPost, ProtocolPath+"/join", "", JoinRequest{Name: c.cfg.Name, JoinToken: c.cfg.JoinToken}, &resp); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			he.join = true
+		}
 		return nil, fmt.Errorf("join %s as %q: %w", c.cfg.ParentURL, c.cfg.Name, err)
 	}
 	l := &Link{URL: c.cfg.ParentURL, Child: c.cfg.Name, NodeToken: resp.NodeToken, ParentName: resp.ParentName,
-		ParentSite: resp.ParentSite, JoinedAt: time.Now().UTC()}
+		ParentSite: resp.ParentSite, JoinedAt: time.Now().UTC(), JoinTokenHash: store.HashSecret(c.cfg.JoinToken)}
 	if _, err := c.backend.PutSetting(SettingParent, l); err != nil {
 		return nil, fmt.Errorf("store the parent link: %w", err)
 	}
-	c.cfg.Logger.Info("joined the parent", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+	if stored != nil && stored.URL == l.URL && stored.Child == l.Child {
+		c.cfg.Logger.Info("exchanged a new join token for a new credential; the replica, cursors and compliance sequence stay", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+	} else {
+		c.cfg.Logger.Info("joined the parent", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+	}
 	return l, nil
 }
 
@@ -298,6 +407,8 @@ func (c *Child) join(ctx context.Context) (*Link, error) {
 type httpError struct {
 	Status int
 	Msg    string
+	// join marks an answer to a join request (where 400, 403, 404 and 409 are permanent too).
+	join bool
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status) }
@@ -332,6 +443,7 @@ func (c *Child) send(ctx context.Context, method, path, token string, body []byt
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	req.Header.Set(InstanceHeader, c.instance)
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {
 		return nil, err
@@ -377,7 +489,7 @@ func (c *Child) reportLoop(ctx context.Context, link *Link) {
 		_, err = c.call(ctx, http.MethodPut, ProtocolPath+"/languages", link.NodeToken, LanguageReport{Child: link.Child, Ranges: ranges}, &resp)
 		wait := time.Until(c.nextReport(state))
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || c.checkPermanent(err) {
 				return
 			}
 			c.setErr(fmt.Errorf("report languages: %w", err))
@@ -438,6 +550,9 @@ func (c *Child) pullLoop(ctx context.Context, link *Link) {
 		if ctx.Err() != nil {
 			return
 		}
+		if c.checkPermanent(err) {
+			return
+		}
 		c.setErr(err)
 		if err == nil {
 			attempt = 0
@@ -492,6 +607,7 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+link.NodeToken)
+	req.Header.Set(InstanceHeader, c.instance)
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)

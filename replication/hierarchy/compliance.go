@@ -3,6 +3,7 @@ package hierarchy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -36,11 +37,15 @@ type SummaryReport struct {
 	Summary   json.RawMessage `json:"summary,omitempty"`
 }
 
-// SummaryAnswer says whether the parent stored the summary, and why not.
+// SummaryAnswer says whether the parent stored the summary, and why not. NextSeq is the
+// sequence the parent accepts for the child's next new summary: the parent owns the sequence,
+// and a child that lost track of it (a restart after storing a sequence it never sent, a parent
+// restored from an older state) continues from there.
 type SummaryAnswer struct {
 	Accepted bool   `json:"accepted"`
 	Reason   string `json:"reason,omitempty"`
 	Seq      uint64 `json:"seq"`
+	NextSeq  uint64 `json:"next_seq,omitempty"`
 }
 
 // SummaryResult is the outcome of one firing of the compliance summary rule on a child.
@@ -56,13 +61,16 @@ type SummaryResult struct {
 	At        time.Time `json:"at"`
 }
 
-// ReceiveSummary stores a child's compliance summary if it is newer than the one the parent
-// holds; replays and older sequences are answered but not stored.
+// ReceiveSummary stores a child's compliance summary if it carries the next sequence
+// (store.NextSummarySeq) and numbers that can add up (checkSummary); replays and older sequences
+// are answered but not stored. A sequence past the next one (ErrSummarySequence, 409) and
+// impossible numbers (ErrImpossibleSummary, 400) are refused, logged and raised as an alert.
 func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64) (*SummaryAnswer, error) {
 	if rep.Child != "" && rep.Child != child {
 		return nil, fmt.Errorf("%w: credential of %q sent a summary as %q", ErrWrongChild, child, rep.Child)
 	}
-	c, err := p.backend.State().Child(nil, child)
+	state := p.backend.State()
+	c, err := state.Child(nil, child)
 	if err != nil {
 		return nil, err
 	}
@@ -74,17 +82,20 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 	if err != nil {
 		return nil, fmt.Errorf("summary interval: %w", err)
 	}
+	cur, err := state.ChildSummary(nil, child)
+	if err != nil {
+		return nil, err
+	}
+	next := store.NextSummarySeq(cur)
 	now := time.Now().UTC()
 	row := &store.ChildSummary{Child: child, Seq: rep.Seq, Digest: rep.Digest, ReceivedAt: now, LastContact: now,
 		Interval: scheduleSpan(interval)}
 	var run *store.ReplicationRun
 	if !rep.Unchanged {
-		sum, err := compliance.Decode(rep.Summary)
+		sum, err := p.checkReport(state, c, rep, next, now)
 		if err != nil {
-			return nil, fmt.Errorf("%v: %w", err, store.ErrInvalid)
-		}
-		if got := sum.Digest(); got != rep.Digest {
-			return nil, fmt.Errorf("summary digest %s does not match its content (%s): %w", abbrev(rep.Digest), abbrev(got), store.ErrInvalid)
+			p.summaryRefused(child, rep.Seq, err)
+			return nil, err
 		}
 		if row.Summary, err = sum.Encode(); err != nil {
 			return nil, err
@@ -97,15 +108,49 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 	}
 	stored, reason, err := p.backend.PutChildSummary(row, run)
 	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another report of this child was stored first: the store refused the jump.
+			err = fmt.Errorf("%w: %w", ErrSummarySequence, err)
+			p.summaryRefused(child, rep.Seq, err)
+		}
 		return nil, err
 	}
 	// (WaitRuns waits for runs down only: a summary coming up wakes no one.)
 	if stored {
+		next = rep.Seq + 1
 		p.logger.Info("compliance summary received", "child", child, "seq", rep.Seq, "bytes", wire)
 	} else if reason != "unchanged" {
-		p.logger.Info("compliance summary ignored", "child", child, "seq", rep.Seq, "reason", reason)
+		p.logger.Info("compliance summary ignored", "child", child, "seq", rep.Seq, "reason", reason, "next_seq", next)
 	}
-	return &SummaryAnswer{Accepted: stored || reason == "unchanged", Reason: reason, Seq: rep.Seq}, nil
+	return &SummaryAnswer{Accepted: stored || reason == "unchanged", Reason: reason, Seq: rep.Seq, NextSeq: next}, nil
+}
+
+// checkReport decodes and checks a report that carries a summary: its sequence may be at most
+// next (older ones and replays are answered by the store, not stored), its digest must match
+// its content, and its numbers must add up within the child's view.
+func (p *Parent) checkReport(state *store.Store, c *store.Child, rep SummaryReport, next uint64, now time.Time) (*compliance.Summary, error) {
+	if rep.Seq > next {
+		return nil, fmt.Errorf("%w: child %q sent sequence %d; the parent holds %d, so its next summary must have sequence %d",
+			ErrSummarySequence, c.Name, rep.Seq, next-1, next)
+	}
+	sum, err := compliance.Decode(rep.Summary)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", store.ErrInvalid, err)
+	}
+	if got := sum.Digest(); got != rep.Digest {
+		return nil, fmt.Errorf("summary digest %s does not match its content (%s): %w", abbrev(rep.Digest), abbrev(got), store.ErrInvalid)
+	}
+	if rep.Seq < next {
+		return sum, nil // older or a replay: the store answers it and stores nothing
+	}
+	known, maxUpdates, err := childView(state, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSummary(c.Name, sum, known, maxUpdates, now); err != nil {
+		return nil, err
+	}
+	return sum, nil
 }
 
 // scheduleSpan is how long a schedule goes between firings.
@@ -154,7 +199,7 @@ func (c *Child) summaryLoop(ctx context.Context) {
 		if trigger != "" {
 			for attempt := 0; ; attempt++ {
 				_, err := c.SendSummary(ctx, trigger)
-				if err == nil || ctx.Err() != nil {
+				if err == nil || ctx.Err() != nil || c.checkPermanent(err) {
 					break
 				}
 				c.cfg.Logger.Warn("compliance summary not sent; retrying", "attempt", attempt+1, "error", err)
@@ -238,6 +283,7 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 		}
 	}
 	res := &SummaryResult{Digest: digest, Bulletins: len(sum.Bulletins), Computers: sum.Computers, At: time.Now().UTC()}
+	base := sent.Seq
 	if sent.Seq > 0 && sent.Digest == digest {
 		ans, wire, raw, err := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: sent.Seq, Digest: digest,
 			Trigger: trigger, Interval: spec, Unchanged: true})
@@ -249,27 +295,51 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 			c.recordSummary(res)
 			return res, nil
 		}
-		// The parent does not hold it (restored from an older state): send it again, anew.
-	}
-	// Record the new sequence before sending, so that a restart never reuses it for other numbers.
-	next := summarySent{Seq: sent.Seq + 1, Digest: digest}
-	if _, err := c.backend.PutSetting(settingSummarySent, next); err != nil {
-		return nil, err
+		// The parent does not hold it (restored from an older state, or this child stored a
+		// sequence it never delivered): send it again, anew, with the sequence the parent expects.
+		if ans.NextSeq > 0 {
+			base = ans.NextSeq - 1
+		}
 	}
 	body, err := json.Marshal(sum)
 	if err != nil {
 		return nil, err
 	}
-	ans, wire, raw, err := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: next.Seq, Digest: digest,
-		Trigger: trigger, Interval: spec, Summary: body})
-	if err != nil {
-		return nil, err
+	for try := 0; ; try++ {
+		// Record the new sequence before sending, so that a restart never reuses it for other numbers.
+		next := summarySent{Seq: base + 1, Digest: digest}
+		if _, err := c.backend.PutSetting(settingSummarySent, next); err != nil {
+			return nil, err
+		}
+		ans, wire, raw, err := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: next.Seq, Digest: digest,
+			Trigger: trigger, Interval: spec, Summary: body})
+		var he *httpError
+		if try == 0 && errors.As(err, &he) && he.Status == http.StatusConflict {
+			// The parent owns the sequence and expects another: an unchanged report of this one
+			// asks it which (and changes nothing there).
+			probe, _, _, perr := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: next.Seq, Digest: digest,
+				Trigger: trigger, Interval: spec, Unchanged: true})
+			if perr == nil && probe.NextSeq > 0 && probe.NextSeq != next.Seq {
+				c.cfg.Logger.Warn("compliance summary sequence out of step with the parent; continuing from its sequence",
+					"sent", next.Seq, "parent_next", probe.NextSeq)
+				base = probe.NextSeq - 1
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if try == 0 && !ans.Accepted && ans.NextSeq > next.Seq {
+			// Older than, or a replay of, what the parent holds: continue from its sequence.
+			base = ans.NextSeq - 1
+			continue
+		}
+		res.Seq, res.BytesWire, res.BytesRaw, res.Sent, res.Reason = next.Seq, wire, raw, ans.Accepted, ans.Reason
+		c.recordSummary(res)
+		c.cfg.Logger.Info("compliance summary sent", "seq", next.Seq, "trigger", trigger, "bulletins", len(sum.Bulletins),
+			"computers", sum.Computers, "wire_bytes", wire, "accepted", ans.Accepted, "reason", ans.Reason)
+		return res, nil
 	}
-	res.Seq, res.BytesWire, res.BytesRaw, res.Sent, res.Reason = next.Seq, wire, raw, ans.Accepted, ans.Reason
-	c.recordSummary(res)
-	c.cfg.Logger.Info("compliance summary sent", "seq", next.Seq, "trigger", trigger, "bulletins", len(sum.Bulletins),
-		"computers", sum.Computers, "wire_bytes", wire, "accepted", ans.Accepted, "reason", ans.Reason)
-	return res, nil
 }
 
 func (c *Child) recordSummary(r *SummaryResult) {

@@ -70,6 +70,8 @@ type Parent struct {
 	// next is when each scheduled rule ("catalog", "policies", "settings") fires next; a
 	// continuous rule has no entry.
 	next map[string]time.Time
+	// guard holds the security alerts and each child's poller (security.go).
+	guard *guard
 }
 
 // NewParent returns the parent side; SetBackend connects it to its server.
@@ -77,7 +79,7 @@ func NewParent(logger *slog.Logger) *Parent {
 	return &Parent{
 		ready: make(chan struct{}), logger: logger, pollWait: 55 * time.Second,
 		pending: map[string]*runSpec{}, next: map[string]time.Time{}, wake: map[string]chan struct{}{}, seen: map[string]time.Time{},
-		inflight: map[string]*inflight{}, alerts: map[string]bool{}, runDone: make(chan struct{}),
+		inflight: map[string]*inflight{}, alerts: map[string]bool{}, runDone: make(chan struct{}), guard: newGuard(),
 	}
 }
 
@@ -150,15 +152,21 @@ func (p *Parent) parentRanges() []string {
 	return []string{}
 }
 
-// Alert is one child range that no parent range covers.
+// Alert is one child range that no parent range covers (kind "language"), or a security alert
+// about a child's credential (kinds "summary-refused" and "second-poller", with how often and
+// when it was raised).
 type Alert struct {
-	Child        string   `json:"child"`
-	Range        string   `json:"range"`
-	ParentRanges []string `json:"parent_ranges"`
-	Message      string   `json:"message"`
+	Kind         string     `json:"kind"`
+	Child        string     `json:"child"`
+	Range        string     `json:"range,omitempty"`
+	ParentRanges []string   `json:"parent_ranges"`
+	Message      string     `json:"message"`
+	Count        int        `json:"count,omitempty"`
+	First        *time.Time `json:"first,omitempty"`
+	Last         *time.Time `json:"last,omitempty"`
 }
 
-// Alerts lists the current language alerts.
+// Alerts lists the current language alerts, then the security alerts.
 func (p *Parent) Alerts() ([]Alert, error) {
 	children, err := p.backend.State().Children(nil)
 	if err != nil {
@@ -171,11 +179,11 @@ func (p *Parent) Alerts() ([]Alert, error) {
 			continue
 		}
 		for _, r := range langalert.Uncovered(parent, c.Ranges) {
-			out = append(out, Alert{Child: c.Name, Range: r, ParentRanges: parent,
+			out = append(out, Alert{Kind: AlertLanguage, Child: c.Name, Range: r, ParentRanges: parent,
 				Message: fmt.Sprintf("child %s manages %q, which no range of this parent (%v) covers: it receives no updates in it", c.Name, r, parent)})
 		}
 	}
-	return out, nil
+	return append(out, p.guard.list(time.Now())...), nil
 }
 
 func (p *Parent) touch(child string) {
@@ -373,6 +381,10 @@ type PullRequest struct {
 	// Resume names a run whose stream was cut after FromChunk chunks were staged by the child.
 	Resume    string
 	FromChunk int
+	// Instance is the polling process's id (InstanceHeader), TokenID the id of the credential
+	// it authenticated with: a pull ends when that credential is revoked or rotated.
+	Instance string
+	TokenID  string
 }
 
 // Pull answers a child's long-poll: a run as soon as one is due, or nil when the wait expires.
@@ -380,6 +392,11 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 	if req.Wait <= 0 || req.Wait > p.pollWait {
 		req.Wait = p.pollWait
 	}
+	end, err := p.beginPoll(req.Child, req.Instance, req.TokenID)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	if req.Resume != "" {
 		p.mu.Lock()
 		inf := p.inflight[req.Resume]
@@ -404,19 +421,22 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 	for {
 		p.touch(req.Child)
 		state := p.backend.State()
-		c, err := state.Child(nil, req.Child)
+		// Policies and settings under a continuous rule go as soon as they change: the wait
+		// watches their tables as well as the pokes, and the child's row (a rotation ends it).
+		ws := memdb.NewWatchSet()
+		c, err := state.Child(ws, req.Child)
 		if err != nil {
 			return nil, err
 		}
 		if c == nil {
 			return nil, fmt.Errorf("child %q: %w", req.Child, store.ErrNotFound)
 		}
+		if req.TokenID != "" && c.NodeTokenID != req.TokenID {
+			return nil, fmt.Errorf("%w: pull of child %q", ErrCredentialRevoked, req.Child)
+		}
 		if !c.RangesReported {
 			return nil, ErrNoLanguages
 		}
-		// Policies and settings under a continuous rule go as soon as they change: the wait
-		// watches their tables as well as the pokes.
-		ws := memdb.NewWatchSet()
 		state.PoliciesIndex(ws)
 		state.SettingDocsIndex(ws)
 		view, err := state.CatalogView(nil)
