@@ -59,7 +59,7 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		return path, map[string]any{"source": "feed.json"}
 	case "GET /v1/catalog/imports", "GET /v1/catalog", "GET /v1/catalog/bulletins", "GET /v1/catalog/severities":
 		return path, nil
-	case "GET /v1/catalog/imports/{id}":
+	case "GET /v1/catalog/imports/{id}", "DELETE /v1/catalog/imports/{id}":
 		return "/v1/catalog/imports/run1", nil
 	case "GET /v1/catalog/bulletins/{id}":
 		return "/v1/catalog/bulletins/B1", nil

@@ -31,7 +31,8 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden), errors.Is(err, node.ErrForbiddenJoin), errors.Is(err, hierarchy.ErrWrongChild):
+	case errors.Is(err, ErrForbidden), errors.Is(err, node.ErrForbiddenJoin), errors.Is(err, hierarchy.ErrWrongChild),
+		errors.Is(err, importer.ErrNotAllowed):
 		return http.StatusForbidden
 	case errors.Is(err, ErrNoRoute), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound

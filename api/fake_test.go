@@ -296,3 +296,7 @@ func (fakeImporter) Run(id string) (*importer.Progress, error) {
 }
 
 func (fakeImporter) Runs() ([]*importer.Progress, error) { return nil, nil }
+
+func (fakeImporter) Cancel(ctx context.Context, id string) (*importer.Progress, error) {
+	return &importer.Progress{ImportRun: store.ImportRun{ID: id, State: store.ImportCancelled}}, nil
+}

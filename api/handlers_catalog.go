@@ -59,6 +59,9 @@ func (s *Server) listImports(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	for i, p := range runs {
+		runs[i] = redactImport(r, p)
+	}
 	return http.StatusOK, importsResponse{Imports: runs}, nil
 }
 
@@ -71,7 +74,41 @@ func (s *Server) getImport(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	return http.StatusOK, redactImport(r, p), nil
+}
+
+// cancelImport is DELETE /v1/catalog/imports/{id}: it stops a running import, which ends
+// "cancelled" with the catalog unchanged; 409 for an import that already finished.
+func (s *Server) cancelImport(r *http.Request) (int, any, error) {
+	id := mux.Vars(r)["id"]
+	if s.opts.Importer == nil {
+		return 0, nil, fmt.Errorf("import run %q: %w", id, store.ErrNotFound)
+	}
+	p, err := s.opts.Importer.Cancel(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, p, nil
+}
+
+// importDetailsHidden replaces an import's error and warnings for callers who are not admins:
+// they may quote the source, and only admins chose it.
+const importDetailsHidden = "details for admins"
+
+// redactImport returns p as the caller may see it: progress and counts for every role, the
+// error and per-record warnings for admins only.
+func redactImport(r *http.Request, p *importer.Progress) *importer.Progress {
+	if tok := callerToken(r); tok != nil && tok.Role == store.RoleAdmin {
+		return p
+	}
+	c := *p
+	if c.Error != "" {
+		c.Error = "import " + c.State + "; " + importDetailsHidden
+	}
+	if n := len(c.Result.Warnings); n > 0 {
+		c.Result.Warnings = []string{fmt.Sprintf("%d warnings; %s", n, importDetailsHidden)}
+	}
+	return &c
 }
 
 // catalogResponse is GET /v1/catalog.

@@ -57,6 +57,8 @@ type Importer interface {
 	Start(req importer.Request) (*importer.Progress, error)
 	Run(id string) (*importer.Progress, error)
 	Runs() ([]*importer.Progress, error)
+	// Cancel stops a running import (DELETE /v1/catalog/imports/{id}).
+	Cancel(ctx context.Context, id string) (*importer.Progress, error)
 }
 
 var _ Backend = (*node.Node)(nil)

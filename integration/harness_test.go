@@ -164,6 +164,7 @@ func startSite(t *testing.T, o siteOpts) *proc {
 		p.args = append(p.args, "--languages", strings.Join(o.Languages, ","))
 	}
 	p.args = append(p.args, o.Extra...)
+	p.args = append(p.args, testImportAllow(o.Extra)...)
 	t.Cleanup(func() { p.cleanup(t) })
 	p.launch(t)
 	p.waitUp(t, 30*time.Second)

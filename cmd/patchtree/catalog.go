@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -22,6 +23,7 @@ func runCatalog(args []string) error {
 	return dispatchSub("catalog", `Usage: patchtree catalog COMMAND
 
   import [SOURCE] [--complete]   import a feed file/URL or a CSAF provider (default: --catalog-source)
+  cancel ID                      cancel a running import; the catalog stays as it was
   show [BULLETIN]                the catalog, a filtered list of bulletins, or one bulletin
   generate [flags]               write a synthetic feed for tests and benchmarks
   severity list|add|order|delete|set   custom severity levels and their assignment
@@ -29,6 +31,7 @@ func runCatalog(args []string) error {
 
 Run 'patchtree catalog COMMAND --help' for flags.`, args, []subcommand{
 		{"import", runCatalogImport},
+		{"cancel", runCatalogCancel},
 		{"show", runCatalogShow},
 		{"generate", runCatalogGenerate},
 		{"severity", runCatalogSeverity},
@@ -79,6 +82,16 @@ func runCatalogImport(args []string) error {
 		}
 		return nil
 	}
+	// Ctrl-C stops waiting, not the import: say how to cancel it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			fmt.Fprintf(os.Stderr, "\nimport %s continues; cancel with: patchtree catalog cancel %s\n", p.ID, p.ID)
+			os.Exit(130)
+		}
+	}()
 	final, raw, err := waitImport(c, p.ID, isTerminal(os.Stderr) && cf.output != "json")
 	if err != nil {
 		return err
@@ -88,8 +101,35 @@ func runCatalogImport(args []string) error {
 	} else {
 		printImport(final)
 	}
-	if final.State == "failed" {
-		return fmt.Errorf("import %s failed: %s", final.ID, final.Error)
+	if final.State == "failed" || final.State == "cancelled" {
+		return fmt.Errorf("import %s %s: %s", final.ID, final.State, final.Error)
+	}
+	return nil
+}
+
+func runCatalogCancel(args []string) error {
+	fs := newFlags("catalog cancel", "ID [flags]",
+		"Cancel a running import at the parent: it stops reading its source, drops what it staged and\nends \"cancelled\"; the catalog stays as it was. An import that already finished cannot be cancelled.")
+	cf := addClientFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{fmt.Errorf("catalog cancel needs exactly one import id")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var p importer.Progress
+	raw, err := c.do(http.MethodDelete, "/v1/catalog/imports/"+url.PathEscape(fs.Arg(0)), nil, &p)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		printJSON(raw)
+	} else {
+		fmt.Printf("import %s: %s\n", p.ID, p.State)
 	}
 	return nil
 }

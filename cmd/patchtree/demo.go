@@ -72,7 +72,8 @@ func runDemo(args []string) error {
 
 	fmt.Printf("patchtree demo: starting %d sites in %s\n", len(sites), base)
 	hq := sites[0]
-	if err := hq.start(exe, base); err != nil {
+	// The parent may import from the sample's directory only, not from the sites' data dirs.
+	if err := hq.start(exe, base, "--import-allow", demoCatalogDir(base)); err != nil {
 		return err
 	}
 	if err := hq.waitReady(sigs); err != nil {
@@ -132,10 +133,17 @@ func runDemo(args []string) error {
 	}
 }
 
+// demoCatalogDir is where the demo writes its sample catalog: the parent's only allowed import
+// location.
+func demoCatalogDir(base string) string { return filepath.Join(base, "catalog") }
+
 // demoImport writes the embedded sample catalog (a small deterministic feed shaped like the
 // Mozilla catalog) and imports it at the parent, printing the result.
 func demoImport(parent *demoSite, base string) error {
-	path := filepath.Join(base, "sample-catalog.json")
+	path := filepath.Join(demoCatalogDir(base), "sample-catalog.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err

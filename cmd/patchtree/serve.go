@@ -34,6 +34,8 @@ type serveFlags struct {
 	maxBody                                int64
 	catalogSource                          string
 	catalogMaxBytes                        int64
+	importAllow                            []string
+	importStall                            time.Duration
 	parent, joinToken                      string
 	tlsCert, tlsKey, tlsCA                 string
 	tlsClientCA                            string
@@ -59,6 +61,8 @@ func runServe(args []string) error {
 	fs.Int64Var(&f.maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
 	fs.StringVar(&f.catalogSource, "catalog-source", "", "catalog source used when an import names none: feed file, feed URL, or CSAF provider directory/URL")
 	fs.Int64Var(&f.catalogMaxBytes, "catalog-max-bytes", 4<<30, "largest native feed accepted, after decompression")
+	fs.StringSliceVar(&f.importAllow, "import-allow", nil, "directories and http(s) URL prefixes imports may read, repeatable or comma-separated (default: the location of --catalog-source only; none without it)")
+	fs.DurationVar(&f.importStall, "import-stall-timeout", importer.DefaultStallTimeout, "end an import whose source sends no byte for this long")
 	fs.StringVar(&f.parent, "parent", "", "API URL of this site's parent (a child site)")
 	fs.StringVar(&f.joinToken, "join-token", os.Getenv("PATCHTREE_JOIN_TOKEN"), "one-time join token from 'patchtree child add' at the parent (env PATCHTREE_JOIN_TOKEN); needed only until the child has joined")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
@@ -104,6 +108,8 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, errors.New("--max-body-bytes must be positive")
 	case f.catalogMaxBytes <= 0:
 		return node.Config{}, nil, errors.New("--catalog-max-bytes must be positive")
+	case f.importStall <= 0:
+		return node.Config{}, nil, errors.New("--import-stall-timeout must be positive")
 	case (f.tlsCert == "") != (f.tlsKey == ""):
 		return node.Config{}, nil, errors.New("--tls-cert and --tls-key go together")
 	case f.parent != "" && !strings.HasPrefix(f.parent, "http://") && !strings.HasPrefix(f.parent, "https://"):
@@ -147,7 +153,18 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 		ln.Close()
 		return err
 	}
-	imp := importer.New(importer.Config{DefaultSource: f.catalogSource, MaxFeedBytes: f.catalogMaxBytes, Logger: logger})
+	allowed := f.importAllow
+	if len(allowed) == 0 {
+		allowed = importer.DefaultAllow(f.catalogSource)
+	}
+	allow, err := importer.ParseAllowList(allowed)
+	if err != nil {
+		ln.Close()
+		return usageError{err}
+	}
+	logger.Info("catalog imports may read", "import_allow", allow.String())
+	imp := importer.New(importer.Config{DefaultSource: f.catalogSource, MaxFeedBytes: f.catalogMaxBytes, Logger: logger,
+		Allow: allow, StallTimeout: f.importStall})
 	parent := hierarchy.NewParent(logger.With("side", "parent"))
 	cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-parent", Run: parent.LeaderLoop})
 	var child *hierarchy.Child

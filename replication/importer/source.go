@@ -47,7 +47,7 @@ func detectKind(src string) (string, error) {
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
-		return "", fmt.Errorf("source %s: %w", src, err)
+		return "", fmt.Errorf("source %q: %w", src, trimPathError(err))
 	}
 	if fi.IsDir() {
 		return KindCSAF, nil
