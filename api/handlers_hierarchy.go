@@ -312,7 +312,10 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	req := hierarchy.PullRequest{Child: nodeChild(r)}
+	req := hierarchy.PullRequest{Child: nodeChild(r), Instance: r.Header.Get(hierarchy.InstanceHeader)}
+	if tok := callerToken(r); tok != nil {
+		req.TokenID = tok.ID
+	}
 	if raw := q.Get("cursor"); raw != "" {
 		if req.Cursor, err = strconv.ParseUint(raw, 10, 64); err != nil {
 			return 0, nil, fmt.Errorf("%w: cursor %q is not a number", ErrBadRequest, raw)
