@@ -29,8 +29,10 @@ func statusFor(err error) int {
 	switch {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, store.ErrInvalid), errors.Is(err, langalert.ErrInvalidRange):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnauthorized):
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, node.ErrJoinRefused):
 		return http.StatusUnauthorized
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ErrForbidden), errors.Is(err, node.ErrForbiddenJoin), errors.Is(err, hierarchy.ErrWrongChild),
 		errors.Is(err, importer.ErrNotAllowed):
 		return http.StatusForbidden

@@ -80,6 +80,8 @@ type Options struct {
 	// TestHooks lets tests alter a child's replica (PATCH of a bulletin on a child), to prove
 	// that verification detects and repairs it. Never set in production.
 	TestHooks bool
+	// Limits are the per-client-address rate limits (zero: none).
+	Limits Limits
 }
 
 // rawResponse is a handler result that writes the response itself (a stream).
@@ -92,6 +94,7 @@ type Server struct {
 	logger   *slog.Logger
 	router   *mux.Router
 	reporter *compliance.Reporter
+	limits   limiters
 }
 
 // handlerFunc is a thin handler: it returns a status and a value to encode, or an error.
@@ -108,7 +111,7 @@ func New(backend Backend, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{backend: backend, opts: opts, logger: opts.Logger, reporter: compliance.NewReporter()}
+	s := &Server{backend: backend, opts: opts, logger: opts.Logger, reporter: compliance.NewReporter(), limits: newLimiters(opts.Limits)}
 	r := mux.NewRouter()
 	for _, rt := range s.routes() {
 		r.Handle(rt.path, s.wrap(rt)).Methods(rt.method)
@@ -136,6 +139,10 @@ func (s *Server) wrap(rt route) http.Handler {
 				writeError(w, fmt.Errorf("internal error in %s %s", r.Method, r.URL.Path))
 			}
 		}()
+		if err := s.limitRoute(r, rt); err != nil {
+			writeLimited(w, err)
+			return
+		}
 		limit := s.opts.MaxBodyBytes
 		if rt.maxBody > 0 {
 			limit = rt.maxBody
@@ -155,10 +162,11 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			tok, err := s.authorize(r, rt.access)
 			if err != nil {
-				writeError(w, err)
+				writeLimited(w, s.limitAuthFailure(r, err))
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), tokenKey, tok))
+			extendDeadlines(w, rt)
 		}
 		if rt.onLeader && !s.backend.IsLeader() {
 			s.forward(w, r)
