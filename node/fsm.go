@@ -145,6 +145,10 @@ func (f *FSM) Apply(log *raft.Log) any {
 		decode(t, buf, idx, &req)
 		_, err := f.State().PruneReplicationRuns(idx, req.Child, req.Keep)
 		return err
+	case ChildRotateRequestType:
+		var req ChildRotateRequest
+		decode(t, buf, idx, &req)
+		return f.State().RotateChild(idx, req.Name, req.JoinHash)
 	default:
 		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
 	}

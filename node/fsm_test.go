@@ -169,6 +169,14 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("child %+v runs %d", c, len(runs))
 				}
 			}},
+		{ChildRotateRequestType, &ChildRotateRequest{Name: "emea", JoinHash: store.HashSecret("join2")},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				c, _ := s.Child(nil, "emea")
+				tok, _ := s.Token(nil, "node1")
+				if c.JoinTokenHash != store.HashSecret("join2") || c.NodeTokenID != "" || tok != nil || c.Cursor != 9 {
+					t.Fatalf("after rotation: child %+v token %+v; want a new join token, no credential, the cursor kept", c, tok)
+				}
+			}},
 		{ChildRemoveRequestType, &ChildRemoveRequest{Name: "emea"},
 			func(t *testing.T, s *store.Store, idx uint64) {
 				if tok, _ := s.Token(nil, "node1"); tok != nil {

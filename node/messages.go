@@ -40,6 +40,7 @@ const (
 	ScansApplyRequestType        MessageType = 23
 	ChildSummaryPutRequestType   MessageType = 24
 	RunsPruneRequestType         MessageType = 25
+	ChildRotateRequestType       MessageType = 26
 )
 
 // String names a message type for logs and errors.
@@ -95,6 +96,8 @@ func (t MessageType) String() string {
 		return "child-summary-put"
 	case RunsPruneRequestType:
 		return "runs-prune"
+	case ChildRotateRequestType:
+		return "child-rotate"
 	}
 	return fmt.Sprintf("message-type-%d", uint8(t))
 }
@@ -182,6 +185,13 @@ type ChildJoinRequest struct {
 	JoinHash  string      `json:"join_hash"`
 	NodeToken store.Token `json:"node_token"`
 	At        time.Time   `json:"at"`
+}
+
+// ChildRotateRequest revokes a child's node credential and issues a new one-time join token
+// (its hash), keeping everything else of the child.
+type ChildRotateRequest struct {
+	Name     string `json:"name"`
+	JoinHash string `json:"join_hash"`
 }
 
 // ChildRemoveRequest removes a child and revokes its credential.

@@ -95,6 +95,32 @@ func (s *Store) JoinChild(idx uint64, name, joinHash string, node *Token, at tim
 	})
 }
 
+// RotateChild replaces a child's credential without re-enrolment: its node credential is
+// revoked and a new one-time join token (joinHash) issued, in one transaction. Everything else
+// of the child (ranges, cursors, compliance summary and sequence, run history) stays.
+func (s *Store) RotateChild(idx uint64, name, joinHash string) error {
+	if joinHash == "" {
+		return fmt.Errorf("rotating child %q needs a join token: %w", name, ErrInvalid)
+	}
+	return s.write(func(txn *memdb.Txn) error {
+		row, err := childRow(txn, name)
+		if err != nil {
+			return err
+		}
+		c := *row
+		if id := c.NodeTokenID; id != "" {
+			if _, err := txn.DeleteAll(tableTokens, "id", id); err != nil {
+				return err
+			}
+			if err := bumpIndex(txn, tableTokens, idx); err != nil {
+				return err
+			}
+		}
+		c.JoinTokenHash, c.NodeTokenID = joinHash, ""
+		return upsertRow(txn, tableChildren, idx, c.Name, &c)
+	})
+}
+
 // RemoveChild forgets a child and revokes its node credential.
 func (s *Store) RemoveChild(idx uint64, name string) error {
 	return s.write(func(txn *memdb.Txn) error {

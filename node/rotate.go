@@ -1,0 +1,30 @@
+package node
+
+import (
+	"fmt"
+
+	"patchtree/store"
+)
+
+// RotatedChild is a child whose credential was rotated, with its new one-time join token
+// (shown once).
+type RotatedChild struct {
+	Name      string
+	JoinToken string
+	Index     uint64
+}
+
+// RotateChild revokes a child's node credential at once and issues a new one-time join token;
+// the child, restarted with it, gets a new credential and keeps its replica, cursors and
+// compliance sequence (docs/hierarchy.md, "Rotating a child's credential").
+func (n *Node) RotateChild(name string) (*RotatedChild, error) {
+	if name == "" {
+		return nil, fmt.Errorf("child name is required: %w", store.ErrInvalid)
+	}
+	_, bearer, hash := newSecret()
+	idx, err := n.apply(ChildRotateRequestType, &ChildRotateRequest{Name: name, JoinHash: hash})
+	if err != nil {
+		return nil, err
+	}
+	return &RotatedChild{Name: name, JoinToken: bearer, Index: idx}, nil
+}
