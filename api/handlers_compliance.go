@@ -1,17 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"patchtree/replication/compliance"
 	"patchtree/replication/hierarchy"
@@ -60,8 +55,11 @@ func (s *Server) postScans(r *http.Request) (int, any, error) {
 	parsed, err := compliance.Parse(r.Body, ndjson, exists, time.Now())
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			return 0, nil, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, tooBig.Limit)
+		case errors.Is(err, compliance.ErrTooLarge):
+			return 0, nil, fmt.Errorf("%w: %v", ErrTooLarge, err)
 		}
 		return 0, nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
@@ -132,40 +130,19 @@ func (s *Server) getComplianceBulletins(r *http.Request) (int, any, error) {
 	return http.StatusOK, bulletinsReport{AsOf: now.UTC(), Bulletins: rows}, nil
 }
 
-// maxSummaryBytes bounds a child's decompressed summary report.
-const maxSummaryBytes = 256 << 20
-
+// hCompliance receives a child's summary report, zstd-compressed: the decompressed report is
+// capped at the route's body limit while it streams.
 func (s *Server) hCompliance(r *http.Request) (int, any, error) {
 	h, err := s.hierarchy()
 	if err != nil {
 		return 0, nil, err
 	}
-	wire, err := io.ReadAll(r.Body)
-	if err != nil {
-		return 0, nil, bodyError(err)
-	}
-	raw := wire
-	if r.Header.Get("Content-Encoding") == "zstd" {
-		dec, err := zstd.NewReader(bytes.NewReader(wire), zstd.WithDecoderMaxMemory(maxSummaryBytes), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return 0, nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
-		}
-		raw, err = io.ReadAll(io.LimitReader(dec, maxSummaryBytes+1))
-		dec.Close()
-		if err != nil {
-			return 0, nil, fmt.Errorf("%w: zstd body: %v", ErrBadRequest, err)
-		}
-		if len(raw) > maxSummaryBytes {
-			return 0, nil, fmt.Errorf("%w: decompressed summary over %d bytes", ErrTooLarge, maxSummaryBytes)
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var rep hierarchy.SummaryReport
-	if err := dec.Decode(&rep); err != nil {
-		return 0, nil, bodyError(err)
+	size, err := s.decodeEncodedBody(r, &rep)
+	if err != nil {
+		return 0, nil, err
 	}
-	ans, err := h.ReceiveSummary(nodeChild(r), rep, int64(len(wire)), int64(len(raw)))
+	ans, err := h.ReceiveSummary(nodeChild(r), rep, size.wire, size.raw)
 	if err != nil {
 		return 0, nil, err
 	}

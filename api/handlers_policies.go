@@ -140,7 +140,11 @@ func (s *Server) getSettings(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) putSettings(r *http.Request) (int, any, error) {
-	body, err := io.ReadAll(r.Body)
+	obj, err := objectReader(r.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	body, err := io.ReadAll(obj)
 	if err != nil {
 		return 0, nil, bodyError(err)
 	}
