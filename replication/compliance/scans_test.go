@@ -2,6 +2,7 @@ package compliance
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +129,56 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("counts: cells %d/%d errors %d/%d", cells, p.Cells, len(p.Errors), p.ErrorCount)
 		}
 	})
+}
+
+// TestParseLimits: a body that is not an object, a scan over MaxScanBytes or over
+// MaxScanResults refuses the whole submission with a precise error, without reading further.
+func TestParseLimits(t *testing.T) {
+	const okScan = `{"computer_id":"pc-1","scanned_at":"2026-11-21T08:00:00Z","results":{"u1":"installed"}}`
+	bigString := `{"computer_id":"` + strings.Repeat("a", MaxScanBytes) + `"}`
+	var many strings.Builder
+	many.WriteString(`{"computer_id":"pc-1","scanned_at":"2026-11-21T08:00:00Z","results":{`)
+	for i := 0; i <= MaxScanResults; i++ {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		fmt.Fprintf(&many, `"u%d":"installed"`, i)
+	}
+	many.WriteString(`}}`)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		ndjson bool
+		is     error
+		want   string
+	}{
+		{"null", `null`, false, ErrMalformed, "request body must be a JSON object"},
+		{"array", ` [{}]`, false, ErrMalformed, "request body must be a JSON object"},
+		{"number", "\n42", false, ErrMalformed, "request body must be a JSON object"},
+		{"empty", "  ", false, ErrMalformed, "body is empty"},
+		{"object over the byte limit", bigString, false, ErrTooLarge, "the scan exceeds 16777216 bytes"},
+		{"line over the byte limit", okScan + "\n" + bigString + "\n" + okScan, true, ErrTooLarge, "line 2: scan too large: a scan exceeds 16777216 bytes"},
+		{"too many results", many.String(), false, ErrMalformed, "a scan has 200001 results, limit is 200000"},
+		{"too many results on a line", okScan + "\n" + many.String(), true, ErrMalformed, "line 2: a scan has 200001 results, limit is 200000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse(strings.NewReader(tc.body), tc.ndjson, known, now)
+			if err == nil || !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %+v, %v; want %v containing %q", p, err, tc.is, tc.want)
+			}
+			if len(err.Error()) > 300 {
+				t.Fatalf("error echoes the body: %d bytes", len(err.Error()))
+			}
+		})
+	}
+	// null and arrays on an NDJSON line reject that line only.
+	p, err := Parse(strings.NewReader("null\n[1]\n"+okScan+"\n"), true, known, now)
+	if err != nil || len(p.Scans) != 1 || p.ErrorCount != 2 || !strings.Contains(p.Errors[0].Error, "must be a JSON object") {
+		t.Fatalf("Parse = %+v, %v", p, err)
+	}
+	// At the limits exactly, a scan is read.
+	pad := strings.Repeat(" ", MaxScanBytes-len(okScan))
+	if p, err := Parse(strings.NewReader(okScan+pad), false, known, now); err != nil || len(p.Scans) != 1 {
+		t.Fatalf("a scan of exactly MaxScanBytes: %+v, %v", p, err)
+	}
 }

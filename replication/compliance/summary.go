@@ -1,9 +1,11 @@
 package compliance
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -101,8 +103,15 @@ func DecodeStored(raw []byte) (*Summary, error) {
 
 var (
 	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderConcurrency(1))
+	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxSummaryBytes), zstd.WithDecoderConcurrency(1))
 )
+
+// MaxSummaryBytes bounds a summary read back from the store (decompressed), as the parent's
+// compliance route bounds one as it arrives: a summary of a catalog of 40,000 updates is about
+// 100 KB of JSON.
+const MaxSummaryBytes = 32 << 20
+
+var errSummaryNotObject = errors.New("a summary must be a JSON object")
 
 // Digest identifies a summary's numbers (not its time): equal digests, nothing to send.
 func (s *Summary) Digest() string {
@@ -113,8 +122,12 @@ func (s *Summary) Digest() string {
 	return hex.EncodeToString(h[:])
 }
 
-// Decode reads a summary as stored or sent.
+// Decode reads a summary as stored or sent: a JSON object (null, which encoding/json would read
+// as an empty summary, is refused).
 func Decode(raw []byte) (*Summary, error) {
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("decode compliance summary: %w", errSummaryNotObject)
+	}
 	var s Summary
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("decode compliance summary: %w", err)
