@@ -107,9 +107,10 @@ func gzipFeed(t testing.TB, buf []byte) []byte {
 }
 
 // gzipBomb returns a gzip stream of a feed that starts well and then has an unknown field whose
-// string value is plain bytes long, so that only the size cap can stop it. (Zeros would be
-// refused by the JSON scanner at once, and a run of whitespace between tokens is scanned in
-// quadratic time by encoding/json's Decoder, so the padding is a string.)
+// value, an array of strings each under MaxFeedTokenBytes, is plain bytes long, so that only the
+// size cap can stop it. (Zeros would be refused by the JSON scanner at once, and a run of
+// whitespace between tokens is scanned in quadratic time by encoding/json's Decoder, so the
+// padding is strings.)
 func gzipBomb(t testing.TB, plain int) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -122,12 +123,12 @@ func gzipBomb(t testing.TB, plain int) []byte {
 			t.Fatal(err)
 		}
 	}
-	write([]byte(`{"format": "patchtree.catalog/v1", "feed": "bomb", "padding": "`))
-	chunk := bytes.Repeat([]byte{'a'}, 1<<20)
+	write([]byte(`{"format": "patchtree.catalog/v1", "feed": "bomb", "padding": ["`))
+	chunk := append(bytes.Repeat([]byte{'a'}, 1<<19), `", "`...)
 	for n := 0; n < plain; n += len(chunk) {
 		write(chunk)
 	}
-	write([]byte(`", "bulletins": [], "updates": []}`))
+	write([]byte(`"], "bulletins": [], "updates": []}`))
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}

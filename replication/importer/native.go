@@ -34,10 +34,16 @@ type FeedHandler interface {
 // ParseNative parses a patchtree.catalog/v1 document as a stream, handing each record to h as
 // soon as it is decoded, so memory does not grow with the feed beyond what h keeps. It checks
 // the format tag, dates, ids (present, unique) and that every bulletin's update_ids name an
-// update of the feed. records counts decoded records, for progress.
+// update of the feed. records counts decoded records, for progress. The JSON limits of
+// jsonlimits.go (one token, one record, depth, keys, unknown fields) bound what it holds.
 func ParseNative(r io.Reader, h FeedHandler, records func()) (*FeedHeader, error) {
+	return parseNative(r, h, records, feedDefaults)
+}
+
+// parseNative is ParseNative with the given limits.
+func parseNative(r io.Reader, h FeedHandler, records func(), lim feedLimits) (*FeedHeader, error) {
 	p := &nativeParser{
-		dec: json.NewDecoder(r), h: h, records: records,
+		dec: json.NewDecoder(newJSONLimiter(r, lim)), h: h, records: records, maxUnknown: lim.fields,
 		updates: map[string]struct{}{}, bulletins: map[string]struct{}{}, pending: map[string]int{},
 	}
 	hdr, err := p.parse()
@@ -52,11 +58,13 @@ type nativeParser struct {
 	h       FeedHandler
 	records func()
 
-	updates   map[string]struct{} // every update id seen
-	bulletins map[string]struct{}
-	pending   map[string]int // update id referenced before it was seen → index of the first referring bulletin
-	nBull     int
-	nUpd      int
+	updates    map[string]struct{} // every update id seen
+	bulletins  map[string]struct{}
+	pending    map[string]int // update id referenced before it was seen → index of the first referring bulletin
+	nBull      int
+	nUpd       int
+	unknown    int // top-level fields skipped
+	maxUnknown int
 }
 
 // locate adds the byte offset to decoder errors.
@@ -99,8 +107,10 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 		case "updates":
 			err = p.eachRecord(key, p.update)
 		default:
-			var skip json.RawMessage
-			err = p.dec.Decode(&skip)
+			if p.unknown++; p.unknown > p.maxUnknown {
+				return nil, &LimitError{"an unknown field", p.dec.InputOffset(), int64(p.maxUnknown), "unknown fields"}
+			}
+			err = p.skipValue()
 		}
 		if err != nil {
 			return nil, err
@@ -128,6 +138,27 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 		return nil, fmt.Errorf("bulletins[%d] names an update the feed does not contain (%d dangling update_ids in all)", first, len(p.pending))
 	}
 	return hdr, nil
+}
+
+// skipValue reads past one value of a field the parser does not know, token by token, so that
+// it is never held whole.
+func (p *nativeParser) skipValue() error {
+	depth := 0
+	for {
+		tok, err := p.dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 func (p *nativeParser) expectDelim(want json.Delim, msg string) error {
