@@ -97,6 +97,12 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 			t.Fatal(err)
 		}
 		return "/v1/children/" + c.Child.Name, nil
+	case "POST /v1/children/{name}/rotate":
+		c, err := f.AddChild(fmt.Sprintf("rotated-%d", f.idx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/children/" + c.Child.Name + "/rotate", nil
 	case "POST /v1/replication/now":
 		return path, map[string]any{"scope": "policies"}
 	case "POST /v1/scans":

@@ -164,6 +164,13 @@ func (f *fakeBackend) RemoveChild(name string) (uint64, error) {
 	return idx, f.s.RemoveChild(idx, name)
 }
 
+func (f *fakeBackend) RotateChild(name string) (*node.RotatedChild, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return &node.RotatedChild{Name: name, JoinToken: "j.rotated-" + name, Index: idx}, f.s.RotateChild(idx, name, store.HashSecret("rotated-"+name))
+}
+
 func (f *fakeBackend) PutSetting(key string, v any) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -276,6 +283,8 @@ func (fakeHierarchy) Status(only string) ([]hierarchy.ChildStatus, error) {
 }
 
 func (fakeHierarchy) RulesChanged() {}
+
+func (fakeHierarchy) ChildRotated(child string) {}
 
 func (fakeHierarchy) ReceiveSummary(child string, rep hierarchy.SummaryReport, wire, raw int64) (*hierarchy.SummaryAnswer, error) {
 	if rep.Child != "" && rep.Child != child {

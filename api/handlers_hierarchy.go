@@ -26,6 +26,8 @@ type Hierarchy interface {
 	WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun
 	Status(only string) ([]hierarchy.ChildStatus, error)
 	RulesChanged()
+	// ChildRotated ends what the leader knew of a child's old credential (its waiting pull).
+	ChildRotated(child string)
 	ReceiveSummary(child string, rep hierarchy.SummaryReport, wire, raw int64) (*hierarchy.SummaryAnswer, error)
 }
 
@@ -97,6 +99,25 @@ func (s *Server) removeChild(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, indexResponse{Index: idx}, nil
+}
+
+// childRotated answers POST /v1/children/{name}/rotate: the new join token is shown this once;
+// the old credential is already revoked.
+type childRotated struct {
+	Name      string `json:"name"`
+	JoinToken string `json:"join_token"`
+	Index     uint64 `json:"index"`
+}
+
+func (s *Server) rotateChild(r *http.Request) (int, any, error) {
+	c, err := s.backend.RotateChild(mux.Vars(r)["name"])
+	if err != nil {
+		return 0, nil, err
+	}
+	if s.opts.Hierarchy != nil {
+		s.opts.Hierarchy.ChildRotated(c.Name)
+	}
+	return http.StatusOK, childRotated{Name: c.Name, JoinToken: c.JoinToken, Index: c.Index}, nil
 }
 
 type alertsResponse struct {

@@ -91,6 +91,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/children", adminAudit, true, s.listChildren, 0},
 		{http.MethodGet, "/v1/children/{name}", adminAudit, true, s.getChild, 0},
 		{http.MethodDelete, "/v1/children/{name}", adminOnly, true, s.removeChild, 0},
+		{http.MethodPost, "/v1/children/{name}/rotate", adminOnly, true, s.rotateChild, 0},
 		{http.MethodGet, "/v1/alerts", anyRole, false, s.alerts, 0},
 		// Rollout may replicate now for policy scopes only: the handler checks the scope.
 		{http.MethodPost, "/v1/replication/now", adminRollout, true, s.replicateNow, 0},
@@ -140,6 +141,7 @@ var auditActions = map[string]string{
 	"DELETE /v1/catalog/severities/{name}":           "catalog.severity-delete",
 	"POST /v1/children":                              "child.add",
 	"DELETE /v1/children/{name}":                     "child.remove",
+	"POST /v1/children/{name}/rotate":                "child.rotate",
 	"POST /v1/replication/now":                       "replicate-now",
 	"PUT /v1/replication/rules":                      "replication.rules-set",
 }

@@ -42,6 +42,7 @@ type Backend interface {
 	SetBulletinAdmin(id string, customSeverity *string, disabled *bool) (uint64, error)
 	AddChild(name string) (*node.EnrolledChild, error)
 	RemoveChild(name string) (uint64, error)
+	RotateChild(name string) (*node.RotatedChild, error)
 	PutSetting(key string, v any) (uint64, error)
 
 	CreatePolicy(actor store.Actor, in policy.Input) (*store.Policy, error)

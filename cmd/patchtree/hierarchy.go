@@ -15,8 +15,33 @@ import (
 )
 
 func runChild(args []string) error {
-	return dispatchSub("child", "Usage: patchtree child add NAME | list | remove NAME\n\nEnrol child sites at this parent, list them with their replication status, remove them.",
-		args, []subcommand{{"add", runChildAdd}, {"list", runChildList}, {"remove", runChildRemove}})
+	return dispatchSub("child", "Usage: patchtree child add NAME | list | remove NAME | rotate NAME\n\nEnrol child sites at this parent, list them with their replication status, remove them, rotate their credential.",
+		args, []subcommand{{"add", runChildAdd}, {"list", runChildList}, {"remove", runChildRemove}, {"rotate", runChildRotate}})
+}
+
+func runChildRotate(args []string) error {
+	fs := newFlags("child rotate", "NAME [flags]", "Replace a child's credential without re-enrolment: its node credential is revoked at once\n"+
+		"and a new one-time join token printed. Restart the child with --join-token NEW (or\n"+
+		"--join-token-file): it exchanges the token and keeps its replica, cursors and compliance sequence.")
+	cf := addClientFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{fmt.Errorf("child rotate needs exactly one NAME")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var ans struct {
+		JoinToken string `json:"join_token"`
+	}
+	if printed, err := c.request(http.MethodPost, "/v1/children/"+url.PathEscape(fs.Arg(0))+"/rotate", nil, &ans); printed || err != nil {
+		return err
+	}
+	fmt.Println(ans.JoinToken)
+	return nil
 }
 
 func runChildAdd(args []string) error {
