@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -41,6 +40,8 @@ type serveFlags struct {
 	tlsClientCA                            string
 	tlsClientRequire                       bool
 	testHooks                              bool
+	limits                                 httpLimits
+	secretFiles                            secretFiles
 }
 
 func runServe(args []string) error {
@@ -70,9 +71,14 @@ func runServe(args []string) error {
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) to verify the parent's TLS certificate")
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA certificates (PEM) that API clients' certificates must chain to, when they present one")
 	fs.BoolVar(&f.tlsClientRequire, "tls-client-require", false, "refuse API clients without a certificate from --tls-client-ca")
+	f.secretFiles.register(fs)
+	f.limits.register(fs)
 	fs.BoolVar(&f.testHooks, "test-hooks", false, "enable hooks for fault tests (altering a child's replica); never in production")
 	fs.MarkHidden("test-hooks")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.secretFiles.read(fs, &f); err != nil {
 		return err
 	}
 	cfg, logger, err := f.config(fs.NArg())
@@ -103,7 +109,7 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 	case f.joinSite != "" && strings.HasSuffix(f.raftListen, ":0"):
 		return node.Config{}, nil, errors.New("--join-site needs a fixed --raft-listen address (not port 0)")
 	case f.joinSite != "" && f.token == "":
-		return node.Config{}, nil, errors.New("--join-site needs the site's admin token (--token or PATCHTREE_TOKEN)")
+		return node.Config{}, nil, errors.New("--join-site needs the site's admin token (--token, --token-file or PATCHTREE_TOKEN)")
 	case f.maxBody <= 0:
 		return node.Config{}, nil, errors.New("--max-body-bytes must be positive")
 	case f.catalogMaxBytes <= 0:
@@ -114,6 +120,9 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, errors.New("--tls-cert and --tls-key go together")
 	case f.parent != "" && !strings.HasPrefix(f.parent, "http://") && !strings.HasPrefix(f.parent, "https://"):
 		return node.Config{}, nil, fmt.Errorf("--parent must be an http:// or https:// URL, not %q", f.parent)
+	}
+	if err := f.limits.validate(); err != nil {
+		return node.Config{}, nil, err
 	}
 	ranges, err := langalert.ParseRanges([]string{f.languages})
 	if err != nil {
@@ -128,9 +137,12 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 
 // serve runs the server until SIGINT/SIGTERM or a fatal node error.
 func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
-	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	// The data dir's lock comes first: a second server on the same dir stops here at once.
+	lock, err := node.LockDataDir(f.dataDir, logger)
+	if err != nil {
+		return err
 	}
+	defer lock.Release()
 	addrPath := filepath.Join(f.dataDir, apiAddrFile)
 	if err := os.Remove(addrPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale %s: %w", addrPath, err)
@@ -184,16 +196,15 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	}
 	imp.SetBackend(n)
 	parent.SetBackend(n)
-	apiOpts := api.Options{MaxBodyBytes: f.maxBody, Logger: logger, Importer: imp, Hierarchy: parent, TestHooks: f.testHooks}
+	apiOpts := api.Options{MaxBodyBytes: f.maxBody, Logger: logger, Importer: imp, Hierarchy: parent, TestHooks: f.testHooks,
+		Limits: f.limits.apiLimits()}
 	if child != nil {
 		child.SetBackend(n)
 		apiOpts.ParentLink = func() *hierarchy.ChildState { st := child.Status(); return &st }
 		apiOpts.Uplink = child
 	}
-	srv := &http.Server{
-		Handler:           api.New(n, apiOpts),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	srv := f.limits.server(api.New(n, apiOpts))
+	ln = f.limits.listener(ln, logger)
 	srv.TLSConfig = apiTLSConfig
 	serveErr := make(chan error, 1)
 	go func() {
