@@ -10,7 +10,8 @@ import (
 const MaxNameBytes = 128
 
 // CheckName applies the one rule for names that people read in lists, logs and audit entries:
-// not empty, at most MaxNameBytes bytes, valid UTF-8, and only printable characters, so no
+// not empty, at most MaxNameBytes bytes, valid UTF-8 (and no U+FFFD, which JSON decoding puts
+// in place of invalid UTF-8), and only printable characters, so no
 // control characters and no bidirectional overrides, embeddings, isolates or marks (which can
 // make a name display as another). what says whose name it is ("child", "site", ...). The error
 // reads "<what> name: <reason>", wraps ErrInvalid, and never echoes the name.
@@ -31,7 +32,8 @@ func nameProblem(name string) string {
 	}
 	for i, r := range name {
 		switch {
-		case r == utf8.RuneError && !validRuneAt(name, i):
+		case r == utf8.RuneError:
+			// Also U+FFFD itself: encoding/json puts it in place of invalid UTF-8.
 			return fmt.Sprintf("is not valid UTF-8 (at byte %d)", i)
 		case isBidiControl(r):
 			return fmt.Sprintf("contains the bidirectional formatting character U+%04X at byte %d", r, i)
@@ -42,12 +44,6 @@ func nameProblem(name string) string {
 		}
 	}
 	return ""
-}
-
-// validRuneAt tells a real U+FFFD in s at byte i from the RuneError of an invalid encoding.
-func validRuneAt(s string, i int) bool {
-	_, size := utf8.DecodeRuneInString(s[i:])
-	return size == 3
 }
 
 // isBidiControl reports the characters that change the direction text is displayed in:

@@ -14,7 +14,7 @@ func TestCheckName(t *testing.T) {
 	}{
 		{"plain", "berlin-01", ""},
 		{"spaces and unicode", "Zürich Büro 東京", ""},
-		{"replacement character itself", "a\uFFFDb", ""},
+		{"replacement character, as JSON decodes invalid UTF-8", "a\uFFFDb", "is not valid UTF-8 (at byte 1)"},
 		{"at the limit", strings.Repeat("a", MaxNameBytes), ""},
 		{"empty", "", "site name: is empty"},
 		{"over the limit", strings.Repeat("a", MaxNameBytes+1), "site name: is 129 bytes, limit is 128"},
