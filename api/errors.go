@@ -29,7 +29,7 @@ func statusFor(err error) int {
 	switch {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, store.ErrInvalid), errors.Is(err, langalert.ErrInvalidRange):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnauthorized), errors.Is(err, node.ErrJoinRefused):
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, node.ErrJoinRefused), errors.Is(err, hierarchy.ErrCredentialRevoked):
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrRateLimited):
 		return http.StatusTooManyRequests
