@@ -20,6 +20,9 @@ type securityFinding struct {
 // docs/security.md. Each finding starts the sites it needs, so findings run in parallel.
 var securityFindings = []securityFinding{
 	{"1-RaftPort", testRaftPortUnauthenticated},
+	{"2-JoinBruteForce", testJoinBruteForce},
+	{"4-SlowConnections", testSlowConnections},
+	{"8-DataDir", testDataDir},
 }
 
 // TestSecurity runs every finding of the threat model as a parallel subtest.
