@@ -22,6 +22,7 @@ var securityFindings = []securityFinding{
 	{"1-RaftPort", testRaftPortUnauthenticated},
 	{"2-JoinBruteForce", testJoinBruteForce},
 	{"4-SlowConnections", testSlowConnections},
+	{"6-ImportSources", testImportSources},
 	{"8-DataDir", testDataDir},
 }
 
