@@ -687,13 +687,13 @@ func (c *Child) dropPartial() {
 func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start time.Time) (ack Ack, cut error) {
 	wire := &countReader{r: body}
 	ack = Ack{Child: link.Child}
-	dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderConcurrency(1))
+	dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderMaxWindow(maxRunWindow), zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		ack.Error = err.Error()
 		return ack, nil
 	}
 	defer dec.Close()
-	raw := &countReader{r: dec}
+	raw := &countReader{r: &lineCap{r: dec, limit: maxRunLineBytes}}
 	jd := json.NewDecoder(raw)
 	var h RunHeader
 	if err := jd.Decode(&h); err != nil {
