@@ -454,10 +454,11 @@ func TestHierarchyAuth(t *testing.T) {
 	}
 	node := j.NodeToken
 
+	// A used token and an unknown child get the same answer, so child names cannot be listed.
 	st, m, raw := join("emea", tok)
-	checkError(t, "join with a used join token", st, m, raw, 409, "already used")
+	checkError(t, "join with a used join token", st, m, raw, 401, "join refused: unknown child or invalid join token")
 	st, m, raw = join("nobody", tok)
-	checkError(t, "join as an unknown child", st, m, raw, 404, "nobody")
+	checkError(t, "join as an unknown child", st, m, raw, 401, "join refused: unknown child or invalid join token")
 	hierEnrol(t, parent, "apac")
 	st, m, raw = join("apac", tok) // emea's (used) token for apac: wrong
 	if st < 400 || st > 499 {
