@@ -59,11 +59,11 @@ func ParseChanges(r io.Reader) ([]Entry, error) {
 		}
 		p, err := cleanPath(rec[0])
 		if err != nil {
-			return nil, fmt.Errorf("csaf: changes.csv line %d: path %q: %v", line, rec[0], err)
+			return nil, fmt.Errorf("csaf: changes.csv line %d: path: %v", line, err)
 		}
 		ts, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(rec[1]))
 		if err != nil {
-			return nil, fmt.Errorf("csaf: changes.csv line %d: %s: invalid timestamp %q (want RFC 3339)", line, p, rec[1])
+			return nil, fmt.Errorf("csaf: changes.csv line %d: %s: invalid timestamp (want RFC 3339)", line, p)
 		}
 		if i, dup := index[p]; dup {
 			if ts.After(entries[i].Timestamp) {

@@ -106,7 +106,7 @@ type remediation struct {
 // document.title, or has a missing or malformed tracking date.
 func Parse(data []byte) (*Advisory, error) {
 	if !json.Valid(data) {
-		return nil, errors.New("csaf: not JSON")
+		return nil, errors.New("csaf: not JSON: not a patchtree feed or CSAF document")
 	}
 	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, errors.New("csaf: not a CSAF document: top level is not a JSON object")
@@ -115,9 +115,10 @@ func Parse(data []byte) (*Advisory, error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, fmt.Errorf("csaf: malformed CSAF document: field %s: %s is not a JSON %s", te.Field, te.Value, te.Type)
+			kind, _, _ := strings.Cut(te.Value, " ") // "number 1e999" → "number": no values in errors
+			return nil, fmt.Errorf("csaf: malformed CSAF document: field %s at byte %d: %s is not a JSON %s", te.Field, te.Offset, kind, te.Type)
 		}
-		return nil, fmt.Errorf("csaf: malformed CSAF document: %v", err)
+		return nil, errors.New("csaf: malformed CSAF document")
 	}
 	m := doc.Document
 	switch {
@@ -126,7 +127,7 @@ func Parse(data []byte) (*Advisory, error) {
 	case m.CSAFVersion == nil:
 		return nil, errors.New("csaf: not a CSAF document: missing document.csaf_version")
 	case *m.CSAFVersion != "2.0":
-		return nil, fmt.Errorf("csaf: unsupported document.csaf_version %q (want \"2.0\")", *m.CSAFVersion)
+		return nil, errors.New(`csaf: unsupported document.csaf_version (want "2.0")`)
 	}
 	id := strings.TrimSpace(m.Tracking.ID)
 	if id == "" {
@@ -134,15 +135,15 @@ func Parse(data []byte) (*Advisory, error) {
 	}
 	title := strings.TrimSpace(m.Title)
 	if title == "" {
-		return nil, fmt.Errorf("csaf: %s: missing document.title", id)
+		return nil, errors.New("csaf: missing document.title") // the document is named by its path
 	}
 	released, err := normDate("document.tracking.initial_release_date", m.Tracking.InitialReleaseDate)
 	if err != nil {
-		return nil, fmt.Errorf("csaf: %s: %w", id, err)
+		return nil, fmt.Errorf("csaf: %w", err)
 	}
 	revised, err := normDate("document.tracking.current_release_date", m.Tracking.CurrentReleaseDate)
 	if err != nil {
-		return nil, fmt.Errorf("csaf: %s: %w", id, err)
+		return nil, fmt.Errorf("csaf: %w", err)
 	}
 
 	a := &Advisory{Bulletin: store.BulletinContent{
@@ -216,14 +217,14 @@ func normDate(field, s string) (string, error) {
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		if y := t.UTC().Year(); y < 1 || y > 9999 {
-			return "", fmt.Errorf("%s: date %q is out of range in UTC", field, s)
+			return "", fmt.Errorf("%s: date is out of range in UTC", field)
 		}
 		return t.UTC().Format("2006-01-02T15:04:05Z"), nil
 	}
 	if _, err := time.Parse(time.DateOnly, s); err == nil {
 		return s, nil
 	}
-	return "", fmt.Errorf("%s: invalid date %q (want RFC 3339)", field, s)
+	return "", fmt.Errorf("%s: invalid date (want RFC 3339)", field)
 }
 
 // vendorOf returns the first vendor branch name (depth first), else the publisher's name.

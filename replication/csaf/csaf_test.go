@@ -139,25 +139,25 @@ func TestParseErrors(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"empty", nil, "csaf: not JSON"},
-		{"not JSON", []byte("<html>"), "csaf: not JSON"},
-		{"truncated", docWith(t, nil)[:100], "csaf: not JSON"},
+		{"empty", nil, "csaf: not JSON: not a patchtree feed or CSAF document"},
+		{"not JSON", []byte("<html>"), "csaf: not JSON: not a patchtree feed or CSAF document"},
+		{"truncated", docWith(t, nil)[:100], "csaf: not JSON: not a patchtree feed or CSAF document"},
 		{"array", []byte(`[{"document":{}}]`), "csaf: not a CSAF document: top level is not a JSON object"},
 		{"no document", []byte(`{"vulnerabilities":[]}`), "csaf: not a CSAF document: missing document"},
 		{"no csaf_version", docWith(t, func(d obj) { delete(meta(d), "csaf_version") }),
 			"csaf: not a CSAF document: missing document.csaf_version"},
 		{"CSAF 1.2", docWith(t, func(d obj) { meta(d)["csaf_version"] = "1.2" }),
-			`csaf: unsupported document.csaf_version "1.2" (want "2.0")`},
+			`csaf: unsupported document.csaf_version (want "2.0")`},
 		{"no tracking id", docWith(t, func(d obj) { trackOf(d)["id"] = "  " }), "csaf: missing document.tracking.id"},
-		{"no title", docWith(t, func(d obj) { delete(meta(d), "title") }), "csaf: EX-2024-001: missing document.title"},
+		{"no title", docWith(t, func(d obj) { delete(meta(d), "title") }), "csaf: missing document.title"},
 		{"bad initial date", docWith(t, func(d obj) { trackOf(d)["initial_release_date"] = "10/01/2024" }),
-			`csaf: EX-2024-001: document.tracking.initial_release_date: invalid date "10/01/2024" (want RFC 3339)`},
+			`csaf: document.tracking.initial_release_date: invalid date (want RFC 3339)`},
 		{"year 0 after conversion to UTC", docWith(t, func(d obj) { trackOf(d)["initial_release_date"] = "0000-01-01T00:00:00+01:00" }),
-			`csaf: EX-2024-001: document.tracking.initial_release_date: date "0000-01-01T00:00:00+01:00" is out of range in UTC`},
+			`csaf: document.tracking.initial_release_date: date is out of range in UTC`},
 		{"no current date", docWith(t, func(d obj) { delete(trackOf(d), "current_release_date") }),
-			"csaf: EX-2024-001: missing document.tracking.current_release_date"},
+			"csaf: missing document.tracking.current_release_date"},
 		{"title is a number", docWith(t, func(d obj) { meta(d)["title"] = 7 }),
-			"csaf: malformed CSAF document: field document.title: number is not a JSON string"},
+			"csaf: malformed CSAF document: field document.title at byte 446: number is not a JSON string"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

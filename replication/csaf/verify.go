@@ -74,7 +74,7 @@ func VerifyHash(name string, data, hashFile []byte, algo string) error {
 		return bad("digest is not hexadecimal")
 	}
 	if file != "" && path.Base(file) != path.Base(name) {
-		return bad("it names %q, not %q", file, path.Base(name))
+		return bad("it names another file, not %q", path.Base(name))
 	}
 	h.Write(data)
 	if got := h.Sum(nil); !bytes.Equal(got, want) {

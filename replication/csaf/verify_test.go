@@ -34,7 +34,7 @@ func TestVerifyHash(t *testing.T) {
 		{"not hex", strings.Repeat("zz", 64), "sha512",
 			"document 2017/icsa-17-010-01a.json: malformed .sha512 file: digest is not hexadecimal"},
 		{"names another file", h512 + "  icsa-17-012-01.json", "sha512",
-			`document 2017/icsa-17-010-01a.json: malformed .sha512 file: it names "icsa-17-012-01.json", not "icsa-17-010-01a.json"`},
+			`document 2017/icsa-17-010-01a.json: malformed .sha512 file: it names another file, not "icsa-17-010-01a.json"`},
 		{"empty", " \n\n", "sha256", "document 2017/icsa-17-010-01a.json: malformed .sha256 file: empty"},
 		{"unknown algorithm", h512, "md5", `csaf: unsupported hash algorithm "md5" (want sha512 or sha256)`},
 	}
