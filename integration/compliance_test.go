@@ -654,16 +654,22 @@ func (s *cmpSuite) testResendAndChange(t *testing.T) {
 func cmpMakeSummary(site string, computers, compliant int64, cells [4]int64, viewUpdates int64, bulletins map[string][4]int64) *compliance.Summary {
 	sum := &compliance.Summary{Site: site, AsOf: time.Now().UTC(), Computers: computers, Compliant: compliant, Cells: cells,
 		ViewUpdates: viewUpdates, Bulletins: []compliance.BulletinCounts{}}
+	var all [4]int64
 	for _, id := range slices.Sorted(maps.Keys(bulletins)) {
 		sum.Bulletins = append(sum.Bulletins, compliance.BulletinCounts{ID: id, C: bulletins[id]})
+		for i, n := range bulletins[id] {
+			all[i] += n
+		}
 	}
+	// One severity row for them all: the parent checks that the severity rows add up.
+	sum.Severities = []compliance.SeverityCounts{{Severity: "", C: all}}
 	return sum
 }
 
 // testSequences: a child's node credential (an extra child "rogue" enrolled and joined by the
 // test, since no API reveals a child's stored credential) posts summaries by hand: the parent
-// keeps the newest, ignores older sequences and replays, refuses a wrong digest and a credential
-// sending as another child.
+// keeps the newest (sequences go up by one from 1), ignores older sequences and replays, refuses
+// a wrong digest and a credential sending as another child.
 func (s *cmpSuite) testSequences(t *testing.T) {
 	p := s.parent
 	tok := hierEnrol(t, p, "rogue")
@@ -672,6 +678,8 @@ func (s *cmpSuite) testSequences(t *testing.T) {
 	}
 	doJSON(t, "POST", p.url+"/v1/hierarchy/v1/join", "", map[string]any{"name": "rogue", "join_token": tok}, 200, &j)
 	node := j.NodeToken
+	// rogue reports every language, so that the bulletins of its summaries are in its view.
+	doJSON(t, "PUT", p.url+"/v1/hierarchy/v1/languages", node, map[string]any{"ranges": []string{"*"}}, 200, nil)
 	north := s.kid("north")
 	bN := slices.Sorted(maps.Keys(north.cat.Bulletins))[0]
 	s2 := cmpMakeSummary("rogue", 10, 6, [4]int64{12, 5, 8, 15}, 4, map[string][4]int64{bN: {3, 2, 1, 4}, "TSA-2024-001": {5, 0, 2, 3}, "TSA-2022-010": {1, 1, 1, 7}})
@@ -703,50 +711,55 @@ func (s *cmpSuite) testSequences(t *testing.T) {
 		who, token string
 		want       int
 	}{{"no token", "", 401}, {"the admin token", p.token, 403}, {"an agent token", s.agent, 403}, {"an auditor token", s.auditor, 403}} {
-		st, _, raw, _ := cmpPostSummary(t, p, c.token, report("rogue", 2, s2, ""), false)
+		st, _, raw, _ := cmpPostSummary(t, p, c.token, report("rogue", 1, s2, ""), false)
 		var m map[string]any
 		_ = json.Unmarshal(raw, &m)
 		checkError(t, "POST /v1/hierarchy/v1/compliance with "+c.who, st, m, raw, c.want, "")
 	}
 
-	// seq 2, zstd-compressed: stored, one run.
-	st, ans, raw, wire := cmpPostSummary(t, p, node, report("rogue", 2, s2, ""), true)
-	rawLen := len(hierJSON(report("rogue", 2, s2, "")))
-	if st != 200 || !ans.Accepted || ans.Seq != 2 {
-		t.Fatalf("rogue seq 2: %d %s; want accepted", st, raw)
+	// seq 1, zstd-compressed: stored, one run.
+	st, ans, raw, wire := cmpPostSummary(t, p, node, report("rogue", 1, s2, ""), true)
+	rawLen := len(hierJSON(report("rogue", 1, s2, "")))
+	if st != 200 || !ans.Accepted || ans.Seq != 1 {
+		t.Fatalf("rogue seq 1: %d %s; want accepted", st, raw)
 	}
-	if r := runs(); len(r) != 1 || r[0].To != 2 || r[0].Records != 3 || r[0].Trigger != "test" || r[0].BytesWire != int64(wire) || r[0].BytesRaw != int64(rawLen) {
-		t.Errorf("rogue's compliance runs after seq 2: %v; want one run to 2, 3 records, trigger test, %d bytes wire / %d raw", r, wire, rawLen)
+	if r := runs(); len(r) != 1 || r[0].To != 1 || r[0].Records != 3 || r[0].Trigger != "test" || r[0].BytesWire != int64(wire) || r[0].BytesRaw != int64(rawLen) {
+		t.Errorf("rogue's compliance runs after seq 1: %v; want one run to 1, 3 records, trigger test, %d bytes wire / %d raw", r, wire, rawLen)
 	}
-	rogueLine("after seq 2", s2, 2)
+	rogueLine("after seq 1", s2, 1)
 
-	// seq 1 after seq 2: older, ignored.
-	st, ans, raw, _ = cmpPostSummary(t, p, node, report("rogue", 1, s1, ""), false)
+	// seq 0 after seq 1: older, ignored.
+	st, ans, raw, _ = cmpPostSummary(t, p, node, report("rogue", 0, s1, ""), false)
 	if st != 200 || ans.Accepted || !strings.Contains(strings.ToLower(ans.Reason), "older") {
-		t.Errorf("rogue seq 1 after seq 2: %d %s; want 200 {accepted: false, reason mentioning older}", st, raw)
+		t.Errorf("rogue seq 0 after seq 1: %d %s; want 200 {accepted: false, reason mentioning older}", st, raw)
 	}
-	// seq 2 again with other content, and with the same content: replays, ignored.
+	// seq 1 again with other content, and with the same content: replays, ignored.
 	for _, c := range []struct {
 		what string
 		sum  *compliance.Summary
 		zstd bool
 	}{{"other content", s2b, true}, {"the same content", s2, false}} {
-		st, ans, raw, _ = cmpPostSummary(t, p, node, report("rogue", 2, c.sum, ""), c.zstd)
+		st, ans, raw, _ = cmpPostSummary(t, p, node, report("rogue", 1, c.sum, ""), c.zstd)
 		if st != 200 || ans.Accepted || ans.Reason == "" {
-			t.Errorf("rogue seq 2 again with %s (a replay): %d %s; want 200 {accepted: false, reason}", c.what, st, raw)
+			t.Errorf("rogue seq 1 again with %s (a replay): %d %s; want 200 {accepted: false, reason}", c.what, st, raw)
 		}
 	}
-	rogueLine("after an older sequence and replays", s2, 2)
+	rogueLine("after an older sequence and replays", s2, 1)
 	// The unchanged report of the stored sequence: accepted (contact), nothing stored.
-	st, ans, raw, _ = cmpPostSummary(t, p, node, map[string]any{"child": "rogue", "seq": 2, "digest": s2.Digest(), "trigger": "test", "interval": "1h", "unchanged": true}, false)
+	st, ans, raw, _ = cmpPostSummary(t, p, node, map[string]any{"child": "rogue", "seq": 1, "digest": s2.Digest(), "trigger": "test", "interval": "1h", "unchanged": true}, false)
 	if st != 200 || !ans.Accepted {
-		t.Errorf("rogue unchanged report of seq 2: %d %s; want accepted", st, raw)
+		t.Errorf("rogue unchanged report of seq 1: %d %s; want accepted", st, raw)
 	}
 	// A digest that does not match the content is refused.
-	st, _, raw, _ = cmpPostSummary(t, p, node, report("rogue", 3, s3, s2.Digest()), true)
+	st, _, raw, _ = cmpPostSummary(t, p, node, report("rogue", 2, s3, s2.Digest()), true)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
-	checkError(t, "rogue seq 3 with the digest of seq 2's summary", st, m, raw, 400, "digest")
+	checkError(t, "rogue seq 2 with the digest of seq 1's summary", st, m, raw, 400, "digest")
+	// A sequence past the next one is refused, naming the next.
+	st, _, raw, _ = cmpPostSummary(t, p, node, report("rogue", 3, s3, ""), true)
+	m = nil
+	_ = json.Unmarshal(raw, &m)
+	checkError(t, "rogue seq 3 after seq 1", st, m, raw, 409, "must have sequence 2")
 	// rogue's credential sending as north: 403, north's line untouched.
 	st, _, raw, _ = cmpPostSummary(t, p, node, report("north", north.seq+10, s3, ""), true)
 	m = nil
@@ -755,25 +768,25 @@ func (s *cmpSuite) testSequences(t *testing.T) {
 	if r := runs(); len(r) != 1 {
 		t.Errorf("rogue's compliance runs after an older sequence, replays, an unchanged report and refusals: %v; want still one", r)
 	}
-	rogueLine("after the refused reports", s2, 2)
+	rogueLine("after the refused reports", s2, 1)
 	if n := len(cmpComplianceRuns(t, p, "north")); n != int(north.seq) {
 		t.Errorf("north: %d compliance runs after rogue posted as north; want %d", n, north.seq)
 	}
 
-	// seq 3 as plain JSON: stored.
-	st, ans, raw, wire = cmpPostSummary(t, p, node, report("rogue", 3, s3, ""), false)
-	if st != 200 || !ans.Accepted || ans.Seq != 3 {
-		t.Errorf("rogue seq 3 (plain JSON): %d %s; want accepted", st, raw)
+	// seq 2 as plain JSON: stored.
+	st, ans, raw, wire = cmpPostSummary(t, p, node, report("rogue", 2, s3, ""), false)
+	if st != 200 || !ans.Accepted || ans.Seq != 2 {
+		t.Errorf("rogue seq 2 (plain JSON): %d %s; want accepted", st, raw)
 	}
-	if r := runs(); len(r) != 2 || r[0].To != 3 || r[0].Records != 3 || r[0].BytesWire != int64(wire) || r[0].BytesRaw != int64(wire) {
-		t.Errorf("rogue's compliance runs after seq 3: %v; want two, the newest to 3 with 3 records and %d bytes wire = raw", r, wire)
+	if r := runs(); len(r) != 2 || r[0].To != 2 || r[0].Records != 3 || r[0].BytesWire != int64(wire) || r[0].BytesRaw != int64(wire) {
+		t.Errorf("rogue's compliance runs after seq 2: %v; want two, the newest to 2 with 3 records and %d bytes wire = raw", r, wire)
 	}
-	rogueLine("after seq 3", s3, 3)
+	rogueLine("after seq 2", s3, 2)
 	tr := cmpTruth{Site: "rogue", Computers: s3.Computers, Compliant: s3.Compliant, Cells: s3.Cells, Bulletins: map[string][4]int64{}}
 	for _, b := range s3.Bulletins {
 		tr.Bulletins[b.ID] = b.C
 	}
-	s.rogue = &cmpSiteWant{Truth: tr, Seq: 3, Interval: "1h0m0s"}
+	s.rogue = &cmpSiteWant{Truth: tr, Seq: 2, Interval: "1h0m0s"}
 	s.checkReports(t, "with rogue's summary", p.token)
 
 	st, m, raw = do(t, "GET", p.url+"/v1/compliance", node, nil)

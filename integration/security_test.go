@@ -21,9 +21,13 @@ type securityFinding struct {
 var securityFindings = []securityFinding{
 	{"1-RaftPort", testRaftPortUnauthenticated},
 	{"2-JoinBruteForce", testJoinBruteForce},
+	{"3-ForgedSummary", testForgedSummary},
+	{"3-SecondPoller", testSecondPoller},
+	{"3-Rotate", testRotate},
 	{"4-SlowConnections", testSlowConnections},
 	{"6-ImportSources", testImportSources},
 	{"8-DataDir", testDataDir},
+	{"8-PermanentJoinError", testPermanentJoinError},
 }
 
 // TestSecurity runs every finding of the threat model as a parallel subtest.
