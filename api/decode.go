@@ -15,7 +15,7 @@ import (
 
 // maxBodyZstdWindow bounds the window a zstd request body may declare (and so the decoder's
 // memory), whatever the route's limit: zstd's own encoders use at most 8 MiB below level 20.
-const maxBodyZstdWindow = 16 << 20
+const maxBodyZstdWindow = 8 << 20
 
 // errNotObject is the answer to a body that is valid JSON but not an object (null, an array,
 // a string, a number, a boolean): encoding/json would decode null as {} and leave every field
@@ -76,14 +76,17 @@ type bodySizes struct{ wire, raw int64 }
 
 // decodeEncodedBody is decodeBody for the routes that accept a zstd-compressed body
 // (Content-Encoding: zstd): it decompresses as it decodes, stops with 413 as soon as the
-// decompressed body passes the route's own body limit, and reports the sizes read.
-func (s *Server) decodeEncodedBody(r *http.Request, v any) (bodySizes, error) {
+// decompressed body passes maxRaw (0: the route's own body limit), and reports the sizes read.
+func (s *Server) decodeEncodedBody(r *http.Request, v any, maxRaw int64) (bodySizes, error) {
 	wire := &countingReader{r: r.Body}
 	raw := &countingReader{r: wire}
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 	case "zstd":
 		limit := s.routeBodyLimit(r)
+		if maxRaw > 0 {
+			limit = min(limit, maxRaw)
+		}
 		dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(uint64(limit)),
 			zstd.WithDecoderMaxWindow(uint64(min(limit, maxBodyZstdWindow))), zstd.WithDecoderConcurrency(1))
 		if err != nil {

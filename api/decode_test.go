@@ -85,7 +85,7 @@ func TestEncodedBodyCapped(t *testing.T) {
 				Child string `json:"child"`
 				Seq   int    `json:"seq"`
 			}
-			size, err := s.decodeEncodedBody(req, &v)
+			size, err := s.decodeEncodedBody(req, &v, 0)
 			switch {
 			case tc.code == 0 && err != nil:
 				t.Fatalf("decode: %v", err)

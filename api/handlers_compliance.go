@@ -131,14 +131,14 @@ func (s *Server) getComplianceBulletins(r *http.Request) (int, any, error) {
 }
 
 // hCompliance receives a child's summary report, zstd-compressed: the decompressed report is
-// capped at the route's body limit while it streams.
+// capped at compliance.MaxSummaryBytes while it streams.
 func (s *Server) hCompliance(r *http.Request) (int, any, error) {
 	h, err := s.hierarchy()
 	if err != nil {
 		return 0, nil, err
 	}
 	var rep hierarchy.SummaryReport
-	size, err := s.decodeEncodedBody(r, &rep)
+	size, err := s.decodeEncodedBody(r, &rep, compliance.MaxSummaryBytes)
 	if err != nil {
 		return 0, nil, err
 	}

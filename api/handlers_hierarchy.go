@@ -387,7 +387,7 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 
 func (s *Server) hAck(r *http.Request) (int, any, error) {
 	var req hierarchy.Ack
-	if err := decodeBody(r, &req); err != nil {
+	if _, err := s.decodeEncodedBody(r, &req, 0); err != nil {
 		return 0, nil, err
 	}
 	h, err := s.hierarchy()

@@ -106,10 +106,11 @@ var (
 	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxSummaryBytes), zstd.WithDecoderConcurrency(1))
 )
 
-// MaxSummaryBytes bounds a summary read back from the store (decompressed), as the parent's
-// compliance route bounds one as it arrives: a summary of a catalog of 40,000 updates is about
-// 100 KB of JSON.
-const MaxSummaryBytes = 32 << 20
+// MaxSummaryBytes bounds a child's summary report decompressed, as it arrives at the parent and
+// when it is read back from the store: a summary of a catalog of 40,000 updates is about 100 KB
+// of JSON (1,100 bulletins), so this is room for some 80,000 bulletins. The parent holds a
+// report whole while it decodes it, so this, not the compressed size, is what one costs.
+const MaxSummaryBytes = 8 << 20
 
 var errSummaryNotObject = errors.New("a summary must be a JSON object")
 
