@@ -29,9 +29,11 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseRange -fuzztime 30s ./langalert/
 	$(GO) test -run '^$$' -fuzz FuzzParseNative -fuzztime 30s ./replication/importer/
+	$(GO) test -run '^$$' -fuzz FuzzNativeLimits -fuzztime 30s ./replication/importer/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./replication/csaf/
 	$(GO) test -run '^$$' -fuzz FuzzParseSettings -fuzztime 30s ./replication/policy/
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./replication/compliance/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./replication/compliance/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeSummary -fuzztime 30s ./replication/compliance/
 
 clean:
 	rm -rf bin

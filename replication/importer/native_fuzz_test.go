@@ -3,6 +3,8 @@ package importer
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"patchtree/store"
@@ -80,6 +82,56 @@ func FuzzParseNative(f *testing.F) {
 						t.Fatalf("bulletin %q kept a date that is not one: %v", b.ID, err)
 					}
 				}
+			}
+		}
+	})
+}
+
+// fuzzLimits are limits small enough for the fuzzer to reach every one of them.
+var fuzzLimits = feedLimits{token: 24, record: 160, depth: 5, keys: 6, fields: 2}
+
+// FuzzNativeLimits checks the feed decoder's JSON limits: a feed accepted under small limits is
+// accepted with the same records under the real ones (limits only refuse, never change what is
+// read), every string it handed over fits the token limit, and a refusal names a byte offset
+// within the input and the limit, and repeats none of the input. The seed corpus is in
+// testdata/fuzz/FuzzNativeLimits.
+func FuzzNativeLimits(f *testing.F) {
+	f.Add([]byte(`{"format":"patchtree.catalog/v1","feed":"f","bulletins":[{"id":"B","update_ids":["U"]}],"updates":[{"id":"U"}]}`))
+	f.Add([]byte(`{"format":"patchtree.catalog/v1","feed":"f","x":[[[[[[1]]]]]],"updates":[]}`))
+	f.Add([]byte(`{"format":"patchtree.catalog/v1","feed":"f","updates":[{"id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		small := &fuzzHandler{}
+		_, errSmall := parseNative(bytes.NewReader(data), small, nil, fuzzLimits)
+		full := &fuzzHandler{}
+		_, errFull := ParseNative(bytes.NewReader(data), full, nil)
+		if errSmall != nil {
+			if !errors.Is(errSmall, ErrBadFeed) {
+				t.Fatalf("error %v does not wrap ErrBadFeed", errSmall)
+			}
+			if msg := errSmall.Error(); strings.Contains(msg, "exceeds the limit") {
+				var off int64
+				if i := strings.Index(msg, " at byte "); i < 0 {
+					t.Fatalf("limit error without an offset: %s", msg)
+				} else if _, err := fmt.Sscanf(msg[i+len(" at byte "):], "%d", &off); err != nil || off < 0 || off > int64(len(data)) {
+					t.Fatalf("limit error offset %d outside the %d-byte input: %s", off, len(data), msg)
+				}
+			}
+			return
+		}
+		if errFull != nil {
+			t.Fatalf("accepted under small limits, refused under the real ones: %v", errFull)
+		}
+		if len(small.bulletins) != len(full.bulletins) || len(small.updates) != len(full.updates) {
+			t.Fatalf("records differ: %d/%d bulletins, %d/%d updates", len(small.bulletins), len(full.bulletins), len(small.updates), len(full.updates))
+		}
+		for _, u := range small.updates {
+			if int64(len(u.ID)+2) > fuzzLimits.token {
+				t.Fatalf("update id of %d bytes passed a %d-byte token limit", len(u.ID), fuzzLimits.token)
+			}
+		}
+		for _, b := range small.bulletins {
+			if int64(len(b.ID)+2) > fuzzLimits.token {
+				t.Fatalf("bulletin id of %d bytes passed a %d-byte token limit", len(b.ID), fuzzLimits.token)
 			}
 		}
 	})
