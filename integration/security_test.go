@@ -25,7 +25,9 @@ var securityFindings = []securityFinding{
 	{"3-SecondPoller", testSecondPoller},
 	{"3-Rotate", testRotate},
 	{"4-SlowConnections", testSlowConnections},
+	{"5-Memory", testMemoryBounded},
 	{"6-ImportSources", testImportSources},
+	{"7-BadBodies", testBadBodies},
 	{"8-DataDir", testDataDir},
 	{"8-PermanentJoinError", testPermanentJoinError},
 }
