@@ -220,9 +220,9 @@ func (h *policyHarness) assertPolicies(before map[string]uint64) {
 // TestPoliciesConvergeAndNeverOutrunTheCatalog drives random catalog and policy changes, range
 // changes and replicate-now selections under the default rules (catalog daily, policies
 // continuous). After every sync the child holds exactly the parent's filtered policies, and
-// never a policy that references a record its catalog lacks.
+// never a policy that references a record its catalog lacks. 8 seeds; 25 with PATCHTREE_SOAK=1.
 func TestPoliciesConvergeAndNeverOutrunTheCatalog(t *testing.T) {
-	for seed := uint64(1); seed <= 25; seed++ {
+	for seed := uint64(1); seed <= seeds(8, 25); seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			h := newPolicyHarness(t, seed)
 			rangeSets := [][]string{{"de", "fr"}, {"de", "it"}, {"en"}, {"*"}, {"ja"}}
