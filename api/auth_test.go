@@ -50,6 +50,8 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		return "/v1/tokens/" + created.Token.ID, nil
 	case "POST /v1/site/servers":
 		return path, map[string]any{"id": "n9", "raft_addr": "127.0.0.1:9", "api_addr": "http://127.0.0.1:9", "name": "hq", "role": "parent"}
+	case "POST /v1/site/certificates":
+		return path, map[string]any{"id": "n9"}
 	case "DELETE /v1/site/servers/{id}":
 		if _, err := f.AddServer(joinReq("n8"), true); err != nil {
 			t.Fatal(err)

@@ -108,7 +108,10 @@ func (f *fakeBackend) AddServer(req node.JoinRequest, allowNew bool) (uint64, er
 }
 
 func (f *fakeBackend) IssueServerTLS(id string) (*node.SiteTLS, error) {
-	return nil, node.ErrNoSiteCA
+	if id == "" {
+		return nil, fmt.Errorf("server id is required: %w", store.ErrInvalid)
+	}
+	return &node.SiteTLS{CACertPEM: []byte("ca"), CAKeyPEM: []byte("ca key"), ServerCertPEM: []byte("cert " + id), ServerKeyPEM: []byte("key")}, nil
 }
 
 func (f *fakeBackend) RemoveServer(id string) (uint64, error) {
