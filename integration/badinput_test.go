@@ -81,6 +81,7 @@ func rawDo(t *testing.T, method, url, token string, o oversized) (int, map[strin
 }
 
 func TestBadInputLeavesStateUnchanged(t *testing.T) {
+	t.Parallel()
 	p := startSite(t, siteOpts{Name: "badinput", Languages: []string{"de", "fr"}})
 
 	// api.addr format: exactly the base URL plus a newline.

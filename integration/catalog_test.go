@@ -16,6 +16,7 @@ import (
 )
 
 func TestCatalogImportMozillaEndToEnd(t *testing.T) {
+	t.Parallel()
 	feed := catSharedData(t, "catalogs/mozilla-2005-2019.catalog.json")
 	fi, err := os.Stat(feed)
 	if err != nil {
@@ -204,6 +205,7 @@ func catBulletinDiff(t *testing.T, a, b []byte) (diffs []string, sameUpdates boo
 }
 
 func TestCatalogRevisedDateChange(t *testing.T) {
+	t.Parallel()
 	orig := catSharedData(t, "catalogs/mozilla-2005-2019.catalog.json")
 	data, err := os.ReadFile(orig)
 	if err != nil {
@@ -293,6 +295,7 @@ func TestCatalogRevisedDateChange(t *testing.T) {
 }
 
 func TestCatalogCSAF(t *testing.T) {
+	t.Parallel()
 	dir := catSharedData(t, "csaf/cisa-ot-2017")
 	p := startSite(t, siteOpts{Name: "cat-csaf", Languages: []string{"*"}})
 	first, _ := catImport(t, p, map[string]any{"source": dir})
@@ -395,6 +398,7 @@ func firstOf(s []string) string {
 }
 
 func TestCatalogImportRefusedOnChild(t *testing.T) {
+	t.Parallel()
 	c := startSite(t, siteOpts{Name: "cat-child", Role: "child", Languages: []string{"*"}})
 	dir := t.TempDir()
 	feed := catGenerate(t, dir, "feed.json", "--bulletins", "5", "--languages", "3", "--seed", "3")
@@ -423,6 +427,7 @@ func TestCatalogImportRefusedOnChild(t *testing.T) {
 }
 
 func TestCatalogCLI(t *testing.T) {
+	t.Parallel()
 	p := startSite(t, siteOpts{Name: "cat-cli", Languages: []string{"*"}})
 	dir := t.TempDir()
 	env := []string{"PATCHTREE_SERVER=" + p.url, "PATCHTREE_TOKEN=" + p.token}
@@ -611,6 +616,7 @@ type catPoll struct {
 }
 
 func TestCatalogReadsSeeWholeVersions(t *testing.T) {
+	t.Parallel()
 	p := startSite(t, siteOpts{Name: "cat-versions", Languages: []string{"*"}})
 	dir := t.TempDir()
 	feedA := catGenerate(t, dir, "a.json", "--updates", "50000", "--languages", "30", "--seed", "1")

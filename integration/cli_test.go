@@ -63,6 +63,7 @@ func oneLine(t *testing.T, what, stderr string) string {
 }
 
 func TestCLIUsage(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	helps := [][]string{
 		{"--help"}, {"serve", "--help"}, {"status", "--help"}, {"languages", "--help"},
@@ -102,6 +103,7 @@ func TestCLIUsage(t *testing.T) {
 }
 
 func TestCLIAgainstServer(t *testing.T) {
+	t.Parallel()
 	p := startSite(t, siteOpts{Name: "cli-site"})
 	env := []string{"PATCHTREE_SERVER=" + p.url, "PATCHTREE_TOKEN=" + p.token}
 	flags := []string{"--server", p.url, "--token", p.token}

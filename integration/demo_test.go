@@ -12,6 +12,7 @@ import (
 )
 
 func TestDemoExit(t *testing.T) {
+	t.Parallel()
 	bin := requireBinary(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "demo", "--exit")

@@ -205,11 +205,12 @@ func fltDistinct(in []string) string {
 	return b.String()
 }
 
-// TestFaultChildKilledDuringCompleteRun SIGKILLs the child ten times at a random point of a
-// complete run (0-800 ms after replicate-now, or within the run once the parent handed it out),
-// restarts it, and expects convergence, with no half-applied run ever visible in the child's
-// catalog counts and no staged leftovers.
+// TestFaultChildKilledDuringCompleteRun SIGKILLs the child four times (ten with
+// PATCHTREE_SOAK=1) at a random point of a complete run (0-800 ms after replicate-now, or within
+// the run once the parent handed it out), restarts it, and expects convergence, with no
+// half-applied run ever visible in the child's catalog counts and no staged leftovers.
 func TestFaultChildKilledDuringCompleteRun(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	parent := fltStartParent(t, false)
 	feed := fltImportMozilla(t, parent)
@@ -223,15 +224,18 @@ func TestFaultChildKilledDuringCompleteRun(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	t.Logf("random kill delays from seed %d", seed)
 
-	const rounds = 10
+	rounds := 4
+	if soak() {
+		rounds = 10
+	}
 	outcome := map[string]int{}
 	var restartTotal time.Duration
 	for round := 1; round <= rounds; round++ {
 		before := len(fltRunStarts(parent, fltChild))
 		fltReplicateNow(t, parent, fltChild, "complete")
-		// Rounds 1-5 kill 0-800 ms after the request. Runs of this view take only a few hundred
-		// ms, so rounds 6-10 wait for the parent to hand the run out and kill within 1.2 times the
-		// longest run so far (staging, commit, or acknowledgement).
+		// The first half of the rounds kill 0-800 ms after the request. Runs of this view take
+		// only a few hundred ms, so the second half wait for the parent to hand the run out and
+		// kill within 1.2 times the longest run so far (staging, commit, or acknowledgement).
 		var delay time.Duration
 		from := "after replicate-now"
 		if round <= rounds/2 {
@@ -279,12 +283,12 @@ func TestFaultChildKilledDuringCompleteRun(t *testing.T) {
 		t.Logf("round %2d: SIGKILL %v %s: %s; after restart the child shows %s (%s staged rows)",
 			round, delay.Round(time.Millisecond), from, where, got, staged)
 	}
-	t.Logf("kills: %v; mean restart %v", outcome, (restartTotal / rounds).Round(time.Millisecond))
+	t.Logf("kills: %v; mean restart %v", outcome, (restartTotal / time.Duration(rounds)).Round(time.Millisecond))
 	if outcome["mid-run"] == 0 {
 		t.Logf("note: no kill landed mid-run this time (runs take a few hundred ms); see the seed above")
 	}
 
-	_, d := fltWaitUpToDate(t, "after 10 SIGKILLs", parent, child, want)
+	_, d := fltWaitUpToDate(t, fmt.Sprintf("after %d SIGKILLs", rounds), parent, child, want)
 	readings, bad, seen := watch.finish()
 	t.Logf("catalog counts polled %d times while the child was up: %v", readings, seen)
 	for _, b := range bad {
@@ -322,6 +326,7 @@ func TestFaultChildKilledDuringCompleteRun(t *testing.T) {
 // loopback socket buffers, so the child may still commit the run and only its acknowledgement is
 // lost; the parent must still end up with a verified run at its current catalog version.
 func TestFaultParentKilledMidRun(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	parent := fltStartParent(t, true)
 	feed := fltImportMozilla(t, parent)
@@ -462,6 +467,7 @@ func fltWaitPullErrors(t *testing.T, child *proc, n int, timeout time.Duration) 
 // that carry a change of the parent's catalog. After the toxics are removed, the child must
 // converge each time with no operator action.
 func TestFaultConnectionCutAndDelayed(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	parent := fltStartParent(t, false)
 	feed := fltImportMozilla(t, parent)
@@ -547,11 +553,14 @@ func TestFaultConnectionCutAndDelayed(t *testing.T) {
 
 // TestFaultTamperedReplicaRepaired alters the child's replica through the --test-hooks PATCH:
 // the next run must fail verification and the following one (complete, trigger repair) must
-// restore the replica.
+// restore the replica. A generated feed of 150 bulletins is enough to tamper with.
 func TestFaultTamperedReplicaRepaired(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	parent := fltStartParent(t, false)
-	feed := fltImportMozilla(t, parent)
+	feed := catGenerate(t, t.TempDir(), "gen.json", "--bulletins", "150", "--seed", "9")
+	run, _ := catImport(t, parent, map[string]any{"source": feed})
+	catRequire(t, run, "succeeded")
 	langs := []string{"de", "fr"}
 	want := fltExpected(t, parent, feed, langs)
 	child := fltStartChild(t, fltChild, parent.url, fltEnrol(t, parent, fltChild), langs, "--test-hooks")

@@ -6,6 +6,12 @@
 // PATCHTREE_ITEST_BINARY to test a prebuilt binary instead. -short skips
 // everything; -v shows the measured restart and failover times. A failed
 // test prints the log tail of each of its server processes.
+//
+// Every test starts its own servers on 127.0.0.1:0 (fixed ports only from
+// freePort, per test) and shares no state, so tests run in parallel;
+// `make test` bounds them with -parallel 4. Loops of kills and rounds run a
+// short form by default and their long form with PATCHTREE_SOAK=1
+// (`make soak`).
 package integration
 
 import (
@@ -87,6 +93,10 @@ func requireBinary(t *testing.T) string {
 	}
 	return binPath
 }
+
+// soak reports whether PATCHTREE_SOAK=1 asks for the long forms of the
+// tests' loops (`make soak`).
+func soak() bool { return os.Getenv("PATCHTREE_SOAK") == "1" }
 
 // cleanEnv is the environment without PATCHTREE_* variables.
 func cleanEnv(extra ...string) []string {

@@ -58,6 +58,7 @@ func hierImport(t *testing.T, p *proc, body map[string]any) catRun {
 // TestHierarchyFilteredReplication: three children managing en, de+fr and ja each hold exactly
 // their filtered view of the Mozilla catalog after one replicate-now.
 func TestHierarchyFilteredReplication(t *testing.T) {
+	t.Parallel()
 	feedPath := hierMozillaFeed(t)
 	feed := hierParseFeed(t, feedPath)
 	parent := hierStartParent(t, "hq", []string{"*"})
@@ -105,12 +106,14 @@ func TestHierarchyFilteredReplication(t *testing.T) {
 			t.Errorf("%s manages %v but holds dsb updates (range de must not match dsb)", k.name, k.ranges)
 		}
 
-		// The child's own view of its link.
+		// The child's own view of its link. A child's first run may still be in flight when
+		// replicate now is asked for: the answer names that run, and a differential
+		// replicate-now run may follow it. Run ids begin with their start time.
 		var st hierStatus
 		waitFor(t, 10*time.Second, func() (bool, string) { // the child learns the verdict from the parent's answer
 			st = hierGetStatus(t, k.p)
-			ok := st.Parent != nil && st.Parent.LastRun == runs[k.name].ID
-			return ok, fmt.Sprintf("%s: status.parent %+v, want last_run %s", k.name, st.Parent, runs[k.name].ID)
+			ok := st.Parent != nil && st.Parent.LastRun >= runs[k.name].ID
+			return ok, fmt.Sprintf("%s: status.parent %+v, want last_run %s or a later run", k.name, st.Parent, runs[k.name].ID)
 		})
 		if l := st.Parent; l.URL != parent.url || !l.Joined || !l.Connected || l.Cursor != version || !l.RangesReported ||
 			len(l.Uncovered) != 0 || !l.LastVerified || l.LastRun == "" || l.Error != "" {
@@ -132,8 +135,14 @@ func TestHierarchyFilteredReplication(t *testing.T) {
 				complete = append(complete, r)
 			}
 		}
-		if len(hist) == 0 || hist[0].ID != runs[k.name].ID {
-			t.Errorf("%s: newest run in history is not the replicate-now run %s", k.name, runs[k.name].ID)
+		switch {
+		case len(hist) == 0:
+			t.Errorf("%s: no run in history", k.name)
+		case hist[0].ID == runs[k.name].ID:
+		case len(hist) > 1 && hist[1].ID == runs[k.name].ID && hist[0].Trigger == "replicate-now" && hist[0].Records+hist[0].Deletes == 0:
+			t.Logf("%s: replicate now was answered by the in-flight run %s; an empty replicate-now run %s followed", k.name, runs[k.name].ID, hist[0].ID)
+		default:
+			t.Errorf("%s: newest run in history %v is neither the replicate-now run %s nor an empty replicate-now run right after it", k.name, hist[0], runs[k.name].ID)
 		}
 		if len(hist) > 0 && (len(complete) != 1 || complete[0].ID != hist[len(hist)-1].ID) {
 			t.Errorf("%s: %d runs in history, %d of them complete (want exactly one complete run, the first); oldest: %v; newest: %v",
@@ -182,6 +191,7 @@ func hierLangsOf(t *testing.T, p *proc) []string {
 // bulletins deleted, 20 added) replicates as one differential run carrying exactly the
 // filtered change set.
 func TestHierarchyDifferential(t *testing.T) {
+	t.Parallel()
 	src := hierMozillaFeed(t)
 	dir := t.TempDir()
 	feedPath := filepath.Join(dir, "mozilla.catalog.json")
@@ -279,6 +289,7 @@ func TestHierarchyDifferential(t *testing.T) {
 // TestHierarchyLanguageAlert: a child managing a range its parent lacks raises one alert, which
 // clears when the parent covers it; the child then receives the updates in it.
 func TestHierarchyLanguageAlert(t *testing.T) {
+	t.Parallel()
 	feedPath := hierMozillaFeed(t)
 	feed := hierParseFeed(t, feedPath)
 	parent := hierStartParent(t, "hq", []string{"en"})
@@ -346,6 +357,7 @@ func TestHierarchyLanguageAlert(t *testing.T) {
 // TestHierarchyFilterChange: a child that changes its ranges from de,fr to de,it gets a
 // differential run adding it, removing fr, and leaving every de update row untouched.
 func TestHierarchyFilterChange(t *testing.T) {
+	t.Parallel()
 	feedPath := hierMozillaFeed(t)
 	feed := hierParseFeed(t, feedPath)
 	parent := hierStartParent(t, "hq", []string{"*"})
@@ -440,6 +452,7 @@ func TestHierarchyFilterChange(t *testing.T) {
 // TestHierarchyAuth: node credentials act only as their child and only on the protocol;
 // auditors read but cannot trigger; join tokens are one-time; removal revokes.
 func TestHierarchyAuth(t *testing.T) {
+	t.Parallel()
 	parent := hierStartParent(t, "hq", []string{"*"})
 	join := func(name, tok string) (int, map[string]any, []byte) {
 		return do(t, "POST", parent.url+"/v1/hierarchy/v1/join", "", map[string]any{"name": name, "join_token": tok})
@@ -541,6 +554,7 @@ func TestHierarchyAuth(t *testing.T) {
 // TestHierarchyChildRestart: a joined child restarted without --join-token keeps working, both
 // after a clean stop and after SIGKILL.
 func TestHierarchyChildRestart(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	dir := t.TempDir()
 	gen := catGenerate(t, dir, "gen.json", "--bulletins", "200", "--languages", "101", "--seed", "7", "--feed", "synthetic")

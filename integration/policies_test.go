@@ -40,6 +40,7 @@ type polKid struct {
 var polFolders = []string{"Firefox/2019", "Firefox/ESR", "Thunderbird", "Pilot/Ring 1", ""} // "" = Default
 
 func TestPolicies(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	start := time.Now()
 	s := &polSuite{dir: t.TempDir(), audit: &polAuditBook{}, deleted: map[string]bool{}}

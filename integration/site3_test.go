@@ -144,6 +144,7 @@ func (c *cluster) waitConverged(t *testing.T, nodes []*proc) {
 }
 
 func TestThreeNodeSite(t *testing.T) {
+	t.Parallel()
 	raftAddrs := map[string]bool{}
 	raftAddr := func() string {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))

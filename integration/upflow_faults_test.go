@@ -336,6 +336,7 @@ func uffCheckRunSeqs(t *testing.T, parent *proc, child string, holds uint64) []u
 // scans, with a sequence after the one before the kill (the sequence is replicated state); the
 // killed server rejoins and the three servers' digests converge.
 func TestFaultComplianceChildLeaderKilled(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	start := time.Now()
 	feed := uffFeed(t, t.TempDir())
@@ -491,6 +492,7 @@ func (w *uffSeqWatch) run(parentURL, token, child string, stop <-chan struct{}, 
 // acknowledged scan, its run history's sequences strictly increase, and no summary with an older
 // sequence ever replaced a newer one.
 func TestFaultParentKilledDuringSummaries(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	start := time.Now()
 	feed := uffFeed(t, t.TempDir())
@@ -579,6 +581,7 @@ func TestFaultParentKilledDuringSummaries(t *testing.T) {
 // policy is there, is in the audit log, and reaches the child within a deadline with no operator
 // action.
 func TestFaultPolicyWriteThroughFollowerSurvivesLeaderLoss(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	start := time.Now()
 	feed := uffFeed(t, t.TempDir())
