@@ -2,11 +2,15 @@
 GO         ?= go
 BIN        ?= bin/patchtree
 DEMO_FLAGS ?=
-# Packages whose tests start real processes or Raft groups get a generous timeout.
-TEST_FLAGS ?= -race -count=1 -timeout 12m
+# Packages whose tests start real processes or Raft groups get a generous timeout. Integration
+# tests run in parallel, four at a time (each mostly waits on its servers).
+TEST_FLAGS ?= -race -count=1 -timeout 12m -parallel 4
+# `make soak` sets PATCHTREE_SOAK=1: the long forms of the randomised and fault-injection tests
+# (every seed, round and kill; the 500,000-update generated feed).
+SOAK_FLAGS ?= -race -count=1 -timeout 60m -parallel 4
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
 
-.PHONY: build test demo bench lint fuzz clean
+.PHONY: build test soak demo bench lint fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/patchtree
@@ -18,6 +22,9 @@ lint:
 
 test: lint
 	$(GO) test $(TEST_FLAGS) ./...
+
+soak: lint
+	PATCHTREE_SOAK=1 $(GO) test $(SOAK_FLAGS) ./...
 
 demo: build
 	./$(BIN) demo $(DEMO_FLAGS)

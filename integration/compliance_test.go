@@ -55,6 +55,7 @@ type cmpSuite struct {
 const cmpSeed = 20261121
 
 func TestCompliance(t *testing.T) {
+	t.Parallel()
 	requireBinary(t)
 	start := time.Now()
 	dir := t.TempDir()
