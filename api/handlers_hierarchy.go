@@ -316,6 +316,10 @@ func (s *Server) hLanguages(r *http.Request) (int, any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
+	if req.Ranges == nil {
+		// A missing or null list is not an empty one: it would drop every language of the child.
+		return 0, nil, fmt.Errorf(`%w: field "ranges" is required (an array; [] for language-neutral updates only)`, ErrBadRequest)
+	}
 	h, err := s.hierarchy()
 	if err != nil {
 		return 0, nil, err
