@@ -482,7 +482,7 @@ func (c *Child) reportLoop(ctx context.Context, link *Link) {
 		langs, err := state.Languages(ws, store.LanguagesSite)
 		state.SettingDoc(ws, policy.SettingsServerTasks) // a new schedule takes effect at once
 		ranges := []string{}
-		if err == nil && langs != nil {
+		if err == nil && langs != nil && langs.Ranges != nil {
 			ranges = langs.Ranges
 		}
 		var resp LanguageReportResponse
@@ -546,7 +546,13 @@ func (c *Child) nextReport(s *store.Store) time.Time {
 func (c *Child) pullLoop(ctx context.Context, link *Link) {
 	attempt := 0
 	for ctx.Err() == nil {
-		err := c.pullOnce(ctx, link)
+		// After a failed pull the next one waits briefly, so that the link's status shows the
+		// recovery at once instead of after a whole long-poll.
+		wait := c.cfg.PollWait
+		if attempt > 0 {
+			wait = min(wait, recoverPollWait)
+		}
+		err := c.pullOnce(ctx, link, wait)
 		if ctx.Err() != nil {
 			return
 		}
@@ -586,7 +592,10 @@ func (c *Child) source() store.SourceState {
 	return *src
 }
 
-func (c *Child) pullOnce(ctx context.Context, link *Link) error {
+// recoverPollWait is how long the parent may hold the first pull after a failed one.
+const recoverPollWait = time.Second
+
+func (c *Child) pullOnce(ctx context.Context, link *Link, wait time.Duration) error {
 	src := c.source()
 	q := url.Values{}
 	q.Set("cursor", fmt.Sprint(src.Cursor))
@@ -594,13 +603,13 @@ func (c *Child) pullOnce(ctx context.Context, link *Link) error {
 	q.Set("pcursor", fmt.Sprint(src.PolicyCursor))
 	q.Set("pranges", strings.Join(src.PolicyRanges, ","))
 	q.Set("scursor", fmt.Sprint(src.SettingsCursor))
-	q.Set("wait", c.cfg.PollWait.String())
+	q.Set("wait", wait.String())
 	if c.partial != nil {
 		q.Set("resume", c.partial.header.RunID)
 		q.Set("chunk", fmt.Sprint(c.partial.next))
 	}
 	// Bound the whole pull, so that a connection that dies silently cannot hold the loop.
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.PollWait+pullTransferLimit)
+	ctx, cancel := context.WithTimeout(ctx, wait+pullTransferLimit)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.ParentURL+ProtocolPath+"/catalog?"+q.Encode(), nil)
 	if err != nil {
