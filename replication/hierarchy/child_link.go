@@ -1,0 +1,233 @@
+package hierarchy
+
+// The child's link to its parent: joining with the one-time token, telling permanent refusals
+// from transient errors, and the one request path every call to the parent takes.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"patchtree/store"
+)
+
+// newInstanceID is a random id for this process's requests to the parent.
+func newInstanceID() string {
+	return fmt.Sprintf("%016x", rand.Uint64())
+}
+
+// backoff sleeps for attempt's back-off (1s doubling to 60s, with jitter); false if ctx ended.
+func backoff(ctx context.Context, attempt int) bool {
+	d := time.Second << min(attempt, 6)
+	if d > time.Minute {
+		d = time.Minute
+	}
+	d = d/2 + rand.N(d/2+1)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func (c *Child) link() (*Link, error) {
+	row, err := c.backend.State().Setting(nil, SettingParent)
+	if err != nil || row == nil {
+		return nil, err
+	}
+	var l Link
+	if err := json.Unmarshal(row.Value, &l); err != nil {
+		return nil, fmt.Errorf("decode parent link: %w", err)
+	}
+	return &l, nil
+}
+
+// ensureJoined returns the stored link, or exchanges the join token for one: also when the
+// stored link was obtained with another join token (a rotated credential; the child keeps its
+// replica, cursors and compliance sequence). Transient errors are retried with back-off; a
+// permanent one stops the link (failed).
+func (c *Child) ensureJoined(ctx context.Context) (*Link, error) {
+	for attempt := 0; ; attempt++ {
+		l, err := c.link()
+		if err == nil && l != nil && l.URL == c.cfg.ParentURL && !c.newJoinToken(l) {
+			return l, nil
+		}
+		stored := l
+		if err == nil {
+			l, err = c.join(ctx, stored)
+		}
+		if err == nil {
+			return l, nil
+		}
+		if stored != nil && stored.URL == c.cfg.ParentURL && stored.JoinTokenHash == "" && isPermanent(err) {
+			// A link from before join tokens were recorded, and a --join-token the parent no
+			// longer takes: the one this link was made with. Keep the stored credential.
+			stored.JoinTokenHash = store.HashSecret(c.cfg.JoinToken)
+			if _, err := c.backend.PutSetting(SettingParent, stored); err != nil {
+				return nil, c.fail(fmt.Errorf("store the parent link: %w", err))
+			}
+			c.cfg.Logger.Info("the join token was already used; keeping the stored credential", "parent", c.cfg.ParentURL)
+			return stored, nil
+		}
+		if isPermanent(err) {
+			return nil, c.fail(err)
+		}
+		c.setErr(err)
+		c.cfg.Logger.Warn("joining the parent failed; retrying", "parent", c.cfg.ParentURL, "error", err)
+		if !backoff(ctx, attempt) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// newJoinToken reports whether --join-token is one this link was not made with.
+func (c *Child) newJoinToken(l *Link) bool {
+	return c.cfg.JoinToken != "" && store.HashSecret(c.cfg.JoinToken) != l.JoinTokenHash
+}
+
+// errNoJoinToken means the child has no credential and was given no join token.
+var errNoJoinToken = errors.New("not joined to the parent yet and no --join-token given (create one with 'patchtree child add NAME' at the parent)")
+
+// isPermanent reports whether an error of the parent link cannot heal by retrying: the parent
+// refused the join token or the credential (400, 401, 403, 404, 409 on join; 401 on any
+// request), or there is no join token. Transport errors, 429 and 5xx are transient.
+func isPermanent(err error) bool {
+	var he *httpError
+	if errors.As(err, &he) {
+		switch he.Status {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusConflict:
+			return he.join || he.Status == http.StatusUnauthorized
+		}
+	}
+	return errors.Is(err, errNoJoinToken)
+}
+
+// fail stops the parent link for a permanent error: state failed, the error in status, one
+// ERROR log line. It returns err.
+func (c *Child) fail(err error) error {
+	c.mu.Lock()
+	already := c.state.State == LinkFailed
+	c.state.State, c.state.Error = LinkFailed, err.Error()
+	stop := c.stop
+	c.mu.Unlock()
+	if !already {
+		c.cfg.Logger.Error("the parent link stopped: a permanent error; fix it and restart this server", "parent", c.cfg.ParentURL, "error", err)
+	}
+	if stop != nil {
+		stop()
+	}
+	return err
+}
+
+// checkPermanent stops the link when err is permanent (a revoked or rotated credential); it
+// returns whether it did.
+func (c *Child) checkPermanent(err error) bool {
+	if err == nil || !isPermanent(err) {
+		return false
+	}
+	c.fail(fmt.Errorf("the parent refused this child's credential (revoked, or rotated with 'patchtree child rotate'; "+
+		"restart this server with the new --join-token): %w", err))
+	return true
+}
+
+func (c *Child) join(ctx context.Context, stored *Link) (*Link, error) {
+	if c.cfg.JoinToken == "" {
+		return nil, errNoJoinToken
+	}
+	var resp JoinResponse
+	if _, err := c.call(ctx, http.MethodPost, ProtocolPath+"/join", "", JoinRequest{Name: c.cfg.Name, JoinToken: c.cfg.JoinToken}, &resp); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			he.join = true
+		}
+		return nil, fmt.Errorf("join %s as %q: %w", c.cfg.ParentURL, c.cfg.Name, err)
+	}
+	l := &Link{URL: c.cfg.ParentURL, Child: c.cfg.Name, NodeToken: resp.NodeToken, ParentName: resp.ParentName,
+		ParentSite: resp.ParentSite, JoinedAt: time.Now().UTC(), JoinTokenHash: store.HashSecret(c.cfg.JoinToken)}
+	if _, err := c.backend.PutSetting(SettingParent, l); err != nil {
+		return nil, fmt.Errorf("store the parent link: %w", err)
+	}
+	if stored != nil && stored.URL == l.URL && stored.Child == l.Child {
+		c.cfg.Logger.Info("exchanged a new join token for a new credential; the replica, cursors and compliance sequence stay", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+	} else {
+		c.cfg.Logger.Info("joined the parent", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+	}
+	return l, nil
+}
+
+// httpError is a non-2xx answer from the parent.
+type httpError struct {
+	Status int
+	Msg    string
+	// join marks an answer to a join request (where 400, 403, 404 and 409 are permanent too).
+	join bool
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status) }
+
+// call sends a JSON request to the parent and decodes a JSON answer.
+func (c *Child) call(ctx context.Context, method, path, token string, in, out any) (*http.Response, error) {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return nil, err
+		}
+	}
+	return c.send(ctx, method, path, token, body, "", out)
+}
+
+// send sends body (already encoded JSON, compressed when encoding is set) to the parent and
+// decodes a JSON answer into out; a non-2xx answer is an *httpError.
+func (c *Child) send(ctx context.Context, method, path, token string, body []byte, encoding string, out any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.ParentURL+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set(InstanceHeader, c.instance)
+	resp, err := c.cfg.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode/100 != 2 {
+		return resp, httpErrorOf(resp.StatusCode, raw)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp, fmt.Errorf("decode %s %s: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+// httpErrorOf is a non-2xx answer: its {"error": ...} message, or its text.
+func httpErrorOf(status int, raw []byte) *httpError {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(raw))
+	}
+	return &httpError{Status: status, Msg: e.Error}
+}
