@@ -26,7 +26,6 @@ type policyHarness struct {
 	child  *Child
 	site   *memSite
 	ranges []string
-	runs   []RunHeader
 }
 
 func newPolicyHarness(t *testing.T, seed uint64) *policyHarness {
