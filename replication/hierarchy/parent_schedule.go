@@ -1,0 +1,216 @@
+package hierarchy
+
+// The parent's leader loop: the catalog schedule, alert logging, and the garbage collection of
+// runs and tombstones.
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"patchtree/store"
+)
+
+// LeaderLoop runs while this server leads: it fires the catalog schedule, logs language alerts
+// as they are raised and cleared, and collects tombstones every child has passed.
+func (p *Parent) LeaderLoop(ctx context.Context) {
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		return
+	}
+	p.mu.Lock()
+	p.leading = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.leading = false
+		p.inflight = map[string]*inflight{}
+		p.mu.Unlock()
+		p.wakeAll() // waiting pulls see leading == false and answer 503
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastCollect time.Time
+	var lastVersion uint64
+	p.scheduleNext(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			p.pruneInflight(now)
+			if info, err := p.backend.State().Catalog(nil); err == nil && info.Version != lastVersion {
+				lastVersion = info.Version
+				p.wakeAll()
+			}
+			p.fireSchedule(now)
+			p.logAlerts()
+			if now.Sub(lastCollect) > 30*time.Second {
+				lastCollect = now
+				p.collectTombstones()
+				p.pruneRuns()
+			}
+		}
+	}
+}
+
+// inflightTTL is how long an unacknowledged run is remembered (its child may have died).
+const inflightTTL = time.Hour
+
+func (p *Parent) pruneInflight(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, inf := range p.inflight {
+		if now.Sub(inf.started) > inflightTTL {
+			delete(p.inflight, id)
+		}
+	}
+}
+
+// scheduledRules are the rules with a schedule, and what their firing asks for.
+var scheduledRules = []struct {
+	scope string
+	rule  func(Rules) string
+}{
+	{ScopeCatalog, func(r Rules) string { return r.Catalog }},
+	{ScopePolicies, func(r Rules) string { return r.Policies }},
+	{ScopeSettings, func(r Rules) string { return r.Settings }},
+}
+
+func (p *Parent) scheduleNext(now time.Time) {
+	rules := LoadRules(p.backend.State())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, sr := range scheduledRules {
+		sched, err := ParseSchedule(sr.rule(rules), true)
+		if err != nil || sched.Continuous {
+			delete(p.next, sr.scope)
+			continue
+		}
+		if _, ok := p.next[sr.scope]; !ok {
+			p.next[sr.scope] = sched.Next(now)
+		}
+	}
+}
+
+// NextRun is when the catalog schedule fires next (zero: continuous).
+func (p *Parent) NextRun() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.next[ScopeCatalog]
+}
+
+func (p *Parent) fireSchedule(now time.Time) {
+	p.scheduleNext(now) // rules may have changed from continuous
+	p.mu.Lock()
+	var due []string
+	for scope, next := range p.next {
+		if !now.Before(next) {
+			due = append(due, scope)
+			delete(p.next, scope)
+		}
+	}
+	p.mu.Unlock()
+	sort.Strings(due)
+	for _, scope := range due {
+		if _, err := p.ReplicateNow(NowRequest{Scope: scope, Reason: "schedule"}); err != nil {
+			p.logger.Warn("scheduled replication", "scope", scope, "error", err)
+		}
+	}
+	if len(due) > 0 {
+		p.scheduleNext(now)
+	}
+}
+
+// RulesChanged re-reads the schedule (after PUT /v1/replication/rules) and wakes every child.
+func (p *Parent) RulesChanged() {
+	p.mu.Lock()
+	clear(p.next)
+	p.mu.Unlock()
+	p.scheduleNext(time.Now())
+	p.wakeAll()
+}
+
+// wakeAll wakes every waiting pull so that it re-evaluates whether a run is due (a new catalog
+// version under a continuous rule, or new rules).
+func (p *Parent) wakeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, ch := range p.wake {
+		close(ch)
+		delete(p.wake, name)
+	}
+}
+
+func (p *Parent) logAlerts() {
+	alerts, err := p.Alerts()
+	if err != nil {
+		return
+	}
+	now := map[string]bool{}
+	for _, a := range alerts {
+		key := a.Child + "\x00" + a.Range
+		now[key] = true
+		if !p.alerts[key] {
+			p.logger.Warn("language alert raised", "child", a.Child, "range", a.Range, "parent_ranges", a.ParentRanges)
+		}
+	}
+	for key := range p.alerts {
+		if !now[key] {
+			p.logger.Info("language alert cleared", "alert", key)
+		}
+	}
+	p.alerts = now
+}
+
+// KeepRunsPerChild is how many replication runs (down and up) the parent keeps per child; older
+// ones are forgotten, so that status and replicate now --wait never scan an unbounded history.
+const KeepRunsPerChild = 1000
+
+// pruneRuns forgets the oldest runs of children with more than KeepRunsPerChild (plus a margin,
+// so that pruning is one entry every hundred runs, not one per run).
+func (p *Parent) pruneRuns() {
+	state := p.backend.State()
+	children, err := state.Children(nil)
+	if err != nil {
+		return
+	}
+	for _, c := range children {
+		if n, err := state.ChildRunCount(c.Name); err == nil && n > KeepRunsPerChild+100 {
+			if _, err := p.backend.PruneRuns(c.Name, KeepRunsPerChild); err != nil {
+				p.logger.Warn("prune replication runs", "child", c.Name, "error", err)
+			}
+		}
+	}
+}
+
+// collectTombstones drops tombstones that every child has passed.
+func (p *Parent) collectTombstones() {
+	state := p.backend.State()
+	children, err := state.Children(nil)
+	if err != nil || len(children) == 0 {
+		return
+	}
+	var min uint64
+	for i, c := range children {
+		if i == 0 || c.Cursor < min {
+			min = c.Cursor
+		}
+	}
+	view, err := state.CatalogView(nil)
+	if err != nil || min == 0 {
+		return
+	}
+	old := false
+	view.Tombstones(0, func(t *store.Tombstone) bool {
+		old = old || t.Index <= min
+		return !old
+	})
+	if !old {
+		return
+	}
+	if _, err := p.backend.CollectTombstones(min); err != nil {
+		p.logger.Warn("collect tombstones", "error", err)
+	}
+}
