@@ -134,11 +134,11 @@ func hierEnrol(t *testing.T, parent *proc, name string) string {
 
 // hierStartChild enrols a child and starts it with its join token; it waits until the parent
 // has the child's language report.
-func hierStartChild(t *testing.T, parent *proc, name string, langs []string) *proc {
+func hierStartChild(t *testing.T, parent *proc, name string, langs []string, extra ...string) *proc {
 	t.Helper()
 	tok := hierEnrol(t, parent, name)
 	c := startSite(t, siteOpts{Name: name, Role: "child", Languages: langs,
-		Extra: []string{"--parent", parent.url, "--join-token", tok}})
+		Extra: append([]string{"--parent", parent.url, "--join-token", tok}, extra...)})
 	hierWaitReported(t, parent, name, langs)
 	return c
 }

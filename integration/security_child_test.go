@@ -37,7 +37,8 @@ func secStartChildSite(t *testing.T) *secChildSite {
 	feed := catGenerate(t, dir, "feed.json", "--bulletins", "12", "--languages", "3", "--seed", "7")
 	s := &secChildSite{computers: map[string]*cmpComputer{}}
 	s.parent = hierStartParent(t, "hq", []string{"*"})
-	s.child = hierStartChild(t, s.parent, "north", []string{"*"})
+	// A short refusal grace: the rotation test waits for the link to stop on the old credential.
+	s.child = hierStartChild(t, s.parent, "north", []string{"*"}, "--parent-refusal-grace", "3s")
 	hierImport(t, s.parent, map[string]any{"source": feed})
 	hierReplicateNow(t, s.parent, "north", "")
 	s.cat = cmpReadCatalog(t, s.child)

@@ -36,6 +36,7 @@ type serveFlags struct {
 	importAllow                            []string
 	importStall                            time.Duration
 	parent, joinToken                      string
+	parentRefusalGrace                     time.Duration
 	tlsCert, tlsKey, tlsCA                 string
 	tlsClientCA                            string
 	tlsClientRequire                       bool
@@ -65,6 +66,7 @@ func runServe(args []string) error {
 	fs.StringSliceVar(&f.importAllow, "import-allow", nil, "directories and http(s) URL prefixes imports may read, repeatable or comma-separated (default: the location of --catalog-source only; none without it)")
 	fs.DurationVar(&f.importStall, "import-stall-timeout", importer.DefaultStallTimeout, "end an import whose source sends no byte for this long")
 	fs.StringVar(&f.parent, "parent", "", "API URL of this site's parent (a child site)")
+	fs.DurationVar(&f.parentRefusalGrace, "parent-refusal-grace", hierarchy.DefaultRefusalGrace, "how long the parent must keep refusing this child's credential (401) before the parent link stops as failed")
 	fs.StringVar(&f.joinToken, "join-token", os.Getenv("PATCHTREE_JOIN_TOKEN"), "one-time join token from 'patchtree child add' at the parent (env PATCHTREE_JOIN_TOKEN); needed only until the child has joined")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
@@ -182,7 +184,7 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	var child *hierarchy.Child
 	if f.parent != "" {
 		child = hierarchy.NewChild(hierarchy.ChildConfig{ParentURL: f.parent, JoinToken: f.joinToken, Name: f.name,
-			Client: client, Logger: logger.With("side", "child")})
+			Client: client, Logger: logger.With("side", "child"), RefusalGrace: f.parentRefusalGrace})
 		cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-child", Run: child.LeaderLoop})
 	}
 	if f.role == node.RoleParent {

@@ -66,7 +66,16 @@ type ChildConfig struct {
 	Logger    *slog.Logger
 	// PollWait is how long the parent may hold a pull (default 50s).
 	PollWait time.Duration
+	// RefusalGrace is how long the parent must keep refusing this child's stored credential
+	// (401) before the link stops as failed (default DefaultRefusalGrace). A server of a
+	// multi-server parent that has just become leader, or restarted, may not have applied the
+	// credential yet and refuses it for a few seconds; a revoked or rotated one is refused for
+	// good. A refused join token stops the link at once.
+	RefusalGrace time.Duration
 }
+
+// DefaultRefusalGrace is ChildConfig.RefusalGrace's default.
+const DefaultRefusalGrace = 2 * time.Minute
 
 // Parent link states (ChildState.State).
 const (
@@ -116,6 +125,9 @@ type Child struct {
 	instance string
 	// stop ends the running link (set by LeaderLoop, under mu).
 	stop context.CancelFunc
+	// refusedSince is when the parent began refusing the stored credential (zero: it is not;
+	// under mu). A success resets it.
+	refusedSince time.Time
 }
 
 // partialRun is where a cut run stands on this child.
@@ -173,6 +185,9 @@ func NewChild(cfg ChildConfig) *Child {
 	if cfg.PollWait <= 0 {
 		cfg.PollWait = 50 * time.Second
 	}
+	if cfg.RefusalGrace <= 0 {
+		cfg.RefusalGrace = DefaultRefusalGrace
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -212,6 +227,7 @@ func (c *Child) setErr(err error) {
 	if err == nil {
 		c.state.Error = ""
 		c.state.LastContact = time.Now()
+		c.refusedSince = time.Time{}
 		return
 	}
 	c.state.Error = err.Error()

@@ -127,11 +127,28 @@ func (c *Child) fail(err error) error {
 	return err
 }
 
-// checkPermanent stops the link when err is permanent (a revoked or rotated credential); it
-// returns whether it did.
+// checkPermanent stops the link when err is permanent and returns whether it did. A refused
+// join token is final at once; a refused stored credential only once the parent has kept
+// refusing it for RefusalGrace (a revoked or rotated credential), since a parent server that
+// has not applied it yet refuses it too, for a few seconds.
 func (c *Child) checkPermanent(err error) bool {
 	if err == nil || !isPermanent(err) {
 		return false
+	}
+	var he *httpError
+	if errors.As(err, &he) && !he.join {
+		c.mu.Lock()
+		now := time.Now()
+		if c.refusedSince.IsZero() {
+			c.refusedSince = now
+		}
+		since := now.Sub(c.refusedSince)
+		c.mu.Unlock()
+		if since < c.cfg.RefusalGrace {
+			c.cfg.Logger.Warn("the parent refused this child's credential; retrying until it has refused it for the grace period",
+				"refused_for", since.Round(time.Second).String(), "grace", c.cfg.RefusalGrace.String(), "error", err)
+			return false
+		}
 	}
 	c.fail(fmt.Errorf("the parent refused this child's credential (revoked, or rotated with 'patchtree child rotate'; "+
 		"restart this server with the new --join-token): %w", err))
