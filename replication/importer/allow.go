@@ -148,9 +148,12 @@ func (a *AllowList) locate(src string) (root, rel string, err error) {
 	if err != nil {
 		return "", "", refuse(src, "cannot be resolved inside an allowed import location")
 	}
+	// Open through the resolved directory with the resolved rest of the path, so that a link
+	// on the way (another allowed directory's parent, say) is not refused as an escape by the
+	// root; the root still stops a link swapped in after this check.
 	for _, ad := range a.dirs {
-		if _, ok := inside(ad.real, real); ok {
-			return root, rel, nil
+		if r, ok := inside(ad.real, real); ok {
+			return ad.real, r, nil
 		}
 	}
 	return "", "", refuse(src, "leads through a symbolic link out of the allowed import locations")

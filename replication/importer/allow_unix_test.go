@@ -57,3 +57,42 @@ func TestImportFIFORefused(t *testing.T) {
 		t.Fatalf("CSAF provider with a FIFO: state %s error %q", p.State, p.Error)
 	}
 }
+
+// An allowed directory reached through a link that also lies inside another allowed directory
+// (a checkout's ../shared linked elsewhere, with the temp dir allowed too) opens, whichever of
+// the two the list names first; a link out of every allowed directory is still refused.
+func TestAllowedDirBehindLinkInsideAnother(t *testing.T) {
+	base := t.TempDir()
+	realData := filepath.Join(base, "real", "data")
+	if err := os.MkdirAll(realData, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(realData, "feed.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	top := filepath.Join(base, "top")
+	os.MkdirAll(top, 0o700)
+	if err := os.Symlink(filepath.Join(base, "real"), filepath.Join(top, "shared")); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(top, "shared", "data", "feed.json")
+	for _, order := range [][]string{{top, filepath.Join(top, "shared", "data")}, {filepath.Join(top, "shared", "data"), top}} {
+		a, err := ParseAllowList(order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := a.openAllowed(src)
+		if err != nil {
+			t.Fatalf("allow %v: open %s: %v", order, src, err)
+		}
+		f.Close()
+	}
+	only, err := ParseAllowList([]string{top})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := only.openAllowed(src); err == nil {
+		f.Close()
+		t.Fatalf("allow %s: %s opened through a link out of it", top, src)
+	}
+}
