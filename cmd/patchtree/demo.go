@@ -91,7 +91,12 @@ func runDemo(args []string) error {
 			return fmt.Errorf("enrol %s: %w", s.name, err)
 		}
 		fmt.Printf("patchtree demo: enrolled child %s at %s\n", s.name, hq.name)
-		if err := s.start(exe, base, "--parent", hq.url, "--join-token", enrolled.JoinToken); err != nil {
+		// The join token goes in a 0600 file, not on the command line, where ps would show it.
+		tokenFile := filepath.Join(base, s.name+".join-token")
+		if err := node.WriteFileAtomic(tokenFile, []byte(enrolled.JoinToken+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write %s's join token: %w", s.name, err)
+		}
+		if err := s.start(exe, base, "--parent", hq.url, "--join-token-file", tokenFile); err != nil {
 			return err
 		}
 	}
