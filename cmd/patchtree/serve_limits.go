@@ -83,25 +83,26 @@ func (l *httpLimits) listener(ln net.Listener, logger *slog.Logger) net.Listener
 	return api.LimitListener(ln, l.maxConnsPerClient, logger)
 }
 
-// secretFiles are --token-file and --join-token-file: secrets read from files, so that they stay
-// out of the process list.
+// secretFiles are --token-file, --join-token-file and --admin-token-file: secrets read from
+// files, so that they stay out of the process list.
 type secretFiles struct {
-	token, joinToken string
+	token, joinToken, adminToken string
 }
 
 // register adds the secret file flags.
 func (s *secretFiles) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.token, "token-file", "", "read --token from this file (mode 0600 or stricter; its first line)")
 	fs.StringVar(&s.joinToken, "join-token-file", "", "read --join-token from this file (mode 0600 or stricter; its first line)")
+	fs.StringVar(&s.adminToken, "admin-token-file", "", "read --admin-token from this file (mode 0600 or stricter; its first line)")
 }
 
-// read fills f.token and f.joinToken from their files. A file and its flag are mutually
+// read fills f.token, f.joinToken and f.adminToken from their files. A file and its flag are mutually
 // exclusive; a file wins over the environment variable.
 func (s *secretFiles) read(fs *pflag.FlagSet, f *serveFlags) error {
 	for _, c := range []struct {
 		file, flag string
 		dst        *string
-	}{{s.token, "token", &f.token}, {s.joinToken, "join-token", &f.joinToken}} {
+	}{{s.token, "token", &f.token}, {s.joinToken, "join-token", &f.joinToken}, {s.adminToken, "admin-token", &f.adminToken}} {
 		if c.file == "" {
 			continue
 		}

@@ -24,6 +24,7 @@ func TestServeSecretFilesAndLimitFlags(t *testing.T) {
 		var f serveFlags
 		fs.StringVar(&f.token, "token", "", "")
 		fs.StringVar(&f.joinToken, "join-token", "env-value", "")
+		fs.StringVar(&f.adminToken, "admin-token", "", "")
 		f.secretFiles.register(fs)
 		f.limits.register(fs)
 		if err := parseFlags(fs, args); err != nil {
@@ -34,8 +35,8 @@ func TestServeSecretFilesAndLimitFlags(t *testing.T) {
 		}
 		return &f, f.limits.validate()
 	}
-	f, err := parse("--token-file", tokFile, "--join-token-file", tokFile)
-	if err != nil || f.token != "abc.secret" || f.joinToken != "abc.secret" {
+	f, err := parse("--token-file", tokFile, "--join-token-file", tokFile, "--admin-token-file", tokFile)
+	if err != nil || f.token != "abc.secret" || f.joinToken != "abc.secret" || f.adminToken != "abc.secret" {
 		t.Fatalf("secret files: %+v, %v", f, err)
 	}
 	if f.limits.readTimeout != 30*time.Second || f.limits.maxConnsPerClient != 256 || f.limits.joinRate != 30 {
