@@ -16,7 +16,8 @@ type Rules struct {
 	// Languages is when children report their languages besides at start and on change:
 	// "HH:MM" daily or an interval. Default "20:00".
 	Languages string `json:"languages"`
-	// VerifyPercent is the share of records compared one by one after each run (0-100, default 5).
+	// VerifyPercent is the share of records compared one by one after each run (0-100, default 5
+	// when unset; 0 turns the record-by-record check off, the digests are still compared).
 	VerifyPercent float64 `json:"verify_percent"`
 	// Policies and Settings are when policies and settings documents replicate: "continuous"
 	// (default: as soon as they change), "HH:MM" daily or an interval.
@@ -32,11 +33,18 @@ func DefaultRules() Rules {
 	return Rules{Catalog: "23:00", Languages: "20:00", VerifyPercent: 5, Policies: "continuous", Settings: "continuous"}
 }
 
+// storedRules is Rules as stored, with VerifyPercent a pointer so that an absent field (the
+// default, 5) is told apart from a stored 0 (verification by sample off).
+type storedRules struct {
+	Rules
+	VerifyPercent *float64 `json:"verify_percent"`
+}
+
 // LoadRules reads the rules from the state, with defaults for what is unset.
 func LoadRules(s *store.Store) Rules {
 	r := DefaultRules()
 	if row, err := s.Setting(nil, SettingRules); err == nil && row != nil {
-		var stored Rules
+		var stored storedRules
 		if json.Unmarshal(row.Value, &stored) == nil {
 			if stored.Catalog != "" {
 				r.Catalog = stored.Catalog
@@ -44,8 +52,8 @@ func LoadRules(s *store.Store) Rules {
 			if stored.Languages != "" {
 				r.Languages = stored.Languages
 			}
-			if stored.VerifyPercent > 0 {
-				r.VerifyPercent = stored.VerifyPercent
+			if stored.VerifyPercent != nil {
+				r.VerifyPercent = *stored.VerifyPercent
 			}
 			if stored.Policies != "" {
 				r.Policies = stored.Policies
