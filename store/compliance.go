@@ -483,6 +483,16 @@ func (s *Store) Compliance(ws memdb.WatchSet) (*ComplianceView, error) {
 	return &ComplianceView{txn: txn, Site: *site}, nil
 }
 
+// Catalog is the catalog as of the same read transaction as the counts, so that what is
+// counted and the catalog it is counted against are one consistent view.
+func (v *ComplianceView) Catalog() (*CatalogView, error) {
+	info, err := catalogInfo(v.txn, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read the catalog of a compliance view: %w", err)
+	}
+	return &CatalogView{txn: v.txn, Info: *info}, nil
+}
+
 // Bulletin returns a bulletin's full counts: computers not naming any of its updates are unknown.
 func (v *ComplianceView) Bulletin(id string) Counts {
 	var c Counts

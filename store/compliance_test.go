@@ -197,3 +197,44 @@ func TestComplianceCountsMatchBruteForce(t *testing.T) {
 		})
 	}
 }
+
+// TestComplianceViewCatalogIsTheSameRead: the catalog a compliance view hands out is read in
+// the view's own transaction, so a catalog committed after the view opened is not in it.
+func TestComplianceViewCatalogIsTheSameRead(t *testing.T) {
+	s := newStore(t)
+	idx := uint64(0)
+	next := func() uint64 { idx++; return idx }
+	commit := func(b *CatalogBatch) {
+		raw, err := EncodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := fmt.Sprint("r", idx)
+		if err := s.StageCatalog(next(), run, raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CommitCatalog(next(), &ImportRun{ID: run}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(&CatalogBatch{Updates: []*Update{{UpdateContent: UpdateContent{ID: "u1"}, Hash: "1"}}})
+	cv, err := s.Compliance(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(&CatalogBatch{Updates: []*Update{{UpdateContent: UpdateContent{ID: "u2"}, Hash: "2"}}})
+	view, err := cv.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := view.EachUpdate(func(*Update) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if view.Info.Updates != 1 || n != 1 {
+		t.Fatalf("catalog of the compliance view: %d updates (info %d), want the 1 committed before it opened", n, view.Info.Updates)
+	}
+	if now, _ := s.CatalogView(nil); now.Info.Updates != 2 {
+		t.Fatalf("store now has %d updates, want 2", now.Info.Updates)
+	}
+}

@@ -52,7 +52,7 @@ func Build(s *store.Store, site string, now time.Time) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	view, err := s.CatalogView(nil)
+	view, err := cv.Catalog() // the same read transaction as the counts
 	if err != nil {
 		return nil, err
 	}
