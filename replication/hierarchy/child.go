@@ -396,7 +396,13 @@ func (c *Child) source() store.SourceState {
 // recoverPollWait is how long the parent may hold the first pull after a failed one.
 const recoverPollWait = time.Second
 
-func (c *Child) pullOnce(ctx context.Context, link *Link, wait time.Duration) error {
+// ackTimeout bounds the acknowledgement of a run. It is sent under the leader term's context,
+// not the pull's (whose transfer limit the apply may have used up): a leader deposed while it
+// applied does not acknowledge.
+const ackTimeout = 30 * time.Second
+
+// pullOnce pulls, applies and acknowledges one run; term ends with this server's leader term.
+func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) error {
 	src := c.source()
 	q := url.Values{}
 	q.Set("cursor", fmt.Sprint(src.Cursor))
@@ -410,7 +416,7 @@ func (c *Child) pullOnce(ctx context.Context, link *Link, wait time.Duration) er
 		q.Set("chunk", fmt.Sprint(c.partial.next))
 	}
 	// Bound the whole pull, so that a connection that dies silently cannot hold the loop.
-	ctx, cancel := context.WithTimeout(ctx, wait+pullTransferLimit)
+	ctx, cancel := context.WithTimeout(term, wait+pullTransferLimit)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.ParentURL+ProtocolPath+"/catalog?"+q.Encode(), nil)
 	if err != nil {
@@ -438,8 +444,11 @@ func (c *Child) pullOnce(ctx context.Context, link *Link, wait time.Duration) er
 		// Not acknowledged: the parent keeps the run, and the next pull resumes it.
 		return cut
 	}
-	ackCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	if err := term.Err(); err != nil {
+		return fmt.Errorf("acknowledge run %s: leadership ended: %w", ack.RunID, err)
+	}
+	ackCtx, cancelAck := context.WithTimeout(term, ackTimeout)
+	defer cancelAck()
 	var ar AckResponse
 	if _, err := c.call(ackCtx, http.MethodPost, ProtocolPath+"/ack", link.NodeToken, ack, &ar); err != nil {
 		if ack.Error != "" {

@@ -1,0 +1,86 @@
+package hierarchy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"patchtree/store"
+)
+
+// roundTripFunc is an http.RoundTripper from a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// deposingBackend ends the leader term when the run commits, as a leadership loss would.
+type deposingBackend struct {
+	*memSite
+	depose func()
+}
+
+func (d deposingBackend) CommitCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error) {
+	d.depose()
+	return d.memSite.CommitCatalog(run, src)
+}
+
+// TestAckNotSentAfterLeadershipEnds: a child whose leader term ends while it applies a run does
+// not acknowledge it (the next leader pulls from its own cursor); while it leads, it does.
+func TestAckNotSentAfterLeadershipEnds(t *testing.T) {
+	parent := bigParent(t)
+	view, _ := parent.site.s.CatalogView(nil)
+	plan := buildRun(view, &store.Child{Name: "c", Ranges: []string{"de"}}, ModeComplete)
+	plan.header.RunID = "run-1"
+	var stream bytes.Buffer
+	if _, err := plan.WriteTo(&stream); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		depose bool
+	}{{"leading", false}, {"deposed while applying", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			term, end := context.WithCancel(context.Background())
+			defer end()
+			var mu sync.Mutex
+			acks, liveAcks := 0, 0
+			client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if r.Method == http.MethodGet {
+					return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(stream.Bytes())), Header: http.Header{}}, nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				acks++
+				if err := r.Context().Err(); err != nil {
+					return nil, err
+				}
+				liveAcks++
+				return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(`{"verified":true}`)), Header: http.Header{}}, nil
+			})}
+			child := NewChild(ChildConfig{ParentURL: "http://parent", Name: "c", Client: client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			site := newMemSite(t)
+			depose := func() {}
+			if tc.depose {
+				depose = end
+			}
+			child.SetBackend(deposingBackend{memSite: site, depose: depose})
+			err := child.pullOnce(term, &Link{Child: "c", NodeToken: "t"}, 0)
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.depose {
+				if err == nil || liveAcks != 0 {
+					t.Fatalf("deposed leader: err %v, %d acknowledgements sent (%d attempted)", err, liveAcks, acks)
+				}
+				return
+			}
+			if err != nil || liveAcks != 1 {
+				t.Fatalf("leader: err %v, %d acknowledgements sent", err, liveAcks)
+			}
+		})
+	}
+}
