@@ -1,11 +1,15 @@
 package node
 
 import (
+	"bufio"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/klauspost/compress/zstd"
@@ -25,6 +29,15 @@ type FSM struct {
 
 	mu    sync.RWMutex
 	state *store.Store
+
+	// applied is the index of the last entry Apply finished, or of the snapshot Restore
+	// installed. Raft's own AppliedIndex moves when entries are queued for the FSM, before
+	// they are applied; readiness reads this one.
+	applied atomic.Uint64
+	// skipped counts entries of unknown ignorable types (see IgnoreUnknownTypeFlag).
+	skipped atomic.Uint64
+	// stop ends the process on an entry this version must not skip; tests replace it.
+	stop func(error)
 }
 
 // NewFSM returns an FSM over an empty store.
@@ -33,8 +46,14 @@ func NewFSM(logger *slog.Logger) (*FSM, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FSM{logger: logger, state: s}, nil
+	return &FSM{logger: logger, state: s, stop: exitTooOld}, nil
 }
+
+// AppliedIndex returns the index of the last entry the FSM applied (or the snapshot it restored).
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// SkippedEntries returns how many entries of unknown ignorable types this FSM skipped.
+func (f *FSM) SkippedEntries() uint64 { return f.skipped.Load() }
 
 // State returns the current store. After a restore it is a different store; the old one's
 // AbandonCh is closed.
@@ -44,8 +63,9 @@ func (f *FSM) State() *store.Store {
 	return f.state
 }
 
-// Apply decodes one entry and applies it at log.Index. A decode failure or unknown type panics:
-// the log is corrupt or this binary is too old for it, and going on would diverge the replicas.
+// Apply decodes one entry and applies it at log.Index. A decode failure panics: the log is
+// corrupt, and going on would diverge the replicas. An unknown type is skipped when it carries
+// IgnoreUnknownTypeFlag and otherwise stops the process with a message to upgrade it (upgrade.go).
 // A store error (a request that the state rejects) is returned as the response.
 func (f *FSM) Apply(log *raft.Log) any {
 	if log.Type != raft.LogCommand {
@@ -54,8 +74,14 @@ func (f *FSM) Apply(log *raft.Log) any {
 	if len(log.Data) == 0 {
 		panic(fmt.Sprintf("raft log %d: empty entry", log.Index))
 	}
-	buf, idx := log.Data[1:], log.Index
-	switch t := MessageType(log.Data[0]); t {
+	resp := f.apply(MessageType(log.Data[0]), log.Data[1:], log.Index)
+	f.applied.Store(log.Index)
+	return resp
+}
+
+// apply is Apply's switch on the type byte, the ignorable flag masked off.
+func (f *FSM) apply(raw MessageType, buf []byte, idx uint64) any {
+	switch t := raw &^ IgnoreUnknownTypeFlag; t {
 	case SiteInitRequestType:
 		return f.applySiteInit(buf, idx)
 	case TokenCreateRequestType:
@@ -150,7 +176,7 @@ func (f *FSM) Apply(log *raft.Log) any {
 		decode(t, buf, idx, &req)
 		return f.State().RotateChild(idx, req.Name, req.JoinHash)
 	default:
-		panic(fmt.Sprintf("raft log %d: unknown message type %d", idx, t))
+		return f.unknownType(raw, idx)
 	}
 }
 
@@ -234,33 +260,70 @@ func (f *FSM) applyBulletinAdmin(buf []byte, idx uint64) any {
 }
 
 // Snapshot takes a point-in-time view; the slow part happens in Persist, off the apply path.
+// Raft calls it between Applies, so the applied index it records matches the view.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{snap: f.State().Snapshot()}, nil
+	return &fsmSnapshot{snap: f.State().Snapshot(), applied: f.applied.Load()}, nil
 }
 
 // Restore replaces the whole state with the snapshot's: a fresh store is decoded, swapped in,
 // and the old store is abandoned so blocked queries wake and re-read.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	dec, err := zstd.NewReader(rc, zstd.WithDecoderMaxWindow(maxSnapshotWindow), zstd.WithDecoderConcurrency(1))
+	br := bufio.NewReader(rc)
+	applied, hasFrame := readAppliedFrame(br)
+	dec, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxSnapshotWindow), zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return fmt.Errorf("snapshot restore: zstd: %w", err)
 	}
 	defer dec.Close()
 	fresh, err := store.Restore(dec)
 	if err != nil {
+		if errors.Is(err, store.ErrUnknownRecord) {
+			f.logger.Error("cannot restore a snapshot written by a newer patchtree: upgrade this server", "err", err)
+		}
 		return fmt.Errorf("snapshot restore: %w", err)
+	}
+	if n := fresh.SkippedRecords(); n > 0 {
+		f.logger.Error("snapshot restore skipped records of ignorable types this version does not know; upgrade this server",
+			"records", n)
+	}
+	if !hasFrame {
+		// A snapshot from a build before the frame: the state's own latest index is the best
+		// lower bound (readiness then waits for the log, never less).
+		applied = fresh.LatestIndex()
 	}
 	f.mu.Lock()
 	old := f.state
 	f.state = fresh
 	f.mu.Unlock()
+	f.applied.Store(applied)
 	old.Abandon()
 	return nil
 }
 
+// appliedFrameMagic is a zstd skippable frame (0x184D2A50-5F are reserved for them) that leads
+// every snapshot and carries the FSM's applied index, little-endian. zstd decoders skip such
+// frames, so a build that does not know it reads the snapshot unchanged.
+const (
+	appliedFrameMagic = 0x184D2A57
+	appliedFrameSize  = 8
+)
+
+// readAppliedFrame consumes the applied-index frame if the stream starts with one.
+func readAppliedFrame(br *bufio.Reader) (uint64, bool) {
+	hdr, err := br.Peek(8 + appliedFrameSize)
+	if err != nil || binary.LittleEndian.Uint32(hdr) != appliedFrameMagic ||
+		binary.LittleEndian.Uint32(hdr[4:]) != appliedFrameSize {
+		return 0, false
+	}
+	applied := binary.LittleEndian.Uint64(hdr[8:])
+	br.Discard(len(hdr))
+	return applied, true
+}
+
 type fsmSnapshot struct {
-	snap *store.Snapshot
+	snap    *store.Snapshot
+	applied uint64
 }
 
 // Persist writes the zstd-compressed snapshot stream to the sink, cancelling it on any error.
@@ -273,6 +336,13 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *fsmSnapshot) persist(w io.Writer) error {
+	var frame [8 + appliedFrameSize]byte
+	binary.LittleEndian.PutUint32(frame[:], appliedFrameMagic)
+	binary.LittleEndian.PutUint32(frame[4:], appliedFrameSize)
+	binary.LittleEndian.PutUint64(frame[8:], s.applied)
+	if _, err := w.Write(frame[:]); err != nil {
+		return err
+	}
 	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/zstd"
 
 	"patchtree/store"
 )
@@ -330,14 +332,65 @@ func TestFSMRejectedRequestChangesNothing(t *testing.T) {
 	}
 }
 
-func TestFSMUnknownTypePanics(t *testing.T) {
-	f := testFSM(t)
-	defer func() {
-		if recover() == nil {
-			t.Fatal("no panic for unknown message type")
+// testOnlyType is a message type no build knows, standing for one a newer leader writes.
+const testOnlyType MessageType = 127
+
+func TestFSMUnknownTypes(t *testing.T) {
+	t.Run("ignorable is skipped", func(t *testing.T) {
+		f := testFSM(t)
+		applySteps(t, f)
+		before, index := digest(t, f.State()), f.State().LatestIndex()
+		next := f.AppliedIndex() + 1
+		resp := f.Apply(makeLog(t, next, testOnlyType|IgnoreUnknownTypeFlag, map[string]any{"new": "field"}))
+		if resp != nil {
+			t.Fatalf("response = %v, want nil", resp)
 		}
-	}()
-	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{250, '{', '}'}})
+		if digest(t, f.State()) != before || f.State().LatestIndex() != index {
+			t.Fatal("a skipped entry changed the state")
+		}
+		if f.SkippedEntries() != 1 {
+			t.Fatalf("skipped = %d, want 1", f.SkippedEntries())
+		}
+		if f.AppliedIndex() != next {
+			t.Fatalf("applied index = %d, want %d", f.AppliedIndex(), next)
+		}
+		// The next known entry applies as usual.
+		tok := testToken("after", store.RoleAuditor)
+		if resp := f.Apply(makeLog(t, next+1, TokenCreateRequestType, &TokenCreateRequest{Token: tok})); resp != nil {
+			t.Fatal(resp)
+		}
+	})
+	t.Run("not ignorable stops the server", func(t *testing.T) {
+		f := testFSM(t)
+		var stopped error
+		f.stop = func(err error) { stopped = err; panic("stopped") }
+		func() {
+			defer func() {
+				if r := recover(); r != "stopped" {
+					t.Fatalf("recovered %v, want the stop hook to run", r)
+				}
+			}()
+			f.Apply(makeLog(t, 7, testOnlyType, map[string]any{}))
+		}()
+		if !errors.Is(stopped, ErrUnknownEntryType) {
+			t.Fatalf("stop error = %v, want ErrUnknownEntryType", stopped)
+		}
+		for _, want := range []string{"raft log 7", "type 127", "upgrade it"} {
+			if !strings.Contains(stopped.Error(), want) {
+				t.Errorf("message %q lacks %q", stopped, want)
+			}
+		}
+		if f.SkippedEntries() != 0 || f.AppliedIndex() != 0 {
+			t.Fatalf("skipped %d, applied %d after a refused entry", f.SkippedEntries(), f.AppliedIndex())
+		}
+	})
+	t.Run("known types never carry the flag", func(t *testing.T) {
+		for mt := MessageType(1); mt <= ChildRotateRequestType; mt++ {
+			if mt&IgnoreUnknownTypeFlag != 0 || strings.HasPrefix(mt.String(), "message-type-") {
+				t.Errorf("type %d (%s)", mt, mt)
+			}
+		}
+	})
 }
 
 func TestFSMCorruptEntryPanics(t *testing.T) {
@@ -419,6 +472,27 @@ func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	if tok == nil || tok.CreateIndex != 2 || !tok.SecretMatches("secret-aud1") {
 		t.Fatalf("restored token = %+v", tok)
 	}
+	if dst.AppliedIndex() != src.AppliedIndex() || dst.AppliedIndex() == 0 {
+		t.Fatalf("applied index after restore = %d, want %d", dst.AppliedIndex(), src.AppliedIndex())
+	}
+}
+
+// A snapshot from a build without the applied-index frame still restores; the applied index is
+// then the state's latest index.
+func TestFSMRestoreWithoutAppliedFrame(t *testing.T) {
+	src := testFSM(t)
+	applySteps(t, src)
+	buf := snapshotOf(t, src)[8+appliedFrameSize:]
+	dst := testFSM(t)
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(buf))); err != nil {
+		t.Fatal(err)
+	}
+	if digest(t, dst.State()) != digest(t, src.State()) {
+		t.Fatal("digest differs")
+	}
+	if dst.AppliedIndex() != src.State().LatestIndex() {
+		t.Fatalf("applied index = %d, want %d", dst.AppliedIndex(), src.State().LatestIndex())
+	}
 }
 
 func TestFSMRestoreRemovesExtraRows(t *testing.T) {
@@ -473,5 +547,24 @@ func TestFSMRestoreRejectsCorruptSnapshots(t *testing.T) {
 				t.Fatal("failed restore changed the state")
 			}
 		})
+	}
+}
+
+// A build that predates the applied-index frame restores by handing the stream straight to zstd;
+// the decoder must skip the frame, so such a server can take a snapshot from a newer leader.
+func TestFSMSnapshotReadableWithoutFrameSupport(t *testing.T) {
+	src := testFSM(t)
+	applySteps(t, src)
+	dec, err := zstd.NewReader(bytes.NewReader(snapshotOf(t, src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	restored, err := store.Restore(dec)
+	if err != nil {
+		t.Fatalf("previous build's restore path: %v", err)
+	}
+	if digest(t, restored) != digest(t, src.State()) {
+		t.Fatal("digest differs")
 	}
 }

@@ -43,9 +43,16 @@ const (
 	ChildRotateRequestType       MessageType = 26
 )
 
+// IgnoreUnknownTypeFlag is the high bit of the type byte. It marks an entry that a server may
+// skip when it does not know the type: an older server in a rolling upgrade logs it, counts it
+// and goes on. New types carry it unless skipping them would leave existing state wrong (see
+// DESIGN.md, "Rolling upgrades"); the known types below 128 never carry it. (nomad
+// structs.IgnoreUnknownTypeFlag.)
+const IgnoreUnknownTypeFlag MessageType = 128
+
 // String names a message type for logs and errors.
 func (t MessageType) String() string {
-	switch t {
+	switch t &^ IgnoreUnknownTypeFlag {
 	case SiteInitRequestType:
 		return "site-init"
 	case TokenCreateRequestType:
@@ -98,6 +105,9 @@ func (t MessageType) String() string {
 		return "runs-prune"
 	case ChildRotateRequestType:
 		return "child-rotate"
+	}
+	if t&IgnoreUnknownTypeFlag != 0 {
+		return fmt.Sprintf("message-type-%d(ignorable)", uint8(t&^IgnoreUnknownTypeFlag))
 	}
 	return fmt.Sprintf("message-type-%d", uint8(t))
 }

@@ -35,6 +35,9 @@ type RaftStatus struct {
 	Transport string `json:"transport,omitempty"`
 	// SiteCA is the SHA-256 fingerprint of the site CA every server's certificate chains to.
 	SiteCA string `json:"site_ca,omitempty"`
+	// SkippedEntries counts log entries of unknown ignorable types this server skipped since it
+	// started: non-zero means a newer leader wrote them and this server awaits its upgrade.
+	SkippedEntries uint64 `json:"skipped_entries"`
 }
 
 // ServerStatus is one member of the site.
@@ -77,12 +80,13 @@ func (n *Node) Status() (*Status, error) {
 		return nil, err
 	}
 	st.Raft = RaftStatus{
-		State:        n.raft.State().String(),
-		Term:         n.raft.CurrentTerm(),
-		AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex:  n.raft.CommitIndex(),
-		LastIndex:    n.raft.LastIndex(),
-		Servers:      servers,
+		State:          n.raft.State().String(),
+		Term:           n.raft.CurrentTerm(),
+		AppliedIndex:   n.raft.AppliedIndex(),
+		CommitIndex:    n.raft.CommitIndex(),
+		LastIndex:      n.raft.LastIndex(),
+		Servers:        servers,
+		SkippedEntries: n.fsm.SkippedEntries(),
 	}
 	if n.tls != nil {
 		st.Raft.Transport, st.Raft.SiteCA = "mutual TLS 1.3", n.tls.caFingerprint()

@@ -12,4 +12,7 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrCorruptSnapshot means a snapshot stream could not be decoded.
 	ErrCorruptSnapshot = errors.New("corrupt snapshot")
+	// ErrUnknownRecord means a snapshot holds a record type this version does not know and may
+	// not skip: it was written by a newer patchtree.
+	ErrUnknownRecord = errors.New("snapshot record of a type this version of patchtree does not know")
 )

@@ -18,7 +18,15 @@ import (
 //	trailer:  [0x00][uvarint total row count]
 //
 // The trailer makes a truncated stream an error instead of a silently smaller state.
+//
+// A snapID with IgnoreUnknownRecordFlag set marks a table that an older server may leave out
+// of its restored state when it does not know it (the same rule as node.IgnoreUnknownTypeFlag
+// for log entries). An unknown snapID without it fails the restore with ErrUnknownRecord.
 const snapshotMagic = "PTSNAP1\n"
+
+// IgnoreUnknownRecordFlag is the high bit of a snapshot record's table byte; see above. Tables
+// whose rows every older server may lack without harm carry it in their snapID.
+const IgnoreUnknownRecordFlag byte = 0x80
 
 // maxSnapshotRecord bounds one decoded record, so a corrupt length cannot exhaust memory.
 const maxSnapshotRecord = 64 << 20
@@ -114,12 +122,21 @@ func Restore(r io.Reader) (*Store, error) {
 			}
 			break
 		}
-		t, ok := tableBySnapID(id)
-		if !ok {
-			return nil, fmt.Errorf("snapshot record %d: unknown table byte %d: %w", count, id, ErrCorruptSnapshot)
-		}
 		if size > maxSnapshotRecord {
 			return nil, fmt.Errorf("snapshot record %d: %d bytes exceeds limit: %w", count, size, ErrCorruptSnapshot)
+		}
+		t, ok := tableBySnapID(id)
+		if !ok && id&IgnoreUnknownRecordFlag != 0 {
+			if _, err := br.Discard(int(size)); err != nil {
+				return nil, fmt.Errorf("snapshot record %d truncated: %w", count, ErrCorruptSnapshot)
+			}
+			s.skippedRecords++
+			count++
+			continue
+		}
+		if !ok {
+			return nil, fmt.Errorf("snapshot record %d: table byte %d: %w; upgrade this server to the version that wrote the snapshot",
+				count, id, ErrUnknownRecord)
 		}
 		buf := make([]byte, size)
 		if _, err := io.ReadFull(br, buf); err != nil {
@@ -140,6 +157,10 @@ func Restore(r io.Reader) (*Store, error) {
 	txn.Commit()
 	return s, nil
 }
+
+// SkippedRecords returns how many records of unknown ignorable tables the restore that made
+// this store skipped.
+func (s *Store) SkippedRecords() uint64 { return s.skippedRecords }
 
 type countingWriter struct {
 	w io.Writer

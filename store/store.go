@@ -17,6 +17,9 @@ type Store struct {
 
 	abandonOnce sync.Once
 	abandonCh   chan struct{}
+
+	// skippedRecords counts the ignorable records of unknown types Restore skipped.
+	skippedRecords uint64
 }
 
 // New returns an empty store.
