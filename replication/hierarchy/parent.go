@@ -420,8 +420,9 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 	for {
 		p.touch(req.Child)
 		state := p.backend.State()
-		// Policies and settings under a continuous rule go as soon as they change: the wait
-		// watches their tables as well as the pokes, and the child's row (a rotation ends it).
+		// The catalog, policies and settings under a continuous rule go as soon as they change:
+		// the wait watches the catalog's version, the policies' and settings' tables, the pokes,
+		// and the child's row (a rotation ends it).
 		ws := memdb.NewWatchSet()
 		c, err := state.Child(ws, req.Child)
 		if err != nil {
@@ -438,7 +439,7 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 		}
 		state.PoliciesIndex(ws)
 		state.SettingDocsIndex(ws)
-		view, err := state.CatalogView(nil)
+		view, err := state.CatalogView(ws)
 		if err != nil {
 			return nil, err
 		}

@@ -32,7 +32,6 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastCollect time.Time
-	var lastVersion uint64
 	p.scheduleNext(time.Now())
 	for {
 		select {
@@ -40,10 +39,6 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			p.pruneInflight(now)
-			if info, err := p.backend.State().Catalog(nil); err == nil && info.Version != lastVersion {
-				lastVersion = info.Version
-				p.wakeAll()
-			}
 			p.fireSchedule(now)
 			p.logAlerts()
 			if now.Sub(lastCollect) > 30*time.Second {
@@ -132,8 +127,8 @@ func (p *Parent) RulesChanged() {
 	p.wakeAll()
 }
 
-// wakeAll wakes every waiting pull so that it re-evaluates whether a run is due (a new catalog
-// version under a continuous rule, or new rules).
+// wakeAll wakes every waiting pull so that it re-evaluates whether a run is due (new rules, or
+// the end of leadership; a new catalog version wakes them through the store's watch).
 func (p *Parent) wakeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
