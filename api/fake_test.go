@@ -21,6 +21,8 @@ type fakeBackend struct {
 	mu  sync.Mutex
 	s   *store.Store
 	idx uint64
+	// notReady and follower make the fake a starting server or a follower.
+	notReady, follower bool
 }
 
 func newFake(t *testing.T) *fakeBackend {
@@ -51,15 +53,15 @@ func (f *fakeBackend) next() uint64 { f.idx++; return f.idx }
 
 func (f *fakeBackend) ID() string                          { return "fake" }
 func (f *fakeBackend) State() *store.Store                 { return f.s }
-func (f *fakeBackend) Ready() bool                         { return true }
+func (f *fakeBackend) Ready() bool                         { return !f.notReady }
 func (f *fakeBackend) WaitReady(ctx context.Context) error { return nil }
-func (f *fakeBackend) IsLeader() bool                      { return true }
+func (f *fakeBackend) IsLeader() bool                      { return !f.follower }
 func (f *fakeBackend) WaitLeader(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("fake always leads")
 }
 
 func (f *fakeBackend) Status() (*node.Status, error) {
-	return &node.Status{Name: "hq", Role: node.RoleParent, NodeID: "fake", Index: f.s.LatestIndex(), Ready: true}, nil
+	return &node.Status{Name: "hq", Role: node.RoleParent, NodeID: "fake", Index: f.s.LatestIndex(), Ready: !f.notReady}, nil
 }
 
 func (f *fakeBackend) Servers() ([]node.ServerStatus, error) {
@@ -277,8 +279,8 @@ func (fakeHierarchy) ReplicateNow(req hierarchy.NowRequest) ([]string, error) {
 	return req.Children, nil
 }
 
-func (fakeHierarchy) WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun {
-	return nil
+func (fakeHierarchy) WaitRuns(ctx context.Context, children []string, since time.Time) (map[string]*store.ReplicationRun, error) {
+	return nil, nil
 }
 
 func (fakeHierarchy) Status(only string) ([]hierarchy.ChildStatus, error) {

@@ -23,7 +23,7 @@ type Hierarchy interface {
 	Ack(child string, ack hierarchy.Ack) (*hierarchy.AckResponse, error)
 	Alerts() ([]hierarchy.Alert, error)
 	ReplicateNow(req hierarchy.NowRequest) ([]string, error)
-	WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun
+	WaitRuns(ctx context.Context, children []string, since time.Time) (map[string]*store.ReplicationRun, error)
 	Status(only string) ([]hierarchy.ChildStatus, error)
 	RulesChanged()
 	// ChildRotated ends what the leader knew of a child's old credential (its waiting pull).
@@ -220,7 +220,10 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	runs := h.WaitRuns(ctx, targeted, since)
+	runs, err := h.WaitRuns(ctx, targeted, since)
+	if err != nil {
+		return 0, nil, err
+	}
 	for _, name := range targeted {
 		res := childResult{Child: name}
 		if run, ok := runs[name]; ok {

@@ -104,12 +104,14 @@ func (v *CatalogView) Tombstones(after uint64, fn func(*Tombstone) bool) error {
 
 // TombstoneHorizon is the highest index up to which tombstones were collected: a child whose
 // cursor is older cannot be told about deletions since and needs a complete run.
-func (v *CatalogView) TombstoneHorizon() uint64 {
+func (v *CatalogView) TombstoneHorizon() (uint64, error) {
 	var h struct {
 		Index uint64 `json:"index"`
 	}
-	getSetting(v.txn, nil, SettingTombstoneHorizon, &h)
-	return h.Index
+	if _, err := getSetting(v.txn, nil, SettingTombstoneHorizon, &h); err != nil {
+		return 0, fmt.Errorf("read the tombstone horizon: %w", err)
+	}
+	return h.Index, nil
 }
 
 // SettingTombstoneHorizon is the settings key of the tombstone horizon.

@@ -61,28 +61,32 @@ func TestTombstonesCollectedPastEveryChild(t *testing.T) {
 		v.Tombstones(0, func(*store.Tombstone) bool { n++; return true })
 		return n
 	}
-	p.collectTombstones()
+	if err := p.collectTombstones(); err != nil {
+		t.Fatal(err)
+	}
 	if count() != 1 {
 		t.Fatalf("tombstone collected while child old (cursor %d) has not passed it", first.Version)
 	}
 	be.UpdateChild("old", store.ChildUpdate{Cursor: &deleted.Version})
-	p.collectTombstones()
+	if err := p.collectTombstones(); err != nil {
+		t.Fatal(err)
+	}
 	if count() != 0 {
 		t.Fatal("tombstone kept after every child passed it")
 	}
 
 	// A child whose cursor is older than the horizon cannot be told about that deletion.
 	v, _ := site.s.CatalogView(nil)
-	if v.TombstoneHorizon() < deleted.Version {
-		t.Fatalf("horizon %d below the collected tombstone %d", v.TombstoneHorizon(), deleted.Version)
+	if h, err := v.TombstoneHorizon(); err != nil || h < deleted.Version {
+		t.Fatalf("horizon %d (%v) below the collected tombstone %d", h, err, deleted.Version)
 	}
 	c, _ := site.s.Child(nil, "old")
-	tr, due := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "old", Cursor: first.Version, CursorRanges: []string{"de"}}, v, &runSpec{})
-	if !due || tr.mode != ModeComplete || tr.reason != "horizon" {
+	tr, due, err := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "old", Cursor: first.Version, CursorRanges: []string{"de"}}, v, &runSpec{})
+	if err != nil || !due || tr.mode != ModeComplete || tr.reason != "horizon" {
 		t.Fatalf("child behind the horizon: due %v, trigger %+v", due, tr)
 	}
 	c, _ = site.s.Child(nil, "new")
-	if _, due := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "new", Cursor: deleted.Version, CursorRanges: []string{"de"}}, v, &runSpec{}); due {
+	if _, due, err := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "new", Cursor: deleted.Version, CursorRanges: []string{"de"}}, v, &runSpec{}); err != nil || due {
 		t.Fatal("an up-to-date child got a run with nothing to do")
 	}
 }

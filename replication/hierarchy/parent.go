@@ -328,26 +328,30 @@ func retrySpec(h RunHeader) *runSpec {
 }
 
 // WaitRuns waits until each child has a run recorded that started at or after since, or ctx
-// ends; it returns the newest such run per child (missing: none yet).
-func (p *Parent) WaitRuns(ctx context.Context, children []string, since time.Time) map[string]*store.ReplicationRun {
+// ends; it returns the newest such run per child (missing: none yet), or why the runs could
+// not be read.
+func (p *Parent) WaitRuns(ctx context.Context, children []string, since time.Time) (map[string]*store.ReplicationRun, error) {
 	for {
 		p.mu.Lock()
 		done := p.runDone
 		p.mu.Unlock()
-		got := p.runsSince(children, since)
-		if len(got) == len(children) {
-			return got
+		got, err := p.runsSince(children, since)
+		if err != nil || len(got) == len(children) {
+			return got, err
 		}
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return got
+			return got, nil
 		}
 	}
 }
 
-func (p *Parent) runsSince(children []string, since time.Time) map[string]*store.ReplicationRun {
-	runs, _ := p.backend.State().ReplicationRuns(nil)
+func (p *Parent) runsSince(children []string, since time.Time) (map[string]*store.ReplicationRun, error) {
+	runs, err := p.backend.State().ReplicationRuns(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read replication runs: %w", err)
+	}
 	want := map[string]bool{}
 	for _, c := range children {
 		want[c] = true
@@ -363,7 +367,7 @@ func (p *Parent) runsSince(children []string, since time.Time) map[string]*store
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // PullRequest is a child's pull: where its replica stands.
@@ -449,7 +453,11 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 			p.mu.Unlock()
 			return nil, ErrNotLeading
 		}
-		spec := p.due(state, rules, c, req, view)
+		spec, err := p.due(state, rules, c, req, view)
+		if err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
 		var wake chan struct{}
 		if !spec.empty() {
 			delete(p.pending, c.Name)
@@ -481,13 +489,17 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 }
 
 // due decides which sections a run for a child must carry now (p.mu held); none: wait.
-func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRequest, v *store.CatalogView) *runSpec {
+func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRequest, v *store.CatalogView) (*runSpec, error) {
 	s := &runSpec{}
 	pending := p.pending[c.Name]
 	if pending == nil {
 		pending = &runSpec{}
 	}
-	if t, ok := p.dueCatalog(rules, c, req, v, pending); ok {
+	t, ok, err := p.dueCatalog(rules, c, req, v, pending)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
 		s.catalog = &t
 	}
 	pidx, sidx := state.PoliciesIndex(nil), state.SettingDocsIndex(nil)
@@ -523,39 +535,43 @@ func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRe
 	case rules.Settings == "continuous" && sidx > req.SettingsCursor:
 		s.settings = &trigger{ModeComplete, "continuous"}
 	}
-	return s
+	return s, nil
 }
 
 // dueCatalog decides whether the catalog section is due for a child and which (p.mu held).
-func (p *Parent) dueCatalog(rules Rules, c *store.Child, req PullRequest, v *store.CatalogView, pending *runSpec) (trigger, bool) {
+func (p *Parent) dueCatalog(rules Rules, c *store.Child, req PullRequest, v *store.CatalogView, pending *runSpec) (trigger, bool, error) {
+	horizon, err := v.TombstoneHorizon()
+	if err != nil {
+		return trigger{}, false, fmt.Errorf("catalog run for child %q: %w", c.Name, err)
+	}
 	switch {
 	case req.Cursor == 0 && v.Info.Version > 0:
-		return trigger{ModeComplete, "first"}, true
+		return trigger{ModeComplete, "first"}, true, nil
 	case c.NeedsComplete:
-		return trigger{ModeComplete, "repair"}, true
-	case req.Cursor < v.TombstoneHorizon():
-		return trigger{ModeComplete, "horizon"}, true
+		return trigger{ModeComplete, "repair"}, true, nil
+	case req.Cursor < horizon:
+		return trigger{ModeComplete, "horizon"}, true, nil
 	case req.Cursor > v.Info.Version:
-		return trigger{ModeComplete, "cursor-ahead"}, true // the parent's catalog went backwards
+		return trigger{ModeComplete, "cursor-ahead"}, true, nil // the parent's catalog went backwards
 	}
 	if pending.catalog != nil {
-		return *pending.catalog, true
+		return *pending.catalog, true, nil
 	}
 	if req.Cursor == 0 {
-		return trigger{}, false // the parent has no catalog yet: nothing to send or to filter
+		return trigger{}, false, nil // the parent has no catalog yet: nothing to send or to filter
 	}
 	if req.Cursor != c.Cursor {
 		// The child holds a version the parent never heard acknowledged (the acknowledgement
 		// was lost): a run from its cursor, even an empty one, verifies and records it.
-		return trigger{ModeDifferential, "resync"}, true
+		return trigger{ModeDifferential, "resync"}, true, nil
 	}
 	if !sameRanges(c.Ranges, req.CursorRanges) {
-		return trigger{ModeDifferential, "filter-change"}, true
+		return trigger{ModeDifferential, "filter-change"}, true, nil
 	}
 	if rules.Catalog == "continuous" && v.Info.Version > req.Cursor {
-		return trigger{ModeDifferential, "continuous"}, true
+		return trigger{ModeDifferential, "continuous"}, true, nil
 	}
-	return trigger{}, false
+	return trigger{}, false, nil
 }
 
 // startRun builds a run from one consistent view: the catalog section (if due, or if a policy

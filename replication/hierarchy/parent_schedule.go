@@ -5,6 +5,8 @@ package hierarchy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -40,11 +42,17 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 		case now := <-tick.C:
 			p.pruneInflight(now)
 			p.fireSchedule(now)
-			p.logAlerts()
+			if err := p.logAlerts(); err != nil {
+				p.logger.Warn("language alerts", "error", err)
+			}
 			if now.Sub(lastCollect) > 30*time.Second {
 				lastCollect = now
-				p.collectTombstones()
-				p.pruneRuns()
+				if err := p.collectTombstones(); err != nil {
+					p.logger.Warn("collect tombstones", "error", err)
+				}
+				if err := p.pruneRuns(); err != nil {
+					p.logger.Warn("prune replication runs", "error", err)
+				}
 			}
 		}
 	}
@@ -138,10 +146,11 @@ func (p *Parent) wakeAll() {
 	}
 }
 
-func (p *Parent) logAlerts() {
+// logAlerts logs language alerts as they are raised and cleared.
+func (p *Parent) logAlerts() error {
 	alerts, err := p.Alerts()
 	if err != nil {
-		return
+		return fmt.Errorf("list alerts: %w", err)
 	}
 	now := map[string]bool{}
 	for _, a := range alerts {
@@ -157,6 +166,7 @@ func (p *Parent) logAlerts() {
 		}
 	}
 	p.alerts = now
+	return nil
 }
 
 // KeepRunsPerChild is how many replication runs (down and up) the parent keeps per child; older
@@ -165,27 +175,37 @@ const KeepRunsPerChild = 1000
 
 // pruneRuns forgets the oldest runs of children with more than KeepRunsPerChild (plus a margin,
 // so that pruning is one entry every hundred runs, not one per run).
-func (p *Parent) pruneRuns() {
+func (p *Parent) pruneRuns() error {
 	state := p.backend.State()
 	children, err := state.Children(nil)
 	if err != nil {
-		return
+		return fmt.Errorf("read children: %w", err)
 	}
+	var errs []error
 	for _, c := range children {
-		if n, err := state.ChildRunCount(c.Name); err == nil && n > KeepRunsPerChild+100 {
+		n, err := state.ChildRunCount(c.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("count the runs of child %q: %w", c.Name, err))
+			continue
+		}
+		if n > KeepRunsPerChild+100 {
 			if _, err := p.backend.PruneRuns(c.Name, KeepRunsPerChild); err != nil {
-				p.logger.Warn("prune replication runs", "child", c.Name, "error", err)
+				errs = append(errs, fmt.Errorf("prune the runs of child %q: %w", c.Name, err))
 			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // collectTombstones drops tombstones that every child has passed.
-func (p *Parent) collectTombstones() {
+func (p *Parent) collectTombstones() error {
 	state := p.backend.State()
 	children, err := state.Children(nil)
-	if err != nil || len(children) == 0 {
-		return
+	if err != nil {
+		return fmt.Errorf("read children: %w", err)
+	}
+	if len(children) == 0 {
+		return nil
 	}
 	var min uint64
 	for i, c := range children {
@@ -193,19 +213,25 @@ func (p *Parent) collectTombstones() {
 			min = c.Cursor
 		}
 	}
+	if min == 0 {
+		return nil
+	}
 	view, err := state.CatalogView(nil)
-	if err != nil || min == 0 {
-		return
+	if err != nil {
+		return fmt.Errorf("read the catalog: %w", err)
 	}
 	old := false
-	view.Tombstones(0, func(t *store.Tombstone) bool {
+	if err := view.Tombstones(0, func(t *store.Tombstone) bool {
 		old = old || t.Index <= min
 		return !old
-	})
+	}); err != nil {
+		return fmt.Errorf("read tombstones: %w", err)
+	}
 	if !old {
-		return
+		return nil
 	}
 	if _, err := p.backend.CollectTombstones(min); err != nil {
-		p.logger.Warn("collect tombstones", "error", err)
+		return fmt.Errorf("collect tombstones up to %d: %w", min, err)
 	}
+	return nil
 }
