@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -19,13 +20,30 @@ type healthResponse struct {
 	NodeID    string `json:"node_id"`
 }
 
+// health answers liveness. With ?require=ready or ?require=leader it is a check for load
+// balancers: 200 when the condition holds, 503 with an error naming it when not.
 func (s *Server) health(r *http.Request) (int, any, error) {
 	st, err := s.backend.Status()
 	if err != nil {
 		return 0, nil, err
 	}
+	ready, leader := s.backend.Ready(), s.backend.IsLeader()
+	switch req := r.URL.Query().Get("require"); req {
+	case "":
+	case "ready":
+		if !ready {
+			return 0, nil, fmt.Errorf("%w: this server has not applied the site's log through the commit index it learned from the leader",
+				node.ErrNotReady)
+		}
+	case "leader":
+		if !leader {
+			return 0, nil, fmt.Errorf("%w: this server is %s", node.ErrNotLeader, st.Raft.State)
+		}
+	default:
+		return 0, nil, fmt.Errorf("%w: require must be \"ready\" or \"leader\", not %q", ErrBadRequest, req)
+	}
 	return http.StatusOK, healthResponse{
-		Status: "ok", Ready: st.Ready, Leader: s.backend.IsLeader(), RaftState: st.Raft.State, NodeID: st.NodeID,
+		Status: "ok", Ready: ready, Leader: leader, RaftState: st.Raft.State, NodeID: st.NodeID,
 	}, nil
 }
 

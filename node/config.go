@@ -69,6 +69,8 @@ type Config struct {
 	inmem         bool
 	skipBootstrap bool
 	raftConf      func(*raft.Config)
+	// beforeApply runs in FSM.Apply before each command (a test delays the FSM with it).
+	beforeApply func(*raft.Log)
 }
 
 func (c *Config) validate() error {

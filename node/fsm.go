@@ -38,6 +38,8 @@ type FSM struct {
 	skipped atomic.Uint64
 	// stop ends the process on an entry this version must not skip; tests replace it.
 	stop func(error)
+	// beforeApply is a test hook run before each command; nil in production.
+	beforeApply func(*raft.Log)
 }
 
 // NewFSM returns an FSM over an empty store.
@@ -73,6 +75,9 @@ func (f *FSM) Apply(log *raft.Log) any {
 	}
 	if len(log.Data) == 0 {
 		panic(fmt.Sprintf("raft log %d: empty entry", log.Index))
+	}
+	if f.beforeApply != nil {
+		f.beforeApply(log)
 	}
 	resp := f.apply(MessageType(log.Data[0]), log.Data[1:], log.Index)
 	f.applied.Store(log.Index)

@@ -243,8 +243,8 @@ func (n *Node) RunningLoops() []string {
 	return out
 }
 
-// trackCatchUp marks a follower caught up once it knows a leader and has applied everything that
-// leader told it is committed (checked on two consecutive polls).
+// trackCatchUp marks a follower caught up once it knows a leader and its FSM has applied
+// everything that leader told it is committed (checked on two consecutive polls).
 func (n *Node) trackCatchUp() {
 	defer n.wg.Done()
 	t := time.NewTicker(catchUpPoll)
@@ -258,7 +258,7 @@ func (n *Node) trackCatchUp() {
 		}
 		_, leader := n.raft.LeaderWithID()
 		commit := n.raft.CommitIndex()
-		if leader != "" && string(leader) != n.id && commit > 0 && n.raft.AppliedIndex() >= commit {
+		if leader != "" && string(leader) != n.id && commit > 0 && n.fsmCaughtUp(commit) {
 			streak++
 		} else {
 			streak = 0
@@ -269,11 +269,44 @@ func (n *Node) trackCatchUp() {
 	}
 }
 
+// maxCatchUpScan bounds how many log entries past the FSM's applied index fsmCaughtUp reads;
+// a longer gap means not caught up yet.
+const maxCatchUpScan = 1024
+
+// fsmCaughtUp reports whether the FSM has applied every entry up to commit that can change
+// state. Raft hands only commands to the FSM, so entries after the FSM's applied index that are
+// no-ops, barriers or configuration changes do not count, nor entries below the log's first
+// index: Raft compacts the log only behind a snapshot the FSM has taken or restored.
+func (n *Node) fsmCaughtUp(commit uint64) bool {
+	applied := n.fsm.AppliedIndex()
+	if applied >= commit {
+		return true
+	}
+	if commit-applied > maxCatchUpScan {
+		return false
+	}
+	first, err := n.logs.FirstIndex()
+	if err != nil {
+		return false
+	}
+	for i := max(applied+1, first); i <= commit; i++ {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type == raft.LogCommand {
+			return false
+		}
+	}
+	return true
+}
+
 func (n *Node) markCaughtUp() {
 	n.readyOnce.Do(func() {
 		n.caughtUp.Store(true)
 		close(n.caughtUpCh)
-		n.logger.Info("caught up with the site's log", "applied_index", n.raft.AppliedIndex())
+		n.logger.Info("caught up with the site's log", "fsm_applied_index", n.fsm.AppliedIndex(),
+			"commit_index", n.raft.CommitIndex())
 	})
 }
 

@@ -33,8 +33,10 @@ type Node struct {
 	id     string
 	logger *slog.Logger
 
-	fsm      *FSM
-	raft     *raft.Raft
+	fsm  *FSM
+	raft *raft.Raft
+	// logs is Raft's log store, read by the catch-up check.
+	logs     raft.LogStore
 	trans    raft.Transport
 	boltLogs *raftboltdb.BoltStore
 	// dataLock is the exclusive lock of the data dir, held until Shutdown.
@@ -93,6 +95,7 @@ func New(cfg Config) (*Node, error) {
 		lock.Release()
 		return nil, err
 	}
+	fsm.beforeApply = cfg.beforeApply
 	n := &Node{
 		dataLock:   lock,
 		cfg:        cfg,
@@ -181,6 +184,7 @@ func (n *Node) setupRaft() error {
 			Stream: stream, MaxPool: transportMaxPool, Timeout: transportTimeout, Logger: conf.Logger,
 		})
 	}
+	n.logs = logs
 	r, err := raft.NewRaft(conf, n.fsm, logs, stable, snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

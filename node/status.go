@@ -35,6 +35,9 @@ type RaftStatus struct {
 	Transport string `json:"transport,omitempty"`
 	// SiteCA is the SHA-256 fingerprint of the site CA every server's certificate chains to.
 	SiteCA string `json:"site_ca,omitempty"`
+	// FSMAppliedIndex is the last entry the state machine itself applied; AppliedIndex (Raft's)
+	// also counts entries only queued for it.
+	FSMAppliedIndex uint64 `json:"fsm_applied_index"`
 	// SkippedEntries counts log entries of unknown ignorable types this server skipped since it
 	// started: non-zero means a newer leader wrote them and this server awaits its upgrade.
 	SkippedEntries uint64 `json:"skipped_entries"`
@@ -80,13 +83,14 @@ func (n *Node) Status() (*Status, error) {
 		return nil, err
 	}
 	st.Raft = RaftStatus{
-		State:          n.raft.State().String(),
-		Term:           n.raft.CurrentTerm(),
-		AppliedIndex:   n.raft.AppliedIndex(),
-		CommitIndex:    n.raft.CommitIndex(),
-		LastIndex:      n.raft.LastIndex(),
-		Servers:        servers,
-		SkippedEntries: n.fsm.SkippedEntries(),
+		State:           n.raft.State().String(),
+		Term:            n.raft.CurrentTerm(),
+		AppliedIndex:    n.raft.AppliedIndex(),
+		CommitIndex:     n.raft.CommitIndex(),
+		LastIndex:       n.raft.LastIndex(),
+		Servers:         servers,
+		FSMAppliedIndex: n.fsm.AppliedIndex(),
+		SkippedEntries:  n.fsm.SkippedEntries(),
 	}
 	if n.tls != nil {
 		st.Raft.Transport, st.Raft.SiteCA = "mutual TLS 1.3", n.tls.caFingerprint()

@@ -36,7 +36,11 @@ func printStatus(w io.Writer, url string, st *node.Status) {
 	fmt.Fprintf(w, "site %s (%s)  %s\n", st.Name, st.Role, url)
 	fmt.Fprintf(w, "  site id     %s\n", st.SiteID)
 	fmt.Fprintf(w, "  this node   %s  raft %s, term %d, applied %d/%d, ready %t\n",
-		st.NodeID, st.Raft.State, st.Raft.Term, st.Raft.AppliedIndex, st.Raft.CommitIndex, st.Ready)
+		st.NodeID, st.Raft.State, st.Raft.Term, st.Raft.FSMAppliedIndex, st.Raft.CommitIndex, st.Ready)
+	if st.Raft.SkippedEntries > 0 {
+		fmt.Fprintf(w, "  upgrade     skipped %d log entries of types this version does not know: upgrade this server\n",
+			st.Raft.SkippedEntries)
+	}
 	leader := st.Raft.LeaderID
 	if leader == "" {
 		leader = "(none: election in progress)"
