@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"patchtree/store"
 )
@@ -52,8 +53,8 @@ func TestTombstonesCollectedPastEveryChild(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	be.UpdateChild("old", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &first.Version, CursorRanges: &[]string{"de"}})
-	be.UpdateChild("new", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &deleted.Version, CursorRanges: &[]string{"de"}})
+	be.UpdateChild("old", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &first.Version, CursorRanges: &[]string{"de"}, CursorAt: time.Now()})
+	be.UpdateChild("new", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &deleted.Version, CursorRanges: &[]string{"de"}, CursorAt: time.Now()})
 
 	count := func() int {
 		n := 0
@@ -61,14 +62,14 @@ func TestTombstonesCollectedPastEveryChild(t *testing.T) {
 		v.Tombstones(0, func(*store.Tombstone) bool { n++; return true })
 		return n
 	}
-	if err := p.collectTombstones(); err != nil {
+	if err := p.collectTombstones(time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if count() != 1 {
 		t.Fatalf("tombstone collected while child old (cursor %d) has not passed it", first.Version)
 	}
-	be.UpdateChild("old", store.ChildUpdate{Cursor: &deleted.Version})
-	if err := p.collectTombstones(); err != nil {
+	be.UpdateChild("old", store.ChildUpdate{Cursor: &deleted.Version, CursorAt: time.Now()})
+	if err := p.collectTombstones(time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if count() != 0 {
@@ -88,5 +89,89 @@ func TestTombstonesCollectedPastEveryChild(t *testing.T) {
 	c, _ = site.s.Child(nil, "new")
 	if _, due, err := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "new", Cursor: deleted.Version, CursorRanges: []string{"de"}}, v, &runSpec{}); err != nil || due {
 		t.Fatal("an up-to-date child got a run with nothing to do")
+	}
+}
+
+// TestTombstoneHorizonBounded: a child that never acknowledged a catalog run (enrolled, never
+// joined) and one that has been behind and silent for longer than TombstoneHoldLimit do not
+// hold tombstones back; a child behind but recently in contact does. The silent one, when it
+// pulls again, gets a complete run.
+func TestTombstoneHorizonBounded(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	setup := func(t *testing.T) (*Parent, fakeParentBackend, *store.CatalogInfo, *store.CatalogInfo) {
+		site := newMemSite(t)
+		be := fakeParentBackend{site}
+		p := NewParent(slog.New(slog.NewTextHandler(io.Discard, nil)))
+		p.SetBackend(be)
+		model := &parentModel{site: site, updates: map[string]*store.Update{}, bulletins: map[string]*store.Bulletin{}}
+		model.commit(t, &store.CatalogBatch{Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "u1", Language: "de"}, Feed: "f", Hash: "h1"}}})
+		first, _ := site.s.Catalog(nil)
+		model.commit(t, &store.CatalogBatch{DeleteUpdates: []string{"u1"}})
+		deleted, _ := site.s.Catalog(nil)
+		for _, name := range []string{"never", "current"} {
+			if err := site.s.AddChild(site.next(), &store.Child{Name: name, JoinTokenHash: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		be.UpdateChild("current", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &deleted.Version, CursorRanges: &[]string{"de"}, CursorAt: now})
+		return p, be, first, deleted
+	}
+	count := func(be fakeParentBackend) int {
+		n := 0
+		v, _ := be.s.CatalogView(nil)
+		v.Tombstones(0, func(*store.Tombstone) bool { n++; return true })
+		return n
+	}
+
+	t.Run("not joined", func(t *testing.T) {
+		p, be, _, _ := setup(t)
+		if err := p.collectTombstones(now); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(be); n != 0 {
+			t.Fatalf("%d tombstones kept for a child that never joined", n)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		ackAt  time.Time
+		seenAt time.Time
+		holds  bool
+	}{
+		{"behind, acknowledged recently", now.Add(-time.Hour), time.Time{}, true},
+		{"behind, pulled recently", now.Add(-TombstoneHoldLimit - time.Hour), now.Add(-time.Minute), true},
+		{"behind and silent past the limit", now.Add(-TombstoneHoldLimit - time.Hour), time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, be, first, _ := setup(t)
+			if err := be.s.AddChild(be.next(), &store.Child{Name: "late", JoinTokenHash: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			be.UpdateChild("late", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &first.Version, CursorRanges: &[]string{"de"}, CursorAt: tc.ackAt})
+			if !tc.seenAt.IsZero() {
+				p.seen["late"] = tc.seenAt
+			}
+			if err := p.collectTombstones(now); err != nil {
+				t.Fatal(err)
+			}
+			if kept := count(be) == 1; kept != tc.holds {
+				t.Fatalf("tombstone kept %v, want %v", kept, tc.holds)
+			}
+			v, _ := be.s.CatalogView(nil)
+			c, _ := be.s.Child(nil, "late")
+			tr, due, err := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "late", Cursor: first.Version, CursorRanges: []string{"de"}}, v, &runSpec{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.holds {
+				if due {
+					t.Fatalf("a child holding its tombstones got a run with nothing asked: %+v", tr)
+				}
+				return
+			}
+			if !due || tr.mode != ModeComplete || tr.reason != "horizon" {
+				t.Fatalf("a child back after its tombstones were collected: due %v, trigger %+v", due, tr)
+			}
+		})
 	}
 }

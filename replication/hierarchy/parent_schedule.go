@@ -33,7 +33,9 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastCollect time.Time
+	// The first collection waits a round, so that the children connected to the previous
+	// leader have pulled here (their last contact counts towards holding tombstones back).
+	lastCollect := time.Now()
 	p.scheduleNext(time.Now())
 	for {
 		select {
@@ -47,7 +49,7 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 			}
 			if now.Sub(lastCollect) > 30*time.Second {
 				lastCollect = now
-				if err := p.collectTombstones(); err != nil {
+				if err := p.collectTombstones(now); err != nil {
 					p.logger.Warn("collect tombstones", "error", err)
 				}
 				if err := p.pruneRuns(); err != nil {
@@ -197,28 +199,49 @@ func (p *Parent) pruneRuns() error {
 	return errors.Join(errs...)
 }
 
-// collectTombstones drops tombstones that every child has passed.
-func (p *Parent) collectTombstones() error {
+// TombstoneHoldLimit is how long a child that is behind may hold tombstone collection back:
+// one that has neither acknowledged a catalog run nor pulled for longer (offline, or enrolled
+// and gone) no longer counts, nor does one that never acknowledged a catalog run (not joined,
+// no languages reported yet, or before its first run). Such a child, when it comes, has a cursor
+// older than the tombstone horizon and gets a complete run instead of a differential one.
+const TombstoneHoldLimit = 7 * 24 * time.Hour
+
+// holdsTombstones says whether a child's cursor holds tombstone collection back at now.
+func (p *Parent) holdsTombstones(c *store.Child, now time.Time) bool {
+	if c.Cursor == 0 {
+		return false
+	}
+	last := c.CursorAt
+	p.mu.Lock()
+	if seen := p.seen[c.Name]; seen.After(last) {
+		last = seen
+	}
+	p.mu.Unlock()
+	return now.Sub(last) <= TombstoneHoldLimit
+}
+
+// collectTombstones drops tombstones that every child holding them back (holdsTombstones) has
+// passed.
+func (p *Parent) collectTombstones(now time.Time) error {
 	state := p.backend.State()
 	children, err := state.Children(nil)
 	if err != nil {
 		return fmt.Errorf("read children: %w", err)
 	}
-	if len(children) == 0 {
-		return nil
+	view, err := state.CatalogView(nil)
+	if err != nil {
+		return fmt.Errorf("read the catalog: %w", err)
 	}
-	var min uint64
-	for i, c := range children {
-		if i == 0 || c.Cursor < min {
+	// Up to the catalog's version when no child holds anything back: tombstones are only
+	// written with a catalog version, so every one is at or below it.
+	min := view.Info.Version
+	for _, c := range children {
+		if p.holdsTombstones(c, now) && c.Cursor < min {
 			min = c.Cursor
 		}
 	}
 	if min == 0 {
 		return nil
-	}
-	view, err := state.CatalogView(nil)
-	if err != nil {
-		return fmt.Errorf("read the catalog: %w", err)
 	}
 	old := false
 	if err := view.Tombstones(0, func(t *store.Tombstone) bool {

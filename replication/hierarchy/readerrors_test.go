@@ -41,7 +41,7 @@ func TestParentReadErrorsAreReturned(t *testing.T) {
 	be.UpdateChild("c", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &info.Version, CursorRanges: &[]string{"de"}})
 
 	t.Run("collect tombstones", func(t *testing.T) {
-		if err := p.collectTombstones(); !errors.Is(err, boom) {
+		if err := p.collectTombstones(time.Now()); !errors.Is(err, boom) {
 			t.Fatalf("collect tombstones: %v, want %v", err, boom)
 		}
 	})
