@@ -104,8 +104,6 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, fmt.Errorf("--role must be parent or child, not %q", f.role)
 	case f.name == "":
 		return node.Config{}, nil, errors.New("--name is required")
-	case store.CheckName("site", f.name) != nil:
-		return node.Config{}, nil, fmt.Errorf("--name: %w", store.CheckName("site", f.name))
 	case f.dataDir == "":
 		return node.Config{}, nil, errors.New("--data-dir is required")
 	case f.joinSite != "" && strings.HasSuffix(f.raftListen, ":0"):
@@ -122,6 +120,9 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, errors.New("--tls-cert and --tls-key go together")
 	case f.parent != "" && !strings.HasPrefix(f.parent, "http://") && !strings.HasPrefix(f.parent, "https://"):
 		return node.Config{}, nil, fmt.Errorf("--parent must be an http:// or https:// URL, not %q", f.parent)
+	}
+	if err := store.CheckName("site", f.name); err != nil {
+		return node.Config{}, nil, fmt.Errorf("--name: %w", err)
 	}
 	if err := f.limits.validate(); err != nil {
 		return node.Config{}, nil, err
