@@ -65,12 +65,8 @@ type siteTLS struct {
 
 // newSiteCA creates a fresh site CA for site.
 func newSiteCA(site string) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate site CA key: %w", err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
+	return newKeyAndCert("site CA", &x509.Certificate{
 		SerialNumber:          randomSerial(),
 		Subject:               pkix.Name{CommonName: "patchtree site CA " + site, Organization: []string{"patchtree"}},
 		NotBefore:             now.Add(-time.Hour),
@@ -79,16 +75,7 @@ func newSiteCA(site string) (certPEM, keyPEM []byte, err error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("create site CA certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode site CA key: %w", err)
-	}
-	return pemBlock("CERTIFICATE", der), pemBlock("EC PRIVATE KEY", keyDER), nil
+	}, nil, nil)
 }
 
 // issueServerCert signs a certificate for server nodeID of site with the CA in m.
@@ -96,12 +83,8 @@ func (m *siteTLS) issueServerCert(nodeID string) (certPEM, keyPEM []byte, err er
 	if m == nil || m.caKey == nil {
 		return nil, nil, ErrNoSiteCA
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate server key: %w", err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
+	return newKeyAndCert("server", &x509.Certificate{
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: nodeID, Organization: []string{"patchtree site " + m.site}},
 		NotBefore:    now.Add(-time.Hour),
@@ -109,14 +92,26 @@ func (m *siteTLS) issueServerCert(nodeID string) (certPEM, keyPEM []byte, err er
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:         []*url.URL{serverURI(m.site, nodeID)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, m.caCert, &key.PublicKey, m.caKey)
+	}, m.caCert, m.caKey)
+}
+
+// newKeyAndCert generates a P-256 key and a certificate from tmpl for it, signed by parent's
+// key, or self-signed when parent is nil; what names the certificate in errors.
+func newKeyAndCert(what string, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign server certificate: %w", err)
+		return nil, nil, fmt.Errorf("generate %s key: %w", what, err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign %s certificate: %w", what, err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode server key: %w", err)
+		return nil, nil, fmt.Errorf("encode %s key: %w", what, err)
 	}
 	return pemBlock("CERTIFICATE", der), pemBlock("EC PRIVATE KEY", keyDER), nil
 }
@@ -177,29 +172,40 @@ func (m *siteTLS) clientConfig() *tls.Config {
 
 // parseSiteTLS parses the PEM material of a server.
 func parseSiteTLS(site, nodeID string, in SiteTLS) (*siteTLS, error) {
-	caBlock, _ := pem.Decode(in.CACertPEM)
-	if caBlock == nil {
-		return nil, errors.New("site CA certificate: no PEM block")
-	}
-	caCert, err := x509.ParseCertificate(caBlock.Bytes)
+	caCert, caKey, err := parseCA(in.CACertPEM, in.CAKeyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("site CA certificate: %w", err)
+		return nil, err
 	}
-	m := &siteTLS{site: site, nodeID: nodeID, pool: x509.NewCertPool(), caCert: caCert}
+	m := &siteTLS{site: site, nodeID: nodeID, pool: x509.NewCertPool(), caCert: caCert, caKey: caKey}
 	m.pool.AddCert(caCert)
-	if len(in.CAKeyPEM) > 0 {
-		keyBlock, _ := pem.Decode(in.CAKeyPEM)
-		if keyBlock == nil {
-			return nil, errors.New("site CA key: no PEM block")
-		}
-		if m.caKey, err = x509.ParseECPrivateKey(keyBlock.Bytes); err != nil {
-			return nil, fmt.Errorf("site CA key: %w", err)
-		}
-	}
 	if m.cert, err = tls.X509KeyPair(in.ServerCertPEM, in.ServerKeyPEM); err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
 	}
 	return m, nil
+}
+
+// parseCA parses a site CA's certificate and, when keyPEM is not empty, its key.
+func parseCA(certPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	certBlock, _ := pem.Decode(certPEM)
+	if certBlock == nil {
+		return nil, nil, errors.New("site CA certificate: no PEM block")
+	}
+	cert, err := x509.ParseCertificate(certBlock.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("site CA certificate: %w", err)
+	}
+	if len(keyPEM) == 0 {
+		return cert, nil, nil
+	}
+	keyBlock, _ := pem.Decode(keyPEM)
+	if keyBlock == nil {
+		return nil, nil, errors.New("site CA key: no PEM block")
+	}
+	key, err := x509.ParseECPrivateKey(keyBlock.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("site CA key: %w", err)
+	}
+	return cert, key, nil
 }
 
 // tlsDir is where a data dir keeps its TLS material.
@@ -246,37 +252,20 @@ func storeSiteTLS(dataDir string, in SiteTLS) error {
 // newSiteMaterial creates a site CA and this server's certificate (a new site, or a data dir
 // from before Raft TLS).
 func newSiteMaterial(site, nodeID string) (SiteTLS, error) {
-	caCert, caKey, err := newSiteCA(site)
+	caCertPEM, caKeyPEM, err := newSiteCA(site)
 	if err != nil {
 		return SiteTLS{}, err
 	}
-	m, err := parseCAOnly(site, caCert, caKey)
+	caCert, caKey, err := parseCA(caCertPEM, caKeyPEM)
 	if err != nil {
 		return SiteTLS{}, err
 	}
+	m := &siteTLS{site: site, caCert: caCert, caKey: caKey}
 	cert, key, err := m.issueServerCert(nodeID)
 	if err != nil {
 		return SiteTLS{}, err
 	}
-	return SiteTLS{CACertPEM: caCert, CAKeyPEM: caKey, ServerCertPEM: cert, ServerKeyPEM: key}, nil
-}
-
-// parseCAOnly parses a CA certificate and key without a server certificate.
-func parseCAOnly(site string, caCertPEM, caKeyPEM []byte) (*siteTLS, error) {
-	certBlock, _ := pem.Decode(caCertPEM)
-	keyBlock, _ := pem.Decode(caKeyPEM)
-	if certBlock == nil || keyBlock == nil {
-		return nil, errors.New("site CA: no PEM block")
-	}
-	caCert, err := x509.ParseCertificate(certBlock.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("site CA certificate: %w", err)
-	}
-	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("site CA key: %w", err)
-	}
-	return &siteTLS{site: site, caCert: caCert, caKey: caKey}, nil
+	return SiteTLS{CACertPEM: caCertPEM, CAKeyPEM: caKeyPEM, ServerCertPEM: cert, ServerKeyPEM: key}, nil
 }
 
 // IssueServerTLS issues the TLS material for a new server nodeID of this site: the site CA
