@@ -46,20 +46,35 @@ func (n *Node) joinSite() {
 
 // postJoinTo sends one join request; permanent reports a refusal that retrying cannot fix.
 func (n *Node) postJoinTo(client *http.Client, url, token string, body []byte) (permanent bool, err error) {
+	_, permanent, err = postToSite(client, url, token, body)
+	return permanent, err
+}
+
+// siteAnswerMaxBytes caps an answer read from another server of the site (a join, a
+// certificate).
+const siteAnswerMaxBytes = 64 << 10
+
+// postToSite POSTs a JSON body to another server of the site with a bearer token and returns a
+// 2xx answer's body. For any other status err carries the server's `{"error"}` message, and
+// permanent reports a refusal that retrying cannot fix (a 4xx other than 408 and 429).
+func postToSite(client *http.Client, url, token string, body []byte) (answer []byte, permanent bool, err error) {
 	hreq, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return true, err
+		return nil, true, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(hreq)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, siteAnswerMaxBytes))
+	if err != nil {
+		return nil, false, fmt.Errorf("read answer of %s (HTTP %d): %w", url, resp.StatusCode, err)
+	}
 	if resp.StatusCode/100 == 2 {
-		return false, nil
+		return msg, false, nil
 	}
 	var e struct {
 		Error string `json:"error"`
@@ -68,5 +83,5 @@ func (n *Node) postJoinTo(client *http.Client, url, token string, body []byte) (
 		e.Error = strings.TrimSpace(string(msg))
 	}
 	err = fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
-	return resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests, err
+	return nil, resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests, err
 }

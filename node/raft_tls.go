@@ -1,13 +1,11 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -23,8 +21,6 @@ const (
 	// tlsFetchTimeout bounds how long a joining server keeps asking the site for its
 	// certificate while the site is unreachable.
 	tlsFetchTimeout = 5 * time.Minute
-	// tlsFetchMaxBytes caps the answer carrying a server's TLS material.
-	tlsFetchMaxBytes = 64 << 10
 )
 
 // tlsStreamLayer is the Raft transport's stream layer: TCP with mutual TLS 1.3 against the site
@@ -164,30 +160,9 @@ func (n *Node) fetchSiteTLS() (SiteTLS, error) {
 }
 
 func postForTLS(client *http.Client, url, token string, body []byte) (in SiteTLS, permanent bool, err error) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	buf, permanent, err := postToSite(client, url, token, body)
 	if err != nil {
-		return in, true, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return in, false, err
-	}
-	defer resp.Body.Close()
-	buf, err := io.ReadAll(io.LimitReader(resp.Body, tlsFetchMaxBytes))
-	if err != nil {
-		return in, false, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(buf, &e) != nil || e.Error == "" {
-			e.Error = http.StatusText(resp.StatusCode)
-		}
-		transient := resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout
-		return in, !transient, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+		return in, permanent, err
 	}
 	if err := json.Unmarshal(buf, &in); err != nil {
 		return in, true, fmt.Errorf("decode TLS material: %w", err)
