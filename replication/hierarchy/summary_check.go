@@ -42,6 +42,16 @@ func checkCounts(what string, c [4]int64) error {
 	return nil
 }
 
+// checkRow refuses a bulletin or severity row whose key was seen before, or whose counts
+// checkCounts refuses; it marks key seen.
+func checkRow(what string, seen map[string]bool, key string, c [4]int64) error {
+	if seen[key] {
+		return impossible("%s is listed twice", what)
+	}
+	seen[key] = true
+	return checkCounts(what, c)
+}
+
 func sum4(c [4]int64) int64 { return c[0] + c[1] + c[2] + c[3] }
 
 // checkSummary refuses a summary whose numbers cannot add up under the counting of
@@ -83,11 +93,7 @@ func checkSummary(child string, sum *compliance.Summary, known func(id string) b
 	seen := make(map[string]bool, len(sum.Bulletins))
 	for _, b := range sum.Bulletins {
 		what := fmt.Sprintf("bulletin %q", b.ID)
-		if seen[b.ID] {
-			return impossible("%s is listed twice", what)
-		}
-		seen[b.ID] = true
-		if err := checkCounts(what, b.C); err != nil {
+		if err := checkRow(what, seen, b.ID, b.C); err != nil {
 			return err
 		}
 		if s := sum4(b.C); s != sum.Computers {
@@ -113,11 +119,7 @@ func checkSummary(child string, sum *compliance.Summary, known func(id string) b
 	sevSeen := make(map[string]bool, len(sum.Severities))
 	for _, s := range sum.Severities {
 		what := fmt.Sprintf("severity %q", s.Severity)
-		if sevSeen[s.Severity] {
-			return impossible("%s is listed twice", what)
-		}
-		sevSeen[s.Severity] = true
-		if err := checkCounts(what, s.C); err != nil {
+		if err := checkRow(what, sevSeen, s.Severity, s.C); err != nil {
 			return err
 		}
 		total := sum4(s.C)
