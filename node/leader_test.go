@@ -175,18 +175,23 @@ func TestLeaderLoopsFollowLeadership(t *testing.T) {
 	}
 }
 
+// startLoneServer starts (or restarts) a single-server site "hq" on dir with a real data dir,
+// Raft log and TLS transport, and waits until it is ready.
+func startLoneServer(t *testing.T, dir string) *Node {
+	t.Helper()
+	n, err := New(Config{Name: "hq", Role: RoleParent, DataDir: dir, RaftBind: "127.0.0.1:0",
+		APIAddr: "http://127.0.0.1:1", Languages: []string{"en"}, raftConf: fastRaft,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() (bool, string) { return n.Ready(), "not ready" })
+	return n
+}
+
 func TestSingleServerBootstrapsOnceAndRecovers(t *testing.T) {
 	dir := t.TempDir()
-	start := func() *Node {
-		n, err := New(Config{Name: "hq", Role: RoleParent, DataDir: dir, RaftBind: "127.0.0.1:0",
-			APIAddr: "http://127.0.0.1:1", Languages: []string{"en"}, raftConf: fastRaft,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, 10*time.Second, func() (bool, string) { return n.Ready(), "not ready" })
-		return n
-	}
+	start := func() *Node { return startLoneServer(t, dir) }
 	n := start()
 	site, _ := n.State().Site(nil)
 	if _, err := n.SetLanguages([]string{"ja"}); err != nil {

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,16 +126,7 @@ func TestIssueServerTLSRefusesBadIDs(t *testing.T) {
 // server creates a site CA and elects itself over TLS.
 func TestDataDirWithoutTLSUpgradesOnRestart(t *testing.T) {
 	dir := t.TempDir()
-	start := func() *Node {
-		n, err := New(Config{Name: "hq", Role: RoleParent, DataDir: dir, RaftBind: "127.0.0.1:0",
-			APIAddr: "http://127.0.0.1:1", Languages: []string{"en"}, raftConf: fastRaft,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, 10*time.Second, func() (bool, string) { return n.Ready(), "not ready" })
-		return n
-	}
+	start := func() *Node { return startLoneServer(t, dir) }
 	n := start()
 	if _, err := n.SetLanguages([]string{"ja"}); err != nil {
 		t.Fatal(err)
