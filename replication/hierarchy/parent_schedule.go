@@ -148,11 +148,12 @@ func (p *Parent) wakeAll() {
 	}
 }
 
-// logAlerts logs language alerts as they are raised and cleared.
+// logAlerts logs language alerts as they are raised and cleared (security alerts are logged
+// where they are raised).
 func (p *Parent) logAlerts() error {
-	alerts, err := p.Alerts()
+	alerts, err := p.languageAlerts()
 	if err != nil {
-		return fmt.Errorf("list alerts: %w", err)
+		return fmt.Errorf("list language alerts: %w", err)
 	}
 	now := map[string]bool{}
 	for _, a := range alerts {
