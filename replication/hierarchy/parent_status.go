@@ -74,11 +74,13 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		}
 	}
 	pidx := state.PoliciesIndex(nil)
+	sums, err := state.ChildSummaries(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read compliance summaries: %w", err)
+	}
 	summaries := map[string]*ChildCompliance{}
-	if sums, err := state.ChildSummaries(nil); err == nil {
-		for _, cs := range sums {
-			summaries[cs.Child] = &ChildCompliance{Seq: cs.Seq, AsOf: cs.AsOf, LastContact: cs.LastContact, Interval: cs.Interval.String()}
-		}
+	for _, cs := range sums {
+		summaries[cs.Child] = &ChildCompliance{Seq: cs.Seq, AsOf: cs.AsOf, LastContact: cs.LastContact, Interval: cs.Interval.String()}
 	}
 	now := time.Now()
 	out := []ChildStatus{}
