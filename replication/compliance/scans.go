@@ -152,16 +152,12 @@ func Parse(r io.Reader, ndjson bool, exists UpdateExists, now time.Time) (*Parse
 
 // malformed explains why a submission could not be read; where says which line.
 func malformed(err error, where string) error {
-	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrMalformed) {
+	if errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("%s%w", where, err)
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return err // the route's own limit: the caller answers 413
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field == "" {
-		return fmt.Errorf("%w: %sthe scan must be a JSON object, not %s", ErrMalformed, where, te.Value)
 	}
 	return fmt.Errorf("%w: %s%v", ErrMalformed, where, err)
 }
