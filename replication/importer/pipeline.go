@@ -255,23 +255,14 @@ func (im *Importer) fileHash(ctx context.Context, path string, watch *stallWatch
 	stop := context.AfterFunc(ctx, func() { f.Close() })
 	defer stop()
 	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		k, err := f.Read(buf)
-		if k > 0 {
-			watch.touch()
-		}
-		h.Write(buf[:k])
-		if err == io.EOF {
-			return hex.EncodeToString(h.Sum(nil)), nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("source %q: read: %w", path, trimPathError(err))
-		}
+	_, err = io.CopyBuffer(h, ctxReader{ctx: ctx, r: stallReader{r: f, w: watch}}, make([]byte, 1<<20))
+	switch {
+	case err != nil && errors.Is(err, ctx.Err()):
+		return "", err
+	case err != nil:
+		return "", fmt.Errorf("source %q: read: %w", path, trimPathError(err))
 	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func capWarnings(w []string, max int) []string {
