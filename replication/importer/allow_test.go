@@ -83,7 +83,9 @@ func TestAllowListPaths(t *testing.T) {
 	if err := a.Check(swap); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(swap)
+	if err := os.Remove(swap); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(secret, swap); err != nil {
 		t.Fatal(err)
 	}

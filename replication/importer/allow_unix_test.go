@@ -71,7 +71,9 @@ func TestAllowedDirBehindLinkInsideAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	top := filepath.Join(base, "top")
-	os.MkdirAll(top, 0o700)
+	if err := os.MkdirAll(top, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(filepath.Join(base, "real"), filepath.Join(top, "shared")); err != nil {
 		t.Fatal(err)
 	}

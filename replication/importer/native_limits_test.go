@@ -75,7 +75,7 @@ func TestNativeLimits(t *testing.T) {
 			return feedOf(feedHead+`"updates":[{"id":"u","size":`, &repeatReader{'9', 1 << 30}, `}]}`)
 		}, "a number or literal at byte"},
 		{"a record of many small strings", func() io.Reader {
-			return feedOf(feedHead+`"bulletins":[{"id":"b","update_ids":["x"`, &repeatReader{' ', 0}, strings.NewReader(strings.Repeat(`,"abcdefghijklmnop"`, MaxFeedRecordBytes/19+1)), `]}]}`)
+			return feedOf(feedHead+`"bulletins":[{"id":"b","update_ids":["x"`, strings.Repeat(`,"abcdefghijklmnop"`, MaxFeedRecordBytes/19+1), `]}]}`)
 		}, fmt.Sprintf("a record at byte %d exceeds the limit of 16777216 bytes", len(feedHead)+len(`"bulletins":[`))},
 		{"nesting", func() io.Reader { return feedOf(feedHead + `"x":` + deep + `}`) }, "nesting at byte"},
 		{"keys of one object", func() io.Reader {
