@@ -27,6 +27,16 @@ func seeds(short, long uint64) uint64 {
 	return short
 }
 
+// waitFor polls cond until it holds, and fails the test if it does not within timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
 // memSite is a store written directly with increasing indexes: a site without Raft.
 type memSite struct {
 	s   *store.Store

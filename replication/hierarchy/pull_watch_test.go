@@ -52,11 +52,17 @@ func TestNewCatalogWakesWaitingPull(t *testing.T) {
 			PolicyCursor: pidx, PolicyRanges: []string{"de"}, SettingsCursor: sidx, Wait: 20 * time.Second})
 		done <- result{plan, err, time.Since(start)}
 	}()
-	select {
-	case r := <-done:
-		t.Fatalf("pull answered before the catalog changed: plan %v, err %v", r.plan != nil, r.err)
-	case <-time.After(200 * time.Millisecond):
-	}
+	// The pull waits once it has registered for pokes, after reading what it watches.
+	waitFor(t, 5*time.Second, "the pull to wait", func() bool {
+		select {
+		case r := <-done:
+			t.Fatalf("pull answered before the catalog changed: plan %v, err %v", r.plan != nil, r.err)
+		default:
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.wake["c"] != nil
+	})
 	model.commit(t, &store.CatalogBatch{Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "u2", Language: "de"}, Feed: "f", Hash: "h2"}}})
 	select {
 	case r := <-done:

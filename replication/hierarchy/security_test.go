@@ -178,16 +178,11 @@ func TestSecondPoller(t *testing.T) {
 		}
 		done <- err
 	}()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	waitFor(t, 2*time.Second, "the real poller's pull to be in flight", func() bool {
 		p.guard.mu.Lock()
-		live := p.guard.pollers["emea"] != nil && p.guard.pollers["emea"].inflight > 0
-		p.guard.mu.Unlock()
-		if live || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer p.guard.mu.Unlock()
+		return p.guard.pollers["emea"] != nil && p.guard.pollers["emea"].inflight > 0
+	})
 	if _, err := p.Pull(context.Background(), req("rogue", time.Second)); !errors.Is(err, ErrSecondPoller) || !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second poller: %v; want ErrSecondPoller", err)
 	}
