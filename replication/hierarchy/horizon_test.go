@@ -34,6 +34,20 @@ func (f fakeParentBackend) CollectTombstones(upTo uint64) (uint64, error) {
 	return idx, f.s.CollectTombstones(idx, upTo)
 }
 
+// tombstones counts the tombstones a store holds.
+func tombstones(t *testing.T, s *store.Store) int {
+	t.Helper()
+	v, err := s.CatalogView(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := v.Tombstones(0, func(*store.Tombstone) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestTombstonesCollectedPastEveryChild: tombstones are dropped only once every child's
 // cursor has passed them, and a child older than the horizon gets a complete run.
 func TestTombstonesCollectedPastEveryChild(t *testing.T) {
@@ -56,23 +70,17 @@ func TestTombstonesCollectedPastEveryChild(t *testing.T) {
 	be.UpdateChild("old", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &first.Version, CursorRanges: &[]string{"de"}, CursorAt: time.Now()})
 	be.UpdateChild("new", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &deleted.Version, CursorRanges: &[]string{"de"}, CursorAt: time.Now()})
 
-	count := func() int {
-		n := 0
-		v, _ := site.s.CatalogView(nil)
-		v.Tombstones(0, func(*store.Tombstone) bool { n++; return true })
-		return n
-	}
 	if err := p.collectTombstones(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if count() != 1 {
+	if tombstones(t, site.s) != 1 {
 		t.Fatalf("tombstone collected while child old (cursor %d) has not passed it", first.Version)
 	}
 	be.UpdateChild("old", store.ChildUpdate{Cursor: &deleted.Version, CursorAt: time.Now()})
 	if err := p.collectTombstones(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if count() != 0 {
+	if tombstones(t, site.s) != 0 {
 		t.Fatal("tombstone kept after every child passed it")
 	}
 
@@ -116,19 +124,13 @@ func TestTombstoneHorizonBounded(t *testing.T) {
 		be.UpdateChild("current", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &deleted.Version, CursorRanges: &[]string{"de"}, CursorAt: now})
 		return p, be, first, deleted
 	}
-	count := func(be fakeParentBackend) int {
-		n := 0
-		v, _ := be.s.CatalogView(nil)
-		v.Tombstones(0, func(*store.Tombstone) bool { n++; return true })
-		return n
-	}
 
 	t.Run("not joined", func(t *testing.T) {
 		p, be, _, _ := setup(t)
 		if err := p.collectTombstones(now); err != nil {
 			t.Fatal(err)
 		}
-		if n := count(be); n != 0 {
+		if n := tombstones(t, be.s); n != 0 {
 			t.Fatalf("%d tombstones kept for a child that never joined", n)
 		}
 	})
@@ -154,7 +156,7 @@ func TestTombstoneHorizonBounded(t *testing.T) {
 			if err := p.collectTombstones(now); err != nil {
 				t.Fatal(err)
 			}
-			if kept := count(be) == 1; kept != tc.holds {
+			if kept := tombstones(t, be.s) == 1; kept != tc.holds {
 				t.Fatalf("tombstone kept %v, want %v", kept, tc.holds)
 			}
 			v, _ := be.s.CatalogView(nil)
