@@ -673,12 +673,7 @@ func cmpMakeSummary(site string, computers, compliant int64, cells [4]int64, vie
 // a wrong digest and a credential sending as another child.
 func (s *cmpSuite) testSequences(t *testing.T) {
 	p := s.parent
-	tok := hierEnrol(t, p, "rogue")
-	var j struct {
-		NodeToken string `json:"node_token"`
-	}
-	doJSON(t, "POST", p.url+"/v1/hierarchy/v1/join", "", map[string]any{"name": "rogue", "join_token": tok}, 200, &j)
-	node := j.NodeToken
+	node := hierJoin(t, p, "rogue")
 	// rogue reports every language, so that the bulletins of its summaries are in its view.
 	doJSON(t, "PUT", p.url+"/v1/hierarchy/v1/languages", node, map[string]any{"ranges": []string{"*"}}, 200, nil)
 	north := s.kid("north")

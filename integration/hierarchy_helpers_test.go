@@ -132,6 +132,21 @@ func hierEnrol(t *testing.T, parent *proc, name string) string {
 	return c.JoinToken
 }
 
+// hierJoin enrols a child and exchanges its join token over the API for a node credential: the
+// test holds a real credential of that child, as a child process would.
+func hierJoin(t *testing.T, parent *proc, name string) string {
+	t.Helper()
+	tok := hierEnrol(t, parent, name)
+	var j struct {
+		NodeToken string `json:"node_token"`
+	}
+	doJSON(t, "POST", parent.url+"/v1/hierarchy/v1/join", "", map[string]any{"name": name, "join_token": tok}, 200, &j)
+	if j.NodeToken == "" {
+		t.Fatalf("join of %q gave no node token", name)
+	}
+	return j.NodeToken
+}
+
 // hierStartChild enrols a child and starts it with its join token; it waits until the parent
 // has the child's language report.
 func hierStartChild(t *testing.T, parent *proc, name string, langs []string, extra ...string) *proc {

@@ -97,28 +97,11 @@ func bodiesSend(t *testing.T, method, url, token string, body io.Reader, length 
 	return resp.StatusCode, m, raw
 }
 
-// bodiesChild enrols a child at the parent and exchanges its join token for a node credential.
-func bodiesChild(t *testing.T, parent *proc, name string) string {
-	t.Helper()
-	var created struct {
-		JoinToken string `json:"join_token"`
-	}
-	doJSON(t, "POST", parent.url+"/v1/children", parent.token, map[string]any{"name": name}, 201, &created)
-	var joined struct {
-		NodeToken string `json:"node_token"`
-	}
-	doJSON(t, "POST", parent.url+"/v1/hierarchy/v1/join", "", map[string]any{"name": name, "join_token": created.JoinToken}, 200, &joined)
-	if joined.NodeToken == "" {
-		t.Fatal("join gave no node token")
-	}
-	return joined.NodeToken
-}
-
 // testMemoryBounded is finding 5: what a request may cost in memory and CPU is bounded by
 // limits checked while the body streams, not by what the sender chose to send.
 func testMemoryBounded(t *testing.T) {
 	p := startSite(t, siteOpts{Name: "mem", Languages: []string{"de", "en"}})
-	node := bodiesChild(t, p, "c1")
+	node := hierJoin(t, p, "c1")
 	var agent tokenResp
 	doJSON(t, "POST", p.url+"/v1/tokens", p.token, map[string]any{"role": "agent", "name": "agent-1"}, 201, &agent)
 
@@ -214,7 +197,7 @@ func testMemoryBounded(t *testing.T) {
 // printable text, are refused with 400 and change nothing.
 func testBadBodies(t *testing.T) {
 	p := startSite(t, siteOpts{Name: "bodies", Languages: []string{"de"}})
-	node := bodiesChild(t, p, "c1")
+	node := hierJoin(t, p, "c1")
 	before := getDigest(t, p.url, p.token)
 
 	t.Run("not objects", func(t *testing.T) {

@@ -125,18 +125,6 @@ func secAlerts(t *testing.T, p *proc, kind string) []map[string]any {
 	return out
 }
 
-// secJoin enrols a child and exchanges its join token over the API: the test holds a real node
-// credential of its own.
-func secJoin(t *testing.T, parent *proc, name string) string {
-	t.Helper()
-	tok := hierEnrol(t, parent, name)
-	var j struct {
-		NodeToken string `json:"node_token"`
-	}
-	doJSON(t, "POST", parent.url+"/v1/hierarchy/v1/join", "", map[string]any{"name": name, "join_token": tok}, 200, &j)
-	return j.NodeToken
-}
-
 // testForgedSummary: a node credential posts seq 2^64−1 and impossible numbers: refused with
 // 409/400 and the reason, raised as alerts, the parent's state unchanged; the real child's next
 // summaries are accepted and the rolled-up numbers equal the scans posted.
@@ -146,7 +134,7 @@ func testForgedSummary(t *testing.T) {
 	first := s.postScans(t, 8)
 	s.checkTruth(t, "before the attack", first.Seq)
 
-	rogue := secJoin(t, p, "rogue")
+	rogue := hierJoin(t, p, "rogue")
 	doJSON(t, "PUT", p.url+"/v1/hierarchy/v1/languages", rogue, map[string]any{"ranges": []string{"*"}}, 200, nil)
 	var bulletin string
 	for id := range s.cat.Bulletins {
