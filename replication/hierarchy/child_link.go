@@ -226,9 +226,12 @@ func (c *Child) send(ctx context.Context, method, path, token string, body []byt
 		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if resp.StatusCode/100 != 2 {
 		return resp, httpErrorOf(resp.StatusCode, raw)
+	}
+	if out != nil && err != nil {
+		return resp, fmt.Errorf("read the answer to %s %s: %w", method, path, err)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
