@@ -234,7 +234,7 @@ func (c *Child) setErr(err error) {
 }
 
 // LeaderLoop runs on the child's leader: join once, then report languages and pull. A
-// permanent error (permanentError) stops it: state failed, one ERROR line, no retry loop.
+// permanent error (isPermanent) stops it: state failed, one ERROR line, no retry loop.
 func (c *Child) LeaderLoop(ctx context.Context) {
 	select {
 	case <-c.ready:
