@@ -72,6 +72,7 @@ type hierAlert struct {
 // hierParentLink is the "parent" object of a child's GET /v1/status.
 type hierParentLink struct {
 	URL            string   `json:"url"`
+	State          string   `json:"state"`
 	Joined         bool     `json:"joined"`
 	Connected      bool     `json:"connected"`
 	Cursor         uint64   `json:"cursor"`

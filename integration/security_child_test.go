@@ -257,11 +257,8 @@ func testRotate(t *testing.T) {
 	st, m, raw := do(t, "GET", p.url+"/v1/hierarchy/v1/catalog?wait=1s", old, nil)
 	checkError(t, "the old credential after rotate", st, m, raw, 401, "")
 	waitFor(t, 20*time.Second, func() (bool, string) {
-		var status struct {
-			Parent map[string]any `json:"parent"`
-		}
-		doJSON(t, "GET", s.child.url+"/v1/status", s.child.token, nil, 200, &status)
-		return status.Parent["state"] == "failed", fmt.Sprintf("north's parent link: %v; want failed after the rotation", status.Parent)
+		pl := hierGetStatus(t, s.child).Parent
+		return pl != nil && pl.State == "failed", fmt.Sprintf("north's parent link: %+v; want failed after the rotation", pl)
 	})
 	if c := hierChildren(t, p)["north"]; c.Joined {
 		t.Errorf("north at the parent after rotate: %+v; want not joined until it uses the new token", c)
@@ -306,29 +303,16 @@ func testPermanentJoinError(t *testing.T) {
 	doJSON(t, "POST", parent.url+"/v1/hierarchy/v1/join", "", map[string]any{"name": "north", "join_token": tok}, 200, nil)
 	child := startSite(t, siteOpts{Name: "north", Role: "child", Languages: []string{"de"},
 		Extra: []string{"--parent", parent.url, "--join-token", tok}})
-	var link map[string]any
+	var link *hierParentLink
 	waitFor(t, 10*time.Second, func() (bool, string) {
-		var status struct {
-			Parent map[string]any `json:"parent"`
-		}
-		doJSON(t, "GET", child.url+"/v1/status", child.token, nil, 200, &status)
-		link = status.Parent
-		return link["state"] == "failed" && link["error"] != "", fmt.Sprintf("north's parent link: %v; want failed with an error", link)
+		link = hierGetStatus(t, child).Parent
+		return link != nil && link.State == "failed" && link.Error != "", fmt.Sprintf("north's parent link: %+v; want failed with an error", link)
 	})
 	out := catRunCLI(t, t.TempDir(), nil, "status", "--server", child.url, "--token", child.token, "-o", "json")
 	if !strings.Contains(out.stdout, `"failed"`) {
 		t.Errorf("patchtree status -o json: %s; want the parent link failed", out.stdout)
 	}
-	errCount := func() int {
-		raw, _ := os.ReadFile(child.logPath)
-		n := 0
-		for _, l := range strings.Split(string(raw), "\n") {
-			if strings.Contains(l, "ERROR") && strings.Contains(l, "parent link stopped") {
-				n++
-			}
-		}
-		return n
-	}
+	errCount := func() int { return len(fltLogContaining(child, "ERROR", "parent link stopped")) }
 	// It does not spin: over a few seconds no further attempt, still one ERROR.
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
@@ -340,11 +324,12 @@ func testPermanentJoinError(t *testing.T) {
 	if n := errCount(); n != 1 {
 		t.Errorf("north's log has %d ERROR lines for the stopped link; want exactly one:\n%s", n, tail(child.logPath, 20))
 	}
-	if raw, _ := os.ReadFile(child.logPath); strings.Count(string(raw), "joining the parent failed") > 0 {
+	// The log was read: it holds the one ERROR line.
+	if len(fltLogContaining(child, "joining the parent failed")) > 0 {
 		t.Errorf("north retried a permanent join error:\n%s", tail(child.logPath, 20))
 	}
 	if child.exited() {
 		t.Error("north exited; want it serving with its parent link stopped")
 	}
-	t.Logf("north's parent link: %v", link)
+	t.Logf("north's parent link: %+v", link)
 }
