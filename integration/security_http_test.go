@@ -304,8 +304,12 @@ func testDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.restart(t)
-	if fi, err := os.Stat(p.dataDir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("data dir after a restart from 0755: %v %v, want 0700", fi.Mode().Perm(), err)
+	fi, err := os.Stat(p.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Errorf("data dir after a restart from 0755: %#o, want 0700", perm)
 	}
 	if log := tail(p.logPath, 200); !strings.Contains(log, "tightened") {
 		t.Errorf("no log line about tightening the data dir")
@@ -314,8 +318,12 @@ func testDataDir(t *testing.T) {
 	joinTok := hierEnrol(t, p, "fromfile")
 	dir := t.TempDir()
 	loose := filepath.Join(dir, "loose.token")
-	os.WriteFile(loose, []byte(joinTok+"\n"), 0o644)
-	os.Chmod(loose, 0o644)
+	if err := os.WriteFile(loose, []byte(joinTok+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(loose, 0o644); err != nil { // past the umask
+		t.Fatal(err)
+	}
 	bad := exec.Command(binPath, "serve", "--role", "child", "--name", "x", "--data-dir", filepath.Join(dir, "x"),
 		"--listen", "127.0.0.1:0", "--parent", p.url, "--join-token-file", loose)
 	bad.Env = cleanEnv()
@@ -330,11 +338,14 @@ func testDataDir(t *testing.T) {
 	c := startSite(t, siteOpts{Name: "fromfile", Role: "child", Extra: []string{"--parent", p.url, "--join-token-file", private}})
 	hierWaitReported(t, p, "fromfile", []string{"en"})
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c.cur.cmd.Process.Pid))
-	if err == nil && bytes.Contains(cmdline, []byte(joinTok)) {
+	if err != nil {
+		t.Fatalf("read the child's command line: %v", err)
+	}
+	if bytes.Contains(cmdline, []byte(joinTok)) {
 		t.Errorf("the join token is in the child's command line")
 	}
 	_, secret, _ := strings.Cut(joinTok, ".")
-	if err == nil && bytes.Contains(cmdline, []byte(secret)) {
+	if bytes.Contains(cmdline, []byte(secret)) {
 		t.Errorf("the join token's secret is in the child's command line")
 	}
 }
