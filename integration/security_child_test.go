@@ -1,9 +1,9 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -210,17 +210,22 @@ func testSecondPoller(t *testing.T) {
 	var st int
 	var raw []byte
 	waitFor(t, 20*time.Second, func() (bool, string) {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/hierarchy/v1/catalog?cursor=%d&ranges=*&wait=2s", p.url, cursor), nil)
+		req, err := http.NewRequest("GET", fmt.Sprintf("%s/v1/hierarchy/v1/catalog?cursor=%d&ranges=*&wait=2s", p.url, cursor), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		req.Header.Set("Authorization", "Bearer "+node)
 		req.Header.Set("X-Patchtree-Instance", "attacker")
 		resp, err := httpClient.Do(req)
 		if err != nil {
 			return false, err.Error()
 		}
-		var buf bytes.Buffer
-		buf.ReadFrom(resp.Body)
+		raw, err = io.ReadAll(resp.Body)
 		resp.Body.Close()
-		st, raw = resp.StatusCode, buf.Bytes()
+		if err != nil {
+			return false, "read the answer: " + err.Error()
+		}
+		st = resp.StatusCode
 		if st != 409 {
 			t.Fatalf("a second poller with north's credential: %d %s; want 409", st, raw)
 		}
