@@ -76,7 +76,6 @@ func testImportSources(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // first: lets stalled handlers return before Close
 	prefix := feeds.URL + "/feeds/"
 
-	other := startSite(t, siteOpts{Name: "sec-import-other"})
 	p := startSite(t, siteOpts{Name: "sec-import", Languages: []string{"*"}, Extra: []string{
 		"--import-allow", allowDir + "," + prefix, "--import-stall-timeout", secImportStall.String()}})
 	auditor := createToken(t, p.url, p.token, "auditor", "sec-import-auditor").Token
@@ -90,7 +89,7 @@ func testImportSources(t *testing.T) {
 	// noEcho fails when an answer carries the planted secret or the content of a server file.
 	noEcho := func(what string, raw []byte, more ...string) {
 		t.Helper()
-		for _, s := range append([]string{secImportSecret, "root:x", "PATH=", other.token}, more...) {
+		for _, s := range append([]string{secImportSecret, "root:x", "PATH=", p.token}, more...) {
 			if s != "" && strings.Contains(string(raw), s) {
 				t.Errorf("%s: the answer repeats %q: %s", what, s, raw)
 			}
@@ -101,7 +100,7 @@ func testImportSources(t *testing.T) {
 	refused := []struct{ name, src, check string }{
 		{"/etc/passwd", "/etc/passwd", "is not under an allowed import location (--import-allow)"},
 		{"/proc/self/environ", "/proc/self/environ", "is not under an allowed import location"},
-		{"another site's admin.token", filepath.Join(other.dataDir, "admin.token"), "is not under an allowed import location"},
+		{"the site's own admin.token", filepath.Join(p.dataDir, "admin.token"), "is not under an allowed import location"},
 		{"a symbolic link out of the allowed dir", filepath.Join(allowDir, "link.json"), "symbolic link"},
 		{"a .. out of the allowed dir", allowDir + "/../" + filepath.Base(outside) + "/secret.json", "is not under an allowed import location"},
 		{"a loopback URL outside the prefix", secret.URL + "/feeds/x.json", "is not under an allowed import URL prefix"},
