@@ -92,8 +92,9 @@ var fuzzLimits = feedLimits{token: 24, record: 160, depth: 5, keys: 6, fields: 2
 
 // FuzzNativeLimits checks the feed decoder's JSON limits: a feed accepted under small limits is
 // accepted with the same records under the real ones (limits only refuse, never change what is
-// read), every string it handed over fits the token limit, and a refusal names a byte offset
-// within the input and the limit, and repeats none of the input. The seed corpus is in
+// read), every id it handed over fits the token limit, and a limit refusal wraps ErrBadFeed and
+// names a byte offset within the input. (That errors repeat none of the feed is checked by
+// TestNativeLimits and TestBadFeedsLeaveStateUnchanged.) The seed corpus is in
 // testdata/fuzz/FuzzNativeLimits.
 func FuzzNativeLimits(f *testing.F) {
 	f.Add([]byte(`{"format":"patchtree.catalog/v1","feed":"f","bulletins":[{"id":"B","update_ids":["U"]}],"updates":[{"id":"U"}]}`))
