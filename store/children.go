@@ -107,15 +107,10 @@ func (s *Store) RotateChild(idx uint64, name, joinHash string) error {
 		if err != nil {
 			return err
 		}
-		c := *row
-		if id := c.NodeTokenID; id != "" {
-			if _, err := txn.DeleteAll(tableTokens, "id", id); err != nil {
-				return err
-			}
-			if err := bumpIndex(txn, tableTokens, idx); err != nil {
-				return err
-			}
+		if err := revokeNodeToken(txn, idx, row); err != nil {
+			return err
 		}
+		c := *row
 		c.JoinTokenHash, c.NodeTokenID = joinHash, ""
 		return upsertRow(txn, tableChildren, idx, c.Name, &c)
 	})
@@ -128,16 +123,23 @@ func (s *Store) RemoveChild(idx uint64, name string) error {
 		if err != nil {
 			return err
 		}
-		if id := row.NodeTokenID; id != "" {
-			if _, err := txn.DeleteAll(tableTokens, "id", id); err != nil {
-				return err
-			}
-			if err := bumpIndex(txn, tableTokens, idx); err != nil {
-				return err
-			}
+		if err := revokeNodeToken(txn, idx, row); err != nil {
+			return err
 		}
 		return deleteRow(txn, tableChildren, idx, name)
 	})
+}
+
+// revokeNodeToken deletes child c's node credential, if it has one (a token already revoked
+// on its own is no error).
+func revokeNodeToken(txn *memdb.Txn, idx uint64, c *Child) error {
+	if c.NodeTokenID == "" {
+		return nil
+	}
+	if _, err := txn.DeleteAll(tableTokens, "id", c.NodeTokenID); err != nil {
+		return err
+	}
+	return bumpIndex(txn, tableTokens, idx)
 }
 
 // ChildUpdate changes what a child reported or acknowledged; nil fields stay.
