@@ -110,17 +110,8 @@ func TestComplianceCountsMatchBruteForce(t *testing.T) {
 			next := func() uint64 { idx++; return idx }
 			m := &complianceModel{bulletins: map[string][]string{}, updates: map[string]bool{}, scans: map[string]map[string]int{}}
 			commitCatalog := func(b *CatalogBatch) {
-				raw, err := EncodeBatch(b)
-				if err != nil {
-					t.Fatal(err)
-				}
 				run := fmt.Sprint("r", idx)
-				if err := s.StageCatalog(next(), run, raw); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.CommitCatalog(next(), &ImportRun{ID: run}, nil); err != nil {
-					t.Fatal(err)
-				}
+				importBatch(t, s, next(), next(), &ImportRun{ID: run}, b)
 			}
 			addUpdates := func(n int) {
 				b := &CatalogBatch{}
@@ -205,17 +196,8 @@ func TestComplianceViewCatalogIsTheSameRead(t *testing.T) {
 	idx := uint64(0)
 	next := func() uint64 { idx++; return idx }
 	commit := func(b *CatalogBatch) {
-		raw, err := EncodeBatch(b)
-		if err != nil {
-			t.Fatal(err)
-		}
 		run := fmt.Sprint("r", idx)
-		if err := s.StageCatalog(next(), run, raw); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CommitCatalog(next(), &ImportRun{ID: run}, nil); err != nil {
-			t.Fatal(err)
-		}
+		importBatch(t, s, next(), next(), &ImportRun{ID: run}, b)
 	}
 	commit(&CatalogBatch{Updates: []*Update{{UpdateContent: UpdateContent{ID: "u1"}, Hash: "1"}}})
 	cv, err := s.Compliance(nil)
