@@ -319,7 +319,9 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 			// asks it which (and changes nothing there).
 			probe, _, _, perr := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: next.Seq, Digest: digest,
 				Trigger: trigger, Interval: spec, Unchanged: true})
-			if perr == nil && probe.NextSeq > 0 && probe.NextSeq != next.Seq {
+			if perr != nil {
+				c.cfg.Logger.Warn("could not ask the parent which compliance summary sequence it expects", "error", perr)
+			} else if probe.NextSeq > 0 && probe.NextSeq != next.Seq {
 				c.cfg.Logger.Warn("compliance summary sequence out of step with the parent; continuing from its sequence",
 					"sent", next.Seq, "parent_next", probe.NextSeq)
 				base = probe.NextSeq - 1
