@@ -121,6 +121,7 @@ type statusResp struct {
 		LeaderAPI    string       `json:"leader_api"`
 		Term         uint64       `json:"term"`
 		AppliedIndex uint64       `json:"applied_index"`
+		FSMApplied   uint64       `json:"fsm_applied_index"`
 		CommitIndex  uint64       `json:"commit_index"`
 		LastIndex    uint64       `json:"last_index"`
 		Servers      []serverInfo `json:"servers"`

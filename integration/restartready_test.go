@@ -74,7 +74,7 @@ func TestRestartedFollowerReadyOnlyWhenCaughtUp(t *testing.T) {
 		for i := 0; i < 25; i++ { // a backlog the restarted follower must apply
 			last = createToken(t, leader.url, admin, "auditor", fmt.Sprintf("down-%d-%d", cycle, i))
 		}
-		commit := readyStatusOf(t, leader.url, admin).Raft.CommitIndex
+		commit := getStatus(t, leader.url, admin).Raft.CommitIndex
 
 		if err := os.Remove(filepath.Join(follower.dataDir, "api.addr")); err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Fatal(err)
@@ -87,15 +87,15 @@ func TestRestartedFollowerReadyOnlyWhenCaughtUp(t *testing.T) {
 		if err != nil || st != 200 {
 			t.Fatalf("cycle %d: token acknowledged before the restart, first request after ready: %d %v %s", cycle, st, err, raw)
 		}
-		var s readyStatus
+		var s statusResp
 		if err := json.Unmarshal(raw, &s); err != nil {
 			t.Fatal(err)
 		}
-		if s.Raft.FSMAppliedIndex < commit {
-			t.Fatalf("cycle %d: ready with the state machine at %d, before the commit index %d at restart", cycle, s.Raft.FSMAppliedIndex, commit)
+		if s.Raft.FSMApplied < commit {
+			t.Fatalf("cycle %d: ready with the state machine at %d, before the commit index %d at restart", cycle, s.Raft.FSMApplied, commit)
 		}
 		t.Logf("cycle %d: ready after %v (%d health polls not ready), fsm applied %d ≥ commit at restart %d",
-			cycle, time.Since(start).Round(time.Millisecond), notReady, s.Raft.FSMAppliedIndex, commit)
+			cycle, time.Since(start).Round(time.Millisecond), notReady, s.Raft.FSMApplied, commit)
 	}
 	cancel()
 	wg.Wait()
@@ -105,22 +105,6 @@ func TestRestartedFollowerReadyOnlyWhenCaughtUp(t *testing.T) {
 	if acked == 0 {
 		t.Fatal("no background write was acknowledged")
 	}
-}
-
-// readyStatus is the part of /v1/status this test reads.
-type readyStatus struct {
-	Ready bool `json:"ready"`
-	Raft  struct {
-		CommitIndex     uint64 `json:"commit_index"`
-		FSMAppliedIndex uint64 `json:"fsm_applied_index"`
-	} `json:"raft"`
-}
-
-func readyStatusOf(t *testing.T, url, token string) readyStatus {
-	t.Helper()
-	var s readyStatus
-	doJSON(t, "GET", url+"/v1/status", token, nil, 200, &s)
-	return s
 }
 
 // waitFirstReady polls a starting server's /v1/health?require=ready as fast as it answers and
