@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -101,15 +100,14 @@ func (s *Server) decodeEncodedBody(r *http.Request, v any, maxRaw int64) (bodySi
 	return bodySizes{wire: wire.n, raw: raw.n}, err
 }
 
-// routeBodyLimit is the body limit of the route serving r: its own, or Options.MaxBodyBytes.
+// bodyLimitKey holds the body limit wrap applied to the request (int64).
+const bodyLimitKey ctxKey = 2
+
+// routeBodyLimit is the body limit of the route serving r, as wrap applied it: the route's
+// own, or Options.MaxBodyBytes.
 func (s *Server) routeBodyLimit(r *http.Request) int64 {
-	if cur := mux.CurrentRoute(r); cur != nil {
-		tmpl, _ := cur.GetPathTemplate()
-		for _, rt := range s.routes() {
-			if rt.method == r.Method && rt.path == tmpl && rt.maxBody > 0 {
-				return rt.maxBody
-			}
-		}
+	if limit, ok := r.Context().Value(bodyLimitKey).(int64); ok {
+		return limit
 	}
 	return s.opts.MaxBodyBytes
 }

@@ -153,6 +153,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		r = r.WithContext(context.WithValue(r.Context(), bodyLimitKey, limit))
 		if !rt.access.public {
 			ctx, cancel := context.WithTimeout(r.Context(), s.opts.ReadyTimeout)
 			err := s.backend.WaitReady(ctx)
