@@ -316,16 +316,23 @@ func (p *proc) stop(t *testing.T) {
 // and returns the time until it was ready.
 func (p *proc) restart(t *testing.T) time.Duration {
 	t.Helper()
+	start := time.Now()
+	p.relaunch(t)
+	p.waitUp(t, 30*time.Second)
+	return time.Since(start)
+}
+
+// relaunch starts the stopped node again with the same data dir and flags,
+// without waiting for it; its stale api.addr is removed first.
+func (p *proc) relaunch(t *testing.T) {
+	t.Helper()
 	if !p.exited() {
 		t.Fatalf("restart: %s is still running", p.name)
 	}
 	if err := os.Remove(filepath.Join(p.dataDir, "api.addr")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	p.launch(t)
-	p.waitUp(t, 30*time.Second)
-	return time.Since(start)
 }
 
 func (p *proc) cleanup(t *testing.T) {

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,11 +75,8 @@ func TestRestartedFollowerReadyOnlyWhenCaughtUp(t *testing.T) {
 		}
 		commit := getStatus(t, leader.url, admin).Raft.CommitIndex
 
-		if err := os.Remove(filepath.Join(follower.dataDir, "api.addr")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
 		start := time.Now()
-		follower.launch(t)
+		follower.relaunch(t)
 		notReady := waitFirstReady(t, follower)
 		// The first request after ready: the token acknowledged before the restart.
 		st, raw, err := tryDo(context.Background(), "GET", follower.url+"/v1/status", last.Token, nil)
