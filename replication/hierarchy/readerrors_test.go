@@ -24,6 +24,8 @@ func (f failingParentBackend) PruneRuns(child string, keep int) (uint64, error) 
 
 // TestParentReadErrorsAreReturned: a tombstone horizon that cannot be read fails the pull
 // instead of reading as 0, and the garbage collection's failures reach the caller wrapped.
+// WaitRuns and logAlerts now return their read errors too; the memory store cannot be made to
+// fail a read, so for them this test checks only that the readable path still answers.
 func TestParentReadErrorsAreReturned(t *testing.T) {
 	site := newMemSite(t)
 	boom := errors.New("boom")
@@ -56,7 +58,7 @@ func TestParentReadErrorsAreReturned(t *testing.T) {
 			t.Fatalf("prune runs: %v, want %v", err, boom)
 		}
 	})
-	t.Run("wait runs", func(t *testing.T) {
+	t.Run("wait runs still finds the run", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		runs, err := p.WaitRuns(ctx, []string{"c"}, time.Time{})
@@ -64,7 +66,7 @@ func TestParentReadErrorsAreReturned(t *testing.T) {
 			t.Fatalf("wait runs: %v, %v", runs, err)
 		}
 	})
-	t.Run("alerts", func(t *testing.T) {
+	t.Run("alerts still log without error", func(t *testing.T) {
 		if err := p.logAlerts(); err != nil {
 			t.Fatal(err)
 		}
