@@ -89,7 +89,7 @@ func (s *Server) decodeEncodedBody(r *http.Request, v any, maxRaw int64) (bodySi
 		dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(uint64(limit)),
 			zstd.WithDecoderMaxWindow(uint64(min(limit, maxBodyZstdWindow))), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return bodySizes{}, fmt.Errorf("%w: zstd body: %v", ErrBadRequest, err)
+			return bodySizes{}, fmt.Errorf("%w: zstd body: %w", ErrBadRequest, err)
 		}
 		defer dec.Close()
 		raw.r = &decompressedCap{r: dec, left: limit, limit: limit}
@@ -172,7 +172,7 @@ func bodyError(err error) error {
 	case errors.As(err, &tooBig):
 		return fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, tooBig.Limit)
 	case errors.As(err, &inflate):
-		return fmt.Errorf("%w: %v", ErrTooLarge, inflate)
+		return fmt.Errorf("%w: %w", ErrTooLarge, inflate)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%w: request body is empty; want a JSON object", ErrBadRequest)
 	case errors.Is(err, io.ErrUnexpectedEOF):

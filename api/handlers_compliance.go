@@ -59,7 +59,7 @@ func (s *Server) postScans(r *http.Request) (int, any, error) {
 		case errors.As(err, &tooBig):
 			return 0, nil, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, tooBig.Limit)
 		case errors.Is(err, compliance.ErrTooLarge):
-			return 0, nil, fmt.Errorf("%w: %v", ErrTooLarge, err)
+			return 0, nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
 		}
 		return 0, nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
