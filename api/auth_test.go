@@ -177,7 +177,7 @@ func TestAuthMatrix(t *testing.T) {
 
 	table := map[string]route{}
 	for _, rt := range srv.routes() {
-		table[rt.method+" "+rt.path] = rt
+		table[rt.key()] = rt
 	}
 	var walked []string
 	err := srv.router.Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {

@@ -69,7 +69,7 @@ const joinRoute = "POST " + hierarchy.ProtocolPath + "/join"
 
 // extendDeadlines gives an authenticated request on a long-running route its own deadlines.
 func extendDeadlines(w http.ResponseWriter, rt route) {
-	d, ok := routeDeadlines[rt.method+" "+rt.path]
+	d, ok := routeDeadlines[rt.key()]
 	if !ok {
 		return
 	}
@@ -95,7 +95,7 @@ func newLimiters(l Limits) limiters {
 
 // limitRoute spends one join attempt of the client's address on the join route.
 func (s *Server) limitRoute(r *http.Request, rt route) error {
-	if rt.method+" "+rt.path != joinRoute {
+	if rt.key() != joinRoute {
 		return nil
 	}
 	return s.limits.join.spend(clientIP(r.RemoteAddr), "join attempts", time.Now())

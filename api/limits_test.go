@@ -205,7 +205,7 @@ func TestRouteDeadlinesNameRoutes(t *testing.T) {
 	srv := New(newFake(t), Options{})
 	table := map[string]bool{}
 	for _, rt := range srv.routes() {
-		table[rt.method+" "+rt.path] = true
+		table[rt.key()] = true
 	}
 	for key := range routeDeadlines {
 		if !table[key] {

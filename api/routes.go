@@ -54,6 +54,9 @@ type route struct {
 	maxBody int64
 }
 
+// key names a route "METHOD path", as auditActions, routeDeadlines and joinRoute do.
+func (rt route) key() string { return rt.method + " " + rt.path }
+
 // routes is the one route table of the API.
 func (s *Server) routes() []route {
 	return []route{

@@ -213,9 +213,9 @@ func (s *Server) auditWrite(r *http.Request, rt route) {
 	if rt.method == http.MethodGet || tok == nil || (tok.Role != store.RoleAdmin && tok.Role != store.RoleRollout) {
 		return
 	}
-	action, ok := auditActions[rt.method+" "+rt.path]
+	action, ok := auditActions[rt.key()]
 	if !ok {
-		action = rt.method + " " + rt.path
+		action = rt.key()
 	}
 	target := ""
 	for k, v := range mux.Vars(r) {
