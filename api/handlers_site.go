@@ -27,7 +27,7 @@ func (s *Server) health(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	ready, leader := s.backend.Ready(), s.backend.IsLeader()
+	ready, leader := st.Ready, s.backend.IsLeader()
 	switch req := r.URL.Query().Get("require"); req {
 	case "":
 	case "ready":
