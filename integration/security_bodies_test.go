@@ -132,10 +132,8 @@ func testMemoryBounded(t *testing.T) {
 	t.Run("four 190 MB scans", func(t *testing.T) {
 		before, hwm := getDigest(t, p.url, p.token), vmHWM(t, p)
 		var wg sync.WaitGroup
-		for i := 0; i < 4; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+		for i := range 4 {
+			wg.Go(func() {
 				head := fmt.Sprintf(`{"computer_id":"pc-%d","scanned_at":"2026-01-01T00:00:00Z","results":{"u":"`, i)
 				const fill = 190 << 20
 				url, want := p.url+"/v1/scans", "the scan exceeds 16777216 bytes"
@@ -145,7 +143,7 @@ func testMemoryBounded(t *testing.T) {
 				st, m, raw := bodiesSend(t, "POST", url, agent.Token, bodiesStream(head, 'a', fill, `"}}`),
 					int64(len(head))+fill+3, nil)
 				checkError(t, "190 MB scan", st, m, raw, 413, want)
-			}()
+			})
 		}
 		wg.Wait()
 		checkHWMGrowth(t, p, "four 190 MB scans", hwm)
@@ -178,14 +176,12 @@ func testMemoryBounded(t *testing.T) {
 		t.Logf("bomb: %d bytes compressed for 256 MiB", len(bomb))
 		before, hwm := getDigest(t, p.url, p.token), vmHWM(t, p)
 		var wg sync.WaitGroup
-		for i := 0; i < 6; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+		for range 6 {
+			wg.Go(func() {
 				st, m, raw := bodiesSend(t, "POST", p.url+"/v1/hierarchy/v1/compliance", node, bytes.NewReader(bomb), int64(len(bomb)),
 					map[string]string{"Content-Encoding": "zstd"})
 				checkError(t, "zstd bomb", st, m, raw, 413, "decompressed body exceeds 8388608 bytes")
-			}()
+			})
 		}
 		wg.Wait()
 		checkHWMGrowth(t, p, "six zstd bombs", hwm)
