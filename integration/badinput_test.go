@@ -1,19 +1,11 @@
 package integration
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // bigRanges is a syntactically valid languages body of about n bytes.
@@ -27,10 +19,10 @@ func bigRanges(n int) string {
 	return b.String()
 }
 
-// oversized is a request body sent over a raw connection. The server may
-// answer 413 and close before reading it all, and then Go's http.Transport
-// often reports its write error ("broken pipe") instead of the response;
-// reading the response while still writing avoids that client-side race.
+// oversized is a request body sent over a raw connection with bodiesSend:
+// the server may answer 413 and close before reading it all, and Go's
+// http.Transport then often reports its write error ("broken pipe")
+// instead of the response.
 type oversized struct {
 	body    string
 	chunked bool // Transfer-Encoding: chunked instead of Content-Length
@@ -38,46 +30,11 @@ type oversized struct {
 
 func rawDo(t *testing.T, method, url, token string, o oversized) (int, map[string]any, []byte) {
 	t.Helper()
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
-	hdr := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/json\r\nConnection: close\r\n", method, u.RequestURI(), u.Host, token)
+	length := int64(len(o.body))
 	if o.chunked {
-		hdr += "Transfer-Encoding: chunked\r\n\r\n"
-	} else {
-		hdr += fmt.Sprintf("Content-Length: %d\r\n\r\n", len(o.body))
+		length = -1 // unknown: the request is written chunked
 	}
-	go func() { // write errors are expected once the server stops reading
-		w := bufio.NewWriter(conn)
-		w.WriteString(hdr)
-		if !o.chunked {
-			w.WriteString(o.body)
-		} else {
-			for rest := o.body; rest != ""; {
-				n := min(len(rest), 64<<10)
-				fmt.Fprintf(w, "%x\r\n%s\r\n", n, rest[:n])
-				rest = rest[n:]
-			}
-			w.WriteString("0\r\n\r\n")
-		}
-		w.Flush()
-	}()
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("%s %s with %d-byte body: no response: %v", method, url, len(o.body), err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, m, raw
+	return bodiesSend(t, method, url, token, strings.NewReader(o.body), length, nil)
 }
 
 func TestBadInputLeavesStateUnchanged(t *testing.T) {
