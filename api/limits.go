@@ -206,8 +206,9 @@ func (l *rateLimiter) evict(now time.Time) {
 	var oldest string
 	var oldestAt time.Time
 	for k, b := range l.buckets {
-		b.refill(now, l.rate, l.burst)
-		if b.tokens >= l.burst {
+		// Whether it has refilled, worked out without refilling it: refill would stamp every
+		// bucket with now and leave nothing to tell the least recently seen by.
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
 			delete(l.buckets, k)
 			continue
 		}

@@ -70,6 +70,36 @@ func TestRateLimiterBoundedMap(t *testing.T) {
 	}
 }
 
+// TestRateLimiterEvictsLeastRecentlySeen: at the cap, with no bucket refilled, the address
+// seen longest ago is forgotten and the ones seen since are kept.
+func TestRateLimiterEvictsLeastRecentlySeen(t *testing.T) {
+	l := newRateLimiter(0.001, 2) // nothing refills within the test
+	now := time.Unix(1000, 0)
+	spendAll := func(key string) {
+		for range 2 {
+			if err := l.spend(key, "tries", now); err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+		}
+	}
+	spendAll("oldest")
+	for i := range maxTrackedClients - 1 {
+		now = now.Add(time.Millisecond)
+		spendAll(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	now = now.Add(time.Millisecond)
+	spendAll("newcomer")
+	if _, ok := l.buckets["oldest"]; ok {
+		t.Error("the least recently seen address was kept at the cap")
+	}
+	if _, ok := l.buckets["10.0.0.1"]; !ok {
+		t.Error("the second least recently seen address was evicted instead of the least")
+	}
+	if err := l.spend("10.0.0.1", "tries", now); err == nil {
+		t.Error("a kept address that spent its burst was not limited")
+	}
+}
+
 // TestLimitListener: connections over an address's cap are closed at once; a closed connection
 // frees its slot.
 func TestLimitListener(t *testing.T) {
