@@ -67,20 +67,28 @@ var routeDeadlines = map[string]deadline{
 // joinRoute is the public route limited per client address on every request.
 const joinRoute = "POST " + hierarchy.ProtocolPath + "/join"
 
-// extendDeadlines gives an authenticated request on a long-running route its own deadlines.
-func extendDeadlines(w http.ResponseWriter, rt route) {
+// extendDeadlines gives an authenticated request on a long-running route its own deadlines. An
+// error means the connection keeps the server's timeouts (a ResponseWriter without deadline
+// support), so a long-poll may be cut: the caller logs it.
+func extendDeadlines(w http.ResponseWriter, rt route) error {
 	d, ok := routeDeadlines[rt.key()]
 	if !ok {
-		return
+		return nil
 	}
 	rc := http.NewResponseController(w)
 	now := time.Now()
+	var errs []error
 	if d.read > 0 {
-		_ = rc.SetReadDeadline(now.Add(d.read)) // unsupported only by test recorders
+		if err := rc.SetReadDeadline(now.Add(d.read)); err != nil {
+			errs = append(errs, fmt.Errorf("extend read deadline of %s: %w", rt.key(), err))
+		}
 	}
 	if d.write > 0 {
-		_ = rc.SetWriteDeadline(now.Add(d.write))
+		if err := rc.SetWriteDeadline(now.Add(d.write)); err != nil {
+			errs = append(errs, fmt.Errorf("extend write deadline of %s: %w", rt.key(), err))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // limiters are the API's rate limiters (nil: disabled).

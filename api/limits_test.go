@@ -256,7 +256,9 @@ func TestExtendDeadlinesOutlivesServerTimeouts(t *testing.T) {
 	mux := http.NewServeMux()
 	for _, rt := range []route{longPoll, plain} {
 		mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
-			extendDeadlines(w, rt)
+			if err := extendDeadlines(w, rt); err != nil {
+				t.Errorf("extend deadlines of %s: %v", rt.key(), err)
+			}
 			select {
 			case <-time.After(time.Second):
 				w.Write([]byte("done"))

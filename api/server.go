@@ -168,7 +168,9 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), tokenKey, tok))
-			extendDeadlines(w, rt)
+			if err := extendDeadlines(w, rt); err != nil {
+				s.logger.Warn("long-running route keeps the server's timeouts", "error", err)
+			}
 		}
 		if rt.onLeader && !s.backend.IsLeader() {
 			s.forward(w, r)
