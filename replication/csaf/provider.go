@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"patchtree/replication/sourcefile"
 	"regexp"
 	"slices"
 	"strings"
@@ -77,24 +78,15 @@ func RootFetch(open func() (*os.Root, error)) FetchFunc {
 			return nil, err
 		}
 		defer r.Close()
-		st, err := r.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, pathCause(err))
-		}
-		if !st.Mode().IsRegular() {
+		f, st, err := sourcefile.Open(r.Stat, r.OpenFile, p)
+		var nr *sourcefile.NotRegularError
+		switch {
+		case errors.As(err, &nr):
 			return nil, fmt.Errorf("%s: not a regular file", p)
-		}
-		f, err := r.OpenFile(p, os.O_RDONLY|openNonblock, 0)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, pathCause(err))
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		defer f.Close()
-		if st, err = f.Stat(); err != nil {
-			return nil, err
-		}
-		if !st.Mode().IsRegular() {
-			return nil, fmt.Errorf("%s: not a regular file", p)
-		}
 		limit, ok := SizeLimit(ctx)
 		if !ok {
 			limit = DefaultMaxDocBytes
@@ -108,16 +100,6 @@ func RootFetch(open func() (*os.Root, error)) FetchFunc {
 		}
 		return data, err
 	}
-}
-
-// pathCause is the cause of an *fs.PathError ("no such file or directory"), without the
-// operation and path, which the caller names its own way.
-func pathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // DocError is the error Read returns for one document of the provider.

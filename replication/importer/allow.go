@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"patchtree/replication/csaf"
+	"patchtree/replication/sourcefile"
 )
 
 // ErrNotAllowed is wrapped when a source is outside every allowed import location
@@ -254,7 +255,7 @@ func hasDotSegment(p string) bool {
 // directly, with the same file-type checks.
 func (a *AllowList) openAllowed(src string) (*os.File, error) {
 	if a == nil {
-		return openRegular(os.Stat, func(flag int) (*os.File, error) { return os.OpenFile(src, flag, 0) }, src, src)
+		return openRegular(os.Stat, os.OpenFile, src, src)
 	}
 	root, rel, err := a.locate(src)
 	if err != nil {
@@ -265,7 +266,7 @@ func (a *AllowList) openAllowed(src string) (*os.File, error) {
 		return nil, fmt.Errorf("source %q: open allowed directory: %w", src, err)
 	}
 	defer r.Close()
-	return openRegular(r.Stat, func(flag int) (*os.File, error) { return r.OpenFile(rel, flag, 0) }, rel, src)
+	return openRegular(r.Stat, r.OpenFile, rel, src)
 }
 
 // dirFetch is the csaf.FetchFunc of a provider directory src: each fetch opens the provider
@@ -295,27 +296,16 @@ func (a *AllowList) dirFetch(src string, watch *stallWatch) (csaf.FetchFunc, err
 	}, nil
 }
 
-// openRegular refuses anything but a regular file: stat before opening (a FIFO, device, socket
-// or directory is never opened), open without blocking, and stat the open file again.
-func openRegular(stat func(string) (fs.FileInfo, error), open func(flag int) (*os.File, error), name, src string) (*os.File, error) {
-	fi, err := stat(name)
-	if err != nil {
-		return nil, fmt.Errorf("source %q: %w", src, trimPathError(err))
-	}
-	if err := regular(fi, src); err != nil {
-		return nil, err
-	}
-	f, err := open(os.O_RDONLY | openNonblock)
-	if err != nil {
-		return nil, fmt.Errorf("source %q: %w", src, trimPathError(err))
-	}
-	fi, err = f.Stat()
-	if err == nil {
-		err = regular(fi, src)
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
+// openRegular opens name (through stat and open) as source src with sourcefile.Open: only a
+// regular file, checked before and after the open, which does not block.
+func openRegular(stat func(string) (fs.FileInfo, error), open func(string, int, fs.FileMode) (*os.File, error), name, src string) (*os.File, error) {
+	f, _, err := sourcefile.Open(stat, open, name)
+	var nr *sourcefile.NotRegularError
+	switch {
+	case errors.As(err, &nr):
+		return nil, notRegular(nr, src)
+	case err != nil:
+		return nil, fmt.Errorf("source %q: %w", src, err)
 	}
 	return f, nil
 }
@@ -324,29 +314,21 @@ func openRegular(stat func(string) (fs.FileInfo, error), open func(flag int) (*o
 // file is expected.
 var ErrNotRegular = errors.New("not a regular file")
 
+// regular refuses a source that is not a regular file.
 func regular(fi fs.FileInfo, src string) error {
-	m := fi.Mode()
-	switch {
-	case m.IsRegular():
+	if fi.Mode().IsRegular() {
 		return nil
-	case m.IsDir():
-		return fmt.Errorf("source %q is a directory, not a feed file (a CSAF provider directory is imported with kind csaf): %w: %w", src, ErrNotRegular, ErrNotAllowed)
-	case m&fs.ModeNamedPipe != 0:
-		return fmt.Errorf("source %q is a FIFO: %w: %w", src, ErrNotRegular, ErrNotAllowed)
-	case m&(fs.ModeDevice|fs.ModeCharDevice) != 0:
-		return fmt.Errorf("source %q is a device: %w: %w", src, ErrNotRegular, ErrNotAllowed)
-	case m&fs.ModeSocket != 0:
-		return fmt.Errorf("source %q is a socket: %w: %w", src, ErrNotRegular, ErrNotAllowed)
 	}
-	return fmt.Errorf("source %q: %w: %w", src, ErrNotRegular, ErrNotAllowed)
+	return notRegular(&sourcefile.NotRegularError{Mode: fi.Mode()}, src)
 }
 
-// trimPathError keeps the cause of an *fs.PathError ("no such file or directory") without the
-// path the open used (which may be relative to the allowed directory).
-func trimPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+// notRegular explains a source that is not a regular file.
+func notRegular(nr *sourcefile.NotRegularError, src string) error {
+	switch kind := nr.Kind(); {
+	case nr.Mode.IsDir():
+		return fmt.Errorf("source %q is a directory, not a feed file (a CSAF provider directory is imported with kind csaf): %w: %w", src, ErrNotRegular, ErrNotAllowed)
+	case strings.HasPrefix(kind, "a "):
+		return fmt.Errorf("source %q is %s: %w: %w", src, kind, ErrNotRegular, ErrNotAllowed)
 	}
-	return err
+	return fmt.Errorf("source %q: %w: %w", src, ErrNotRegular, ErrNotAllowed)
 }

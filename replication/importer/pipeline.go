@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"patchtree/replication/csaf"
+	"patchtree/replication/sourcefile"
 	"patchtree/store"
 )
 
@@ -260,7 +261,7 @@ func (im *Importer) fileHash(ctx context.Context, path string, watch *stallWatch
 	case err != nil && errors.Is(err, ctx.Err()):
 		return "", err
 	case err != nil:
-		return "", fmt.Errorf("source %q: read: %w", path, trimPathError(err))
+		return "", fmt.Errorf("source %q: read: %w", path, sourcefile.PathCause(err))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

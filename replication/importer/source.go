@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"patchtree/replication/csaf"
+	"patchtree/replication/sourcefile"
 )
 
 // Source kinds.
@@ -47,7 +48,7 @@ func detectKind(src string) (string, error) {
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
-		return "", fmt.Errorf("source %q: %w", src, trimPathError(err))
+		return "", fmt.Errorf("source %q: %w", src, sourcefile.PathCause(err))
 	}
 	if fi.IsDir() {
 		return KindCSAF, nil
@@ -86,7 +87,7 @@ func openNative(ctx context.Context, client *http.Client, allow *AllowList, src,
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("source %q: %w", src, trimPathError(err))
+			return nil, fmt.Errorf("source %q: %w", src, sourcefile.PathCause(err))
 		}
 		context.AfterFunc(ctx, func() { f.Close() })
 		return &opened{body: f, size: fi.Size()}, nil

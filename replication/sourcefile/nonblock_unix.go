@@ -1,6 +1,6 @@
 //go:build unix
 
-package csaf
+package sourcefile
 
 import "syscall"
 

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package csaf
+package sourcefile
 
 // openNonblock is 0 where there are no FIFOs to block an open.
 const openNonblock = 0
