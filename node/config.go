@@ -29,7 +29,15 @@ var (
 const (
 	RoleParent = "parent"
 	RoleChild  = "child"
+	// RoleRelay is a site with both links: it pulls its filtered view from its parent and
+	// serves its own children from it (any depth).
+	RoleRelay = "relay"
 )
+
+// ValidRole reports whether role is a site role.
+func ValidRole(role string) bool {
+	return role == RoleParent || role == RoleChild || role == RoleRelay
+}
 
 // LeaderLoop is work that only the leader runs. Run starts when this server gains leadership
 // and must return promptly once ctx is cancelled (leadership lost or shutdown).
@@ -41,7 +49,7 @@ type LeaderLoop struct {
 // Config configures one server of a site.
 type Config struct {
 	Name    string // site name
-	Role    string // RoleParent or RoleChild
+	Role    string // RoleParent, RoleRelay or RoleChild
 	DataDir string
 	// NodeID identifies this server in the Raft group. Empty: read from or written to
 	// <data-dir>/node-id.
@@ -77,8 +85,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.Name == "":
 		return errors.New("site name is required (--name)")
-	case c.Role != RoleParent && c.Role != RoleChild:
-		return fmt.Errorf("role must be %q or %q, not %q", RoleParent, RoleChild, c.Role)
+	case !ValidRole(c.Role):
+		return fmt.Errorf("role must be %q, %q or %q, not %q", RoleParent, RoleRelay, RoleChild, c.Role)
 	case c.DataDir == "":
 		return errors.New("data directory is required (--data-dir)")
 	case c.APIAddr == "":

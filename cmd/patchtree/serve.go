@@ -46,10 +46,10 @@ type serveFlags struct {
 }
 
 func runServe(args []string) error {
-	fs := newFlags("serve", "--role parent|child --name NAME --data-dir DIR [flags]",
+	fs := newFlags("serve", "--role parent|relay|child --name NAME --data-dir DIR [flags]",
 		"Run one server of a site. A data dir without Raft state bootstraps a new single-server site,\nunless --join-site adds this server to an existing site.")
 	var f serveFlags
-	fs.StringVar(&f.role, "role", "", "site role: parent or child (required)")
+	fs.StringVar(&f.role, "role", "", "site role: parent (the root: imports the vendor catalog), relay (a parent with a parent) or child (required)")
 	fs.StringVar(&f.name, "name", "", "site name (required)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log, snapshots and tokens (required)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8400", "HTTP API listen address (port 0 picks one; see <data-dir>/api.addr)")
@@ -100,8 +100,10 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 	switch {
 	case nargs > 0:
 		return node.Config{}, nil, errors.New("serve takes no arguments")
-	case f.role != node.RoleParent && f.role != node.RoleChild:
-		return node.Config{}, nil, fmt.Errorf("--role must be parent or child, not %q", f.role)
+	case !node.ValidRole(f.role):
+		return node.Config{}, nil, fmt.Errorf("--role must be parent, relay or child, not %q", f.role)
+	case f.role == node.RoleParent && f.parent != "":
+		return node.Config{}, nil, errors.New("--parent: a parent is the root of its tree; a site with a parent that serves children is a relay (--role relay)")
 	case f.name == "":
 		return node.Config{}, nil, errors.New("--name is required")
 	case f.dataDir == "":
