@@ -387,6 +387,7 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 	c.mu.Lock()
 	c.state.LastRun, c.state.LastVerified = ack.RunID, ar.Verified
 	c.mu.Unlock()
+	c.afterRun(ack.header, ar.Verified)
 	if ack.carried {
 		select {
 		case c.report <- struct{}{}:
@@ -447,7 +448,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		ack.Error = fmt.Sprintf("read run header: %v", err)
 		return ack, nil
 	}
-	ack.RunID = h.RunID
+	ack.RunID, ack.header = h.RunID, h
 	pr := c.partial
 	c.partial = nil
 	if pr != nil && (pr.header.RunID != h.RunID || pr.next != h.FirstChunk) {
@@ -486,7 +487,8 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 			}
 			return fail("read chunk %d of %d of run %s: %v", pr.next+1, h.Chunks, h.RunID, err)
 		}
-		ch.Replica, ch.Tombstones = true, false
+		// Deletions leave tombstones here too: a relay serves its own children differentially.
+		ch.Replica, ch.Tombstones = true, true
 		for _, id := range ch.PolicyKeep {
 			pr.keep[id] = true
 		}

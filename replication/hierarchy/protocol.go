@@ -134,6 +134,8 @@ type Ack struct {
 	// carried says (on the child, never sent) whether the run held any record or deletion:
 	// one that held none needs no sample and no language re-report.
 	carried bool
+	// header is (on the child, never sent) the header of the run acknowledged.
+	header RunHeader
 }
 
 // AckResponse says whether the run verified.
