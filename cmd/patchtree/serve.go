@@ -187,7 +187,7 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	var child *hierarchy.Child
 	if f.parent != "" {
 		child = hierarchy.NewChild(hierarchy.ChildConfig{ParentURL: f.parent, JoinToken: f.joinToken, Name: f.name,
-			Client: client, Logger: logger.With("side", "child"), RefusalGrace: f.parentRefusalGrace})
+			Client: client, Logger: logger.With("side", "child"), RefusalGrace: f.parentRefusalGrace, Downstream: parent})
 		cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-child", Run: child.LeaderLoop})
 	}
 	if f.role == node.RoleParent {

@@ -70,6 +70,9 @@ type ChildConfig struct {
 	// credential yet and refuses it for a few seconds; a revoked or rotated one is refused for
 	// good. A refused join token stops the link at once.
 	RefusalGrace time.Duration
+	// Downstream is this site's own parent side (its children), which a relay reports up and
+	// passes replicate-now requests on to.
+	Downstream *Parent
 }
 
 // DefaultRefusalGrace is ChildConfig.RefusalGrace's default.
