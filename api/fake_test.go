@@ -314,3 +314,5 @@ func (fakeImporter) Runs() ([]*importer.Progress, error) { return nil, nil }
 func (fakeImporter) Cancel(ctx context.Context, id string) (*importer.Progress, error) {
 	return &importer.Progress{ImportRun: store.ImportRun{ID: id, State: store.ImportCancelled}}, nil
 }
+
+func (fakeHierarchy) RootRanges() ([]string, error) { return []string{"en"}, nil }

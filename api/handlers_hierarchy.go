@@ -29,6 +29,8 @@ type Hierarchy interface {
 	// ChildRotated ends what the leader knew of a child's old credential (its waiting pull).
 	ChildRotated(child string)
 	ReceiveSummary(child string, rep hierarchy.SummaryReport, wire, raw int64) (*hierarchy.SummaryAnswer, error)
+	// RootRanges are the root's ranges as this site knows them (nil: not yet).
+	RootRanges() ([]string, error)
 }
 
 func (s *Server) hierarchy() (Hierarchy, error) {
@@ -365,6 +367,9 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 	if raw := q.Get("pranges"); raw != "" {
 		req.PolicyRanges = strings.Split(raw, ",")
 	}
+	if q.Has("root") {
+		req.RootKnown, req.RootRanges = true, splitNonEmpty(q.Get("root"))
+	}
 	if req.Resume = q.Get("resume"); req.Resume != "" {
 		if req.FromChunk, err = strconv.Atoi(q.Get("chunk")); err != nil || req.FromChunk < 0 {
 			return 0, nil, fmt.Errorf("%w: chunk %q is not a chunk number", ErrBadRequest, q.Get("chunk"))
@@ -380,7 +385,17 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	if plan == nil {
-		return http.StatusNoContent, nil, nil
+		// The root's ranges go with every empty answer: a child that heard others reports again.
+		root, err := h.RootRanges()
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusNoContent, rawResponse(func(w http.ResponseWriter) {
+			if root != nil {
+				w.Header().Set(hierarchy.RootRangesHeader, strings.Join(root, ","))
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}), nil
 	}
 	return http.StatusOK, rawResponse(func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/vnd.patchtree.run.v1+zstd")
@@ -406,4 +421,12 @@ func (s *Server) hAck(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, resp, nil
+}
+
+// splitNonEmpty splits a comma-separated list; "" is the empty list.
+func splitNonEmpty(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
 }

@@ -118,7 +118,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/compliance/bulletins", reports, false, s.getComplianceBulletins, 0},
 
 		{http.MethodPost, hierarchy.ProtocolPath + "/join", public, true, s.hJoin, 0},
-		{http.MethodPut, hierarchy.ProtocolPath + "/languages", nodeOnly, true, s.hLanguages, 0},
+		{http.MethodPut, hierarchy.ProtocolPath + "/languages", nodeOnly, true, s.hLanguages, 2 << 20},
 		{http.MethodGet, hierarchy.ProtocolPath + "/catalog", nodeOnly, true, s.hPull, 0},
 		// An acknowledgement carries the verification sample: verify_percent of a child's rows.
 		{http.MethodPost, hierarchy.ProtocolPath + "/ack", nodeOnly, true, s.hAck, 64 << 20},

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -86,6 +87,9 @@ type SourceState struct {
 	PolicyCursor   uint64   `json:"policy_cursor,omitempty"`
 	PolicyRanges   []string `json:"policy_ranges,omitempty"`
 	SettingsCursor uint64   `json:"settings_cursor,omitempty"`
+	// RootVersion, on a child or relay, is the root's catalog version this replica reflects
+	// (equal to Cursor under the root; a relay passes it down with every run).
+	RootVersion uint64 `json:"root_version,omitempty"`
 	RaftIndex
 }
 
@@ -280,6 +284,9 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 				row.CustomSeverity, row.Disabled = old.CustomSeverity, old.Disabled
 			}
 			row.CreateIndex = old.CreateIndex
+			if b.Replica && sameRow(old, row) {
+				continue // unchanged: it keeps its ModifyIndex, so a relay does not send it on again
+			}
 		} else {
 			row.CreateIndex = idx
 			d.bulletins++
@@ -299,6 +306,9 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		if existing != nil {
 			old = existing.(*Update)
 			row.CreateIndex = old.CreateIndex
+			if b.Replica && sameRow(old, row) {
+				continue
+			}
 			if b.Tombstones && !strings.EqualFold(old.Language, row.Language) {
 				// It left the views of its old language: children there must drop it.
 				if err := putTombstone(txn, idx, "update", row.ID, old.Language); err != nil {
@@ -359,6 +369,23 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 	}
 	return nil
+}
+
+// sameRow reports whether a replicated row equals the stored one but for its Raft indexes.
+func sameRow[T Bulletin | Update](old, row *T) bool {
+	a, b := *old, *row
+	clearIndex(&a)
+	clearIndex(&b)
+	return reflect.DeepEqual(a, b)
+}
+
+func clearIndex[T Bulletin | Update](r *T) {
+	switch v := any(r).(type) {
+	case *Bulletin:
+		v.RaftIndex = RaftIndex{}
+	case *Update:
+		v.RaftIndex = RaftIndex{}
+	}
 }
 
 // AbortCatalog drops everything staged for a run that will not commit.

@@ -33,7 +33,49 @@ type Child struct {
 	PolicyCursor         uint64 `json:"policy_cursor,omitempty"`
 	SettingsCursor       uint64 `json:"settings_cursor,omitempty"`
 	PoliciesNeedComplete bool   `json:"policies_need_complete,omitempty"`
+	// OwnRanges and Role are what the child site reported of itself; Ranges is then the union
+	// of its own ranges and its subtree's (what it must receive). Subtree is every site below
+	// it, as it last reported them (a relay's children, theirs, and so on).
+	OwnRanges []string     `json:"own_ranges,omitempty"`
+	Role      string       `json:"role,omitempty"`
+	Subtree   []Descendant `json:"subtree,omitempty"`
+	// RootVersion is the root's catalog version the child's acknowledged cursor reflects.
+	RootVersion uint64 `json:"root_version,omitempty"`
 	RaftIndex
+}
+
+// Descendant is a site below a child, as that child (a relay) reported it.
+type Descendant struct {
+	// Path is the site's path below the site that stores the row, starting with the child's
+	// name: "emea-de/emea-de-berlin".
+	Path   string   `json:"path"`
+	Role   string   `json:"role,omitempty"`
+	Ranges []string `json:"ranges"` // the site's own ranges
+	// The site's link to its parent, as that parent sees it.
+	Cursor      uint64    `json:"cursor"`
+	CursorAt    time.Time `json:"cursor_at,omitempty"`
+	RootVersion uint64    `json:"root_version,omitempty"`
+	// Connected says its parent heard from it within a long-poll.
+	Connected bool `json:"connected"`
+	// LastRuns is the newest run down per scope ("catalog", "policies", "settings").
+	LastRuns map[string]RunBrief `json:"last_runs,omitempty"`
+	// NextRuns is when its parent's schedule runs each scope next ("continuous": as changes
+	// come).
+	NextRuns map[string]string `json:"next_runs,omitempty"`
+	// Cascades are the replicate-now requests (by id) it applied and verified.
+	Cascades []string `json:"cascades,omitempty"`
+}
+
+// RunBrief is one run as a tree view shows it.
+type RunBrief struct {
+	ID         string    `json:"id"`
+	Mode       string    `json:"mode,omitempty"`
+	Trigger    string    `json:"trigger,omitempty"`
+	Verified   bool      `json:"verified"`
+	Records    int       `json:"records"`
+	Deletes    int       `json:"deletes"`
+	FinishedAt time.Time `json:"finished_at"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // AddChild enrols a child with the hash of its one-time join token.
@@ -154,6 +196,18 @@ type ChildUpdate struct {
 	PolicyCursor         *uint64 `json:"policy_cursor,omitempty"`
 	SettingsCursor       *uint64 `json:"settings_cursor,omitempty"`
 	PoliciesNeedComplete *bool   `json:"policies_need_complete,omitempty"`
+
+	// Report is what the child reported of itself and its subtree (with Ranges).
+	Report *ChildReport `json:"report,omitempty"`
+	// RootVersion goes with Cursor.
+	RootVersion *uint64 `json:"root_version,omitempty"`
+}
+
+// ChildReport is what a child reports of itself and its subtree with its ranges.
+type ChildReport struct {
+	OwnRanges []string     `json:"own_ranges"`
+	Role      string       `json:"role"`
+	Subtree   []Descendant `json:"subtree"`
 }
 
 // UpdateChild applies a ChildUpdate to child name.
@@ -184,6 +238,12 @@ func (s *Store) UpdateChild(idx uint64, name string, u *ChildUpdate) error {
 		}
 		if u.PoliciesNeedComplete != nil {
 			c.PoliciesNeedComplete = *u.PoliciesNeedComplete
+		}
+		if r := u.Report; r != nil {
+			c.OwnRanges, c.Role, c.Subtree = append([]string{}, r.OwnRanges...), r.Role, append([]Descendant{}, r.Subtree...)
+		}
+		if u.RootVersion != nil {
+			c.RootVersion = *u.RootVersion
 		}
 		return upsertRow(txn, tableChildren, idx, c.Name, &c)
 	})

@@ -234,7 +234,12 @@ func (s *Store) SettingDocsIndex(ws memdb.WatchSet) uint64 {
 }
 
 func tableIndexValue(s *Store, ws memdb.WatchSet, table string) uint64 {
-	ch, raw, err := s.db.Txn(false).FirstWatch(tableIndex, "id", table)
+	return txnIndexValue(s.db.Txn(false), ws, table)
+}
+
+// txnIndexValue is a table's index row as txn reads it (0: never written).
+func txnIndexValue(txn *memdb.Txn, ws memdb.WatchSet, table string) uint64 {
+	ch, raw, err := txn.FirstWatch(tableIndex, "id", table)
 	ws.Add(ch)
 	if err != nil || raw == nil {
 		return 0
@@ -419,3 +424,23 @@ func applyReplicatedPolicies(txn *memdb.Txn, idx uint64, b *CatalogBatch) (polic
 	}
 	return policies, settings, nil
 }
+
+// The policies and settings documents as a CatalogView reads them: one memdb read transaction
+// with the catalog, so a replication run built from a view sees the policies, their table index
+// and the catalog records they reference at one instant, whatever is written meanwhile.
+
+// Policies lists every policy by id, as of this view.
+func (v *CatalogView) Policies() ([]*Policy, error) {
+	return all[*Policy](v.txn, nil, tablePolicies)
+}
+
+// PoliciesIndex is the Raft index of the last write to the policies as of this view.
+func (v *CatalogView) PoliciesIndex() uint64 { return txnIndexValue(v.txn, nil, tablePolicies) }
+
+// SettingDocs lists every settings document by name, as of this view.
+func (v *CatalogView) SettingDocs() ([]*SettingDoc, error) {
+	return all[*SettingDoc](v.txn, nil, tableSettingDocs)
+}
+
+// SettingDocsIndex is the Raft index of the last write to the settings documents as of this view.
+func (v *CatalogView) SettingDocsIndex() uint64 { return txnIndexValue(v.txn, nil, tableSettingDocs) }

@@ -34,6 +34,10 @@ type ReplicationRun struct {
 	// Policies and Settings describe the run's policies and settings sections (nil: none).
 	Policies *RunPolicies `json:"policies,omitempty"`
 	Settings *RunSettings `json:"settings,omitempty"`
+	// Cascade is the id of the replicate-now request travelling down the tree that the run
+	// carried, and RootVersion the root's catalog version its To reflects.
+	Cascade     string `json:"cascade,omitempty"`
+	RootVersion uint64 `json:"root_version,omitempty"`
 	RaftIndex
 }
 

@@ -342,6 +342,7 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 	q.Set("pranges", strings.Join(src.PolicyRanges, ","))
 	q.Set("scursor", fmt.Sprint(src.SettingsCursor))
 	q.Set("wait", wait.String())
+	c.addRootRanges(q)
 	if c.partial != nil {
 		q.Set("resume", c.partial.header.RunID)
 		q.Set("chunk", fmt.Sprint(c.partial.next))
@@ -363,6 +364,7 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNoContent:
+		c.checkRootRanges(resp)
 		c.dropPartial() // the parent does not hold that run any more
 		return nil
 	case resp.StatusCode/100 != 2:
@@ -559,7 +561,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	src := c.source()
 	src.LastImport, src.LastRunID = now, runID
 	if h.HasCatalog() {
-		src.Cursor, src.Ranges = h.To, h.Ranges
+		src.Cursor, src.Ranges, src.RootVersion = h.To, h.Ranges, h.RootVersion
 	}
 	if ps := h.Policies; ps != nil && ps.Advance {
 		src.PolicyCursor, src.PolicyRanges = ps.To, ps.Ranges

@@ -107,12 +107,17 @@ func (p *Parent) Join(req JoinRequest) (*JoinResponse, error) {
 	return resp, nil
 }
 
-// ReportLanguages records a child's ranges and answers which of them the parent lacks.
+// ReportLanguages records a child's ranges (and, from a relay, its subtree) and answers which of
+// its own ranges the tree does not cover, with the child's path and the root's ranges.
 func (p *Parent) ReportLanguages(child string, rep LanguageReport) (*LanguageReportResponse, error) {
 	if rep.Child != "" && rep.Child != child {
 		return nil, fmt.Errorf("%w: credential of %q reported as %q", ErrWrongChild, child, rep.Child)
 	}
 	ranges, err := langalert.ParseRanges(rep.Ranges)
+	if err != nil {
+		return nil, err
+	}
+	report, err := checkChildReport(child, rep, ranges)
 	if err != nil {
 		return nil, err
 	}
@@ -124,16 +129,33 @@ func (p *Parent) ReportLanguages(child string, rep LanguageReport) (*LanguageRep
 	if c == nil {
 		return nil, fmt.Errorf("child %q: %w", child, store.ErrNotFound)
 	}
-	if !c.RangesReported || !sameRanges(c.Ranges, ranges) {
-		if _, err := p.backend.UpdateChild(child, store.ChildUpdate{Ranges: &ranges, RangesAt: time.Now().UTC()}); err != nil {
+	newRanges := !c.RangesReported || !sameRanges(c.Ranges, ranges)
+	if newRanges || !sameReport(c, report) {
+		u := store.ChildUpdate{Report: report}
+		if newRanges {
+			u.Ranges, u.RangesAt = &ranges, time.Now().UTC()
+		}
+		if _, err := p.backend.UpdateChild(child, u); err != nil {
 			return nil, err
 		}
-		p.logger.Info("child reported languages", "child", child, "ranges", ranges)
-		p.poke(child)
+		if newRanges {
+			p.logger.Info("child reported languages", "child", child, "ranges", ranges, "own_ranges", report.OwnRanges, "sites_below", len(report.Subtree))
+			p.poke(child)
+		}
 	}
 	p.touch(child)
-	parent := p.parentRanges()
-	return &LanguageReportResponse{ParentRanges: parent, Uncovered: nonNil(langalert.Uncovered(parent, ranges))}, nil
+	pos, err := p.position(nil)
+	if err != nil {
+		return nil, err
+	}
+	// A site below the root that has not heard the root's ranges yet cannot tell what the
+	// tree covers: it says nothing is uncovered until it knows.
+	resp := &LanguageReportResponse{ParentRanges: pos.own, Path: pos.path + "/" + child, Uncovered: []string{}}
+	if pos.known {
+		resp.RootRanges = pos.root
+		resp.Uncovered = nonNil(langalert.Uncovered(pos.root, report.OwnRanges))
+	}
+	return resp, nil
 }
 
 func nonNil(s []string) []string {
@@ -154,10 +176,14 @@ func (p *Parent) parentRanges() []string {
 // about a child's credential (kinds "summary-refused" and "second-poller", with how often and
 // when it was raised).
 type Alert struct {
-	Kind         string     `json:"kind"`
-	Child        string     `json:"child"`
+	Kind  string `json:"kind"`
+	Child string `json:"child"`
+	// Path is, for a language alert, the path from the root of the site that manages Range
+	// (the child itself or a site below it); RootRanges are the root's ranges.
+	Path         string     `json:"path,omitempty"`
 	Range        string     `json:"range,omitempty"`
 	ParentRanges []string   `json:"parent_ranges"`
+	RootRanges   []string   `json:"root_ranges,omitempty"`
 	Message      string     `json:"message"`
 	Count        int        `json:"count,omitempty"`
 	First        *time.Time `json:"first,omitempty"`
@@ -171,26 +197,6 @@ func (p *Parent) Alerts() ([]Alert, error) {
 		return nil, err
 	}
 	return append(out, p.guard.list(time.Now())...), nil
-}
-
-// languageAlerts lists the child ranges that no parent range covers.
-func (p *Parent) languageAlerts() ([]Alert, error) {
-	children, err := p.backend.State().Children(nil)
-	if err != nil {
-		return nil, err
-	}
-	parent := p.parentRanges()
-	out := []Alert{}
-	for _, c := range children {
-		if !c.RangesReported {
-			continue
-		}
-		for _, r := range langalert.Uncovered(parent, c.Ranges) {
-			out = append(out, Alert{Kind: AlertLanguage, Child: c.Name, Range: r, ParentRanges: parent,
-				Message: fmt.Sprintf("child %s manages %q, which no range of this parent (%v) covers: it receives no updates in it", c.Name, r, parent)})
-		}
-	}
-	return out, nil
 }
 
 func (p *Parent) touch(child string) {
@@ -218,6 +224,9 @@ type NowRequest struct {
 	Policy   string
 	Folder   string
 	Reason   string
+	// Cascade, if set, travels with the runs: a relay passes the request on to its own
+	// children once it applied the run (WaitCascade follows it down).
+	Cascade *Cascade
 	// UnlessHolds, with Policy, drops the request for a child whose policy cursor already
 	// reaches it (a policy written with replicate_now, which a continuous rule may have sent
 	// first): the child holds that version, so sending it again would be a second run.
@@ -249,7 +258,7 @@ func (r NowRequest) spec() (*runSpec, error) {
 	if r.Folder != "" {
 		pr.folders = []string{r.Folder}
 	}
-	s := &runSpec{}
+	s := &runSpec{cascade: r.Cascade}
 	switch scope {
 	case "", "all":
 		s.catalog, s.policies, s.settings = &t, pr, &t
@@ -321,7 +330,7 @@ func (p *Parent) retry(child string, h RunHeader) {
 
 // retrySpec is what a retry of a run asks for: the run's sections again.
 func retrySpec(h RunHeader) *runSpec {
-	s := &runSpec{}
+	s := &runSpec{cascade: h.Cascade}
 	t := trigger{mode: h.Mode, reason: "retry"}
 	if h.HasCatalog() {
 		s.catalog = &t
@@ -396,6 +405,11 @@ type PullRequest struct {
 	// it authenticated with: a pull ends when that credential is revoked or rotated.
 	Instance string
 	TokenID  string
+	// RootRanges are the root's ranges as the child last heard them (RootKnown: it sent them);
+	// a pull answers at once, with none, when they changed, so the child reports again and
+	// learns them.
+	RootRanges []string
+	RootKnown  bool
 }
 
 // Pull answers a child's long-poll: a run as soon as one is due, or nil when the wait expires.
@@ -451,6 +465,11 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 		}
 		state.PoliciesIndex(ws)
 		state.SettingDocsIndex(ws)
+		if pos, err := p.position(ws); err != nil {
+			return nil, err
+		} else if req.RootKnown && pos.known && !sameRanges(req.RootRanges, pos.root) {
+			return nil, nil
+		}
 		view, err := state.CatalogView(ws)
 		if err != nil {
 			return nil, err
@@ -498,11 +517,11 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 
 // due decides which sections a run for a child must carry now (p.mu held); none: wait.
 func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRequest, v *store.CatalogView) (*runSpec, error) {
-	s := &runSpec{}
 	pending := p.pending[c.Name]
 	if pending == nil {
 		pending = &runSpec{}
 	}
+	s := &runSpec{cascade: pending.cascade}
 	t, ok, err := p.dueCatalog(rules, c, req, v, pending)
 	if err != nil {
 		return nil, err
@@ -629,6 +648,12 @@ func (p *Parent) startRun(state *store.Store, v *store.CatalogView, c *store.Chi
 	plan.header.RunID = newRunID(now)
 	plan.header.Trigger = spec.reason()
 	plan.header.SamplePercent = LoadRules(state).VerifyPercent
+	rootVersion, err := p.rootVersion(state, plan.header.To)
+	if err != nil {
+		return nil, err
+	}
+	plan.header.RootVersion = rootVersion
+	plan.header.Cascade = spec.cascade
 	p.mu.Lock()
 	p.inflight[plan.header.RunID] = &inflight{plan: plan, child: c.Name, trigger: plan.header.Trigger, started: now}
 	p.mu.Unlock()

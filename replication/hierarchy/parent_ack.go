@@ -32,6 +32,10 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 		Records: h.Records, Deletes: h.Deletes, BytesWire: ack.BytesWire, BytesRaw: ack.BytesRaw,
 		StartedAt: inf.started, FinishedAt: now, DurationMS: ack.DurationMS,
 		ParentDigest: h.Digest, ChildDigest: ack.ChildDigest, Sampled: len(ack.Sample), Error: ack.Error,
+		RootVersion: h.RootVersion,
+	}
+	if h.Cascade != nil {
+		run.Cascade = h.Cascade.ID
 	}
 	if run.Scope == "" {
 		run.Scope = ScopeCatalog
@@ -66,7 +70,8 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 			resp.Mismatches = checkSample(inf.plan.view, h.Ranges, ack.Sample)
 			ok := ack.ChildDigest == h.Digest && len(resp.Mismatches) == 0
 			to, ranges, needs := h.To, h.Ranges, !ok
-			u = store.ChildUpdate{Cursor: &to, CursorRanges: &ranges, CursorAt: now, NeedsComplete: &needs}
+			rootVersion := h.RootVersion
+			u = store.ChildUpdate{Cursor: &to, CursorRanges: &ranges, CursorAt: now, NeedsComplete: &needs, RootVersion: &rootVersion}
 			if !ok {
 				verified = false
 				problems = append(problems, fmt.Sprintf("catalog: child digest %s, parent %s, %d sampled records differ %v",
@@ -100,6 +105,12 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 		}
 		verified = verified && policiesOK
 		resp.Verified, run.Verified = verified, verified
+		if !verified && h.Cascade != nil {
+			// The repair run carries the replicate-now on, so that it still reaches the subtree.
+			p.mu.Lock()
+			p.request(child, &runSpec{cascade: h.Cascade})
+			p.mu.Unlock()
+		}
 		if !verified && run.Error == "" {
 			run.Error = "verification failed: " + strings.Join(problems, "; ") + "; the next run repairs it"
 			p.logger.Warn("replica verification failed; repairing with the next run", "child", child, "run", h.RunID, "error", run.Error)

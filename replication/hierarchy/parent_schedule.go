@@ -157,10 +157,10 @@ func (p *Parent) logAlerts() error {
 	}
 	now := map[string]bool{}
 	for _, a := range alerts {
-		key := a.Child + "\x00" + a.Range
+		key := a.Path + "\x00" + a.Range
 		now[key] = true
 		if !p.alerts[key] {
-			p.logger.Warn("language alert raised", "child", a.Child, "range", a.Range, "parent_ranges", a.ParentRanges)
+			p.logger.Warn("language alert raised", "site", a.Path, "child", a.Child, "range", a.Range, "root_ranges", a.RootRanges)
 		}
 	}
 	for key := range p.alerts {

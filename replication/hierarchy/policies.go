@@ -1,6 +1,7 @@
 package hierarchy
 
 import (
+	"fmt"
 	"slices"
 
 	"patchtree/replication/policy"
@@ -57,6 +58,8 @@ type runSpec struct {
 	catalog  *trigger
 	policies *policyReq
 	settings *trigger
+	// cascade is the replicate-now request that travels on down the tree with the run.
+	cascade *Cascade
 }
 
 func (s *runSpec) empty() bool { return s.catalog == nil && s.policies == nil && s.settings == nil }
@@ -83,20 +86,28 @@ func (s *runSpec) merge(o *runSpec) {
 	if o.settings != nil {
 		s.settings = o.settings
 	}
+	if o.cascade != nil {
+		s.cascade = o.cascade
+	}
 }
 
 // buildPolicies adds a run's policies section to cb: the policies to send, filtered to the
 // child's ranges, and the ids of every policy (the child drops the parent's others). It reports
 // whether a policy sent references a catalog record the child's catalog cursor predates: then
 // the run must carry the catalog too, ahead of the policies.
-func buildPolicies(state *store.Store, v *store.CatalogView, ranges []string, req PullRequest, pr *policyReq, cb *chunkBuilder) (*PolicySection, bool, error) {
-	all, err := state.Policies(nil)
+//
+// Everything is read from v, one read transaction: the policies, the index the section's To
+// takes, and the catalog records they reference. Reading the policies and their index in two
+// transactions let a write between them advance a child's cursor past a change it never got,
+// which a later run's digest (over every policy) then failed on. The store is not read.
+func buildPolicies(_ *store.Store, v *store.CatalogView, ranges []string, req PullRequest, pr *policyReq, cb *chunkBuilder) (*PolicySection, bool, error) {
+	all, err := v.Policies()
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("read the policies for a run: %w", err)
 	}
 	complete := pr.mode == ModeComplete
 	sec := &PolicySection{Mode: pr.mode, Trigger: pr.reason, Folders: pr.folders, IDs: pr.ids,
-		From: req.PolicyCursor, To: state.PoliciesIndex(nil), Ranges: ranges, Advance: true}
+		From: req.PolicyCursor, To: v.PoliciesIndex(), Ranges: ranges, Advance: true}
 	if complete {
 		sec.From = 0
 	}
@@ -149,11 +160,15 @@ func lacksCatalog(v *store.CatalogView, p *store.Policy, cursor uint64) bool {
 	return false
 }
 
-// buildSettings adds every settings document to cb.
+// buildSettings adds every settings document to cb, read with their index in one transaction.
 func buildSettings(state *store.Store, t *trigger, cb *chunkBuilder) (*SettingsSection, error) {
-	docs, err := state.SettingDocs(nil)
+	v, err := state.CatalogView(nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the settings documents for a run: %w", err)
+	}
+	docs, err := v.SettingDocs()
+	if err != nil {
+		return nil, fmt.Errorf("read the settings documents for a run: %w", err)
 	}
 	var sent []*store.SettingDoc
 	for _, d := range docs {
@@ -162,7 +177,7 @@ func buildSettings(state *store.Store, t *trigger, cb *chunkBuilder) (*SettingsS
 		sent = append(sent, s)
 		cb.addSettingDoc(s)
 	}
-	return &SettingsSection{Trigger: t.reason, To: state.SettingDocsIndex(nil), Records: len(sent),
+	return &SettingsSection{Trigger: t.reason, To: v.SettingDocsIndex(), Records: len(sent),
 		Digest: policy.SettingsDigest(sent)}, nil
 }
 

@@ -27,15 +27,29 @@ type JoinResponse struct {
 }
 
 // LanguageReport is a child's managed ranges. Child, if given, must be the credential's child.
+// Ranges is what the child must receive: its own ranges and, at a relay, every range of its
+// subtree. OwnRanges (absent from a child that predates relays: Ranges), Role and Subtree
+// describe the site and every site below it, for alerts and the tree view.
 type LanguageReport struct {
-	Child  string   `json:"child,omitempty"`
-	Ranges []string `json:"ranges"`
+	Child     string             `json:"child,omitempty"`
+	Ranges    []string           `json:"ranges"`
+	OwnRanges []string           `json:"own_ranges,omitempty"`
+	Role      string             `json:"role,omitempty"`
+	Subtree   []store.Descendant `json:"subtree,omitempty"`
 }
 
-// LanguageReportResponse tells the child which of its ranges the parent does not cover.
+// MaxSubtree bounds the sites one language report may describe below the reporter.
+const MaxSubtree = 1000
+
+// LanguageReportResponse tells the child which of its ranges the tree does not cover, and where
+// it stands in the tree.
 type LanguageReportResponse struct {
 	ParentRanges []string `json:"parent_ranges"`
 	Uncovered    []string `json:"uncovered"`
+	// RootRanges are the root's ranges: what any site of the tree can receive. Path is the
+	// reporter's path from the root ("hq/emea").
+	RootRanges []string `json:"root_ranges,omitempty"`
+	Path       string   `json:"path,omitempty"`
 }
 
 // RunHeader is the first line of a pulled run. The body is zstd-compressed JSON lines: the
@@ -63,6 +77,23 @@ type RunHeader struct {
 	Scopes   []string         `json:"scopes,omitempty"`
 	Policies *PolicySection   `json:"policies,omitempty"`
 	Settings *SettingsSection `json:"settings,omitempty"`
+
+	// RootVersion is the root's catalog version that To reflects (To itself at the root).
+	RootVersion uint64 `json:"root_version,omitempty"`
+	// Cascade, on a replicate-now run, asks a relay to pass the request on to its own
+	// children (Cascade.Children: the whole subtree) once it applied the run.
+	Cascade *Cascade `json:"cascade,omitempty"`
+}
+
+// Cascade is a replicate-now request travelling down the tree. ID identifies it at every
+// depth: each site records the ids of the cascades it applied and verified, and reports them
+// up, so the root knows when every targeted site has the data.
+type Cascade struct {
+	ID     string `json:"id"`
+	Scope  string `json:"scope,omitempty"`
+	Mode   string `json:"mode,omitempty"`
+	Policy string `json:"policy,omitempty"`
+	Folder string `json:"folder,omitempty"`
 }
 
 // HasCatalog reports whether the run carries the catalog section.
