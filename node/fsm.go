@@ -180,6 +180,8 @@ func (f *FSM) apply(raw MessageType, buf []byte, idx uint64) any {
 		var req ChildRotateRequest
 		decode(t, buf, idx, &req)
 		return f.State().RotateChild(idx, req.Name, req.JoinHash)
+	case SubtreeSummariesPutRequestType:
+		return f.applySubtreeSummariesPut(buf, idx)
 	default:
 		return f.unknownType(raw, idx)
 	}

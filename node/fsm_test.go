@@ -237,6 +237,13 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("summaries %+v", sums)
 				}
 			}},
+		{SubtreeSummariesPutRequestType | IgnoreUnknownTypeFlag, &SubtreeSummariesPutRequest{Child: "apac", Keep: []string{"apac/jp"}, Prune: true,
+			Rows: []*store.SubtreeSummary{{Path: "apac/jp", Child: "apac", Seq: 2, Digest: "d2", Summary: []byte(`{"site":"jp"}`)}}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if rows, _ := s.SubtreeSummaries(nil, "apac"); len(rows) != 1 || rows[0].Seq != 2 || rows[0].ModifyIndex != idx {
+					t.Fatalf("subtree summaries %+v", rows)
+				}
+			}},
 	}
 }
 
@@ -282,7 +289,7 @@ func TestFSMAppliesEveryMessageType(t *testing.T) {
 
 	covered := map[MessageType]bool{}
 	for _, s := range fsmSteps() {
-		covered[s.mt] = true
+		covered[s.mt&^IgnoreUnknownTypeFlag] = true
 	}
 	for mt := MessageType(1); !strings.HasPrefix(mt.String(), "message-type-"); mt++ {
 		if !covered[mt] {

@@ -41,6 +41,9 @@ const (
 	ChildSummaryPutRequestType   MessageType = 24
 	RunsPruneRequestType         MessageType = 25
 	ChildRotateRequestType       MessageType = 26
+	// SubtreeSummariesPutRequestType is written with IgnoreUnknownTypeFlag: a server from
+	// before relays has no use for the summaries a relay forwards.
+	SubtreeSummariesPutRequestType MessageType = 27
 )
 
 // IgnoreUnknownTypeFlag is the high bit of the type byte. It marks an entry that a server may
@@ -105,6 +108,8 @@ func (t MessageType) String() string {
 		return "runs-prune"
 	case ChildRotateRequestType:
 		return "child-rotate"
+	case SubtreeSummariesPutRequestType:
+		return "subtree-summaries-put"
 	}
 	if t&IgnoreUnknownTypeFlag != 0 {
 		return fmt.Sprintf("message-type-%d(ignorable)", uint8(t&^IgnoreUnknownTypeFlag))

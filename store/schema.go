@@ -33,6 +33,7 @@ const (
 	tableBulletinCompliance = "bulletin_compliance"
 	tableSiteCompliance     = "site_compliance"
 	tableChildSummaries     = "child_summaries"
+	tableSubtreeSummaries   = "subtree_summaries"
 )
 
 // tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
@@ -84,6 +85,9 @@ var tables = []tableDef{
 	{name: tableBulletinCompliance, snapID: 22, schema: idTable(tableBulletinCompliance, "BulletinID"), newRow: func() any { return new(BulletinCompliance) }},
 	{name: tableSiteCompliance, snapID: 23, schema: idTable(tableSiteCompliance, "Key"), newRow: func() any { return new(SiteCompliance) }},
 	{name: tableChildSummaries, snapID: 24, schema: idTable(tableChildSummaries, "Child"), newRow: func() any { return new(ChildSummary) }},
+	// A server from before relays skips these rows (it has no use for them): IgnoreUnknownRecordFlag.
+	{name: tableSubtreeSummaries, snapID: IgnoreUnknownRecordFlag | 25, schema: withIndexes(idTable(tableSubtreeSummaries, "Path"), subtreeChildIndex),
+		newRow: func() any { return new(SubtreeSummary) }},
 }
 
 // withIndexes adds secondary indexes to a table schema.
