@@ -31,6 +31,8 @@ type Hierarchy interface {
 	ReceiveSummary(child string, rep hierarchy.SummaryReport, wire, raw int64) (*hierarchy.SummaryAnswer, error)
 	// RootRanges are the root's ranges as this site knows them (nil: not yet).
 	RootRanges() ([]string, error)
+	Tree() (*hierarchy.Tree, error)
+	WaitCascade(ctx context.Context, id string, children []string) ([]hierarchy.SiteResult, error)
 }
 
 func (s *Server) hierarchy() (Hierarchy, error) {
@@ -161,6 +163,10 @@ type childResult struct {
 type replicateNowResponse struct {
 	Children []string      `json:"children"`
 	Results  []childResult `json:"results,omitempty"`
+	// Cascade identifies the request at every depth; Sites (with wait) is every targeted site
+	// at every depth, by path: the children first, then the sites below them.
+	Cascade string                 `json:"cascade,omitempty"`
+	Sites   []hierarchy.SiteResult `json:"sites,omitempty"`
 }
 
 func (s *Server) replicateNow(r *http.Request) (int, any, error) {
@@ -202,8 +208,9 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 		names = []string{req.Child}
 	}
 	since := time.Now().UTC()
+	cascade := &hierarchy.Cascade{ID: hierarchy.NewCascadeID(since), Scope: req.Scope, Mode: req.Mode, Policy: req.Policy, Folder: req.Folder}
 	targeted, err := h.ReplicateNow(hierarchy.NowRequest{Children: names, Scope: req.Scope, Mode: req.Mode,
-		Policy: req.Policy, Folder: req.Folder, Reason: "replicate-now"})
+		Policy: req.Policy, Folder: req.Folder, Reason: "replicate-now", Cascade: cascade})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -216,7 +223,7 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	markAudited(r)
-	resp := replicateNowResponse{Children: targeted}
+	resp := replicateNowResponse{Children: targeted, Cascade: cascade.ID}
 	if !req.Wait {
 		return http.StatusAccepted, resp, nil
 	}
@@ -234,7 +241,28 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 			res.Error = fmt.Sprintf("no run completed within %s (is the child connected?)", timeout)
 		}
 		resp.Results = append(resp.Results, res)
+		site := hierarchy.SiteResult{Path: name, Depth: 1, Via: name, Done: res.Done, Verified: res.Verified, Error: res.Error}
+		if run := res.Run; run != nil {
+			site.Run = &store.RunBrief{ID: run.ID, Mode: run.Mode, Trigger: run.Trigger, Verified: run.Verified,
+				Records: run.Records, Deletes: run.Deletes, FinishedAt: run.FinishedAt, Error: run.Error}
+		}
+		resp.Sites = append(resp.Sites, site)
 	}
+	below, err := h.WaitCascade(ctx, cascade.ID, targeted)
+	if err != nil {
+		return 0, nil, err
+	}
+	tree, err := h.Tree()
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(tree.Sites) > 0 {
+		for i := range resp.Sites {
+			resp.Sites[i].Path = tree.Sites[0].Path + "/" + resp.Sites[i].Path
+			resp.Sites[i].Depth += tree.Sites[0].Depth
+		}
+	}
+	resp.Sites = append(resp.Sites, below...)
 	return http.StatusOK, resp, nil
 }
 

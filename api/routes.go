@@ -96,6 +96,7 @@ func (s *Server) routes() []route {
 		{http.MethodDelete, "/v1/children/{name}", adminOnly, true, s.removeChild, 0},
 		{http.MethodPost, "/v1/children/{name}/rotate", adminOnly, true, s.rotateChild, 0},
 		{http.MethodGet, "/v1/alerts", anyRole, false, s.alerts, 0},
+		{http.MethodGet, "/v1/tree", adminAudit, false, s.tree, 0},
 		// Rollout may replicate now for policy scopes only: the handler checks the scope.
 		{http.MethodPost, "/v1/replication/now", adminRollout, true, s.replicateNow, 0},
 		{http.MethodGet, "/v1/replication/runs", anyRole, false, s.listRuns, 0},

@@ -51,8 +51,10 @@ type ImportRun struct {
 	StartedAt  time.Time    `json:"started_at"`
 	FinishedAt time.Time    `json:"finished_at,omitempty"`
 	Result     ImportResult `json:"result"`
-	// CatalogVersion is the catalog version after the run.
+	// CatalogVersion is the catalog version after the run, and RootVersion the root's catalog
+	// version it reflects (CatalogVersion itself at the root; a replica's from its run).
 	CatalogVersion uint64 `json:"catalog_version"`
+	RootVersion    uint64 `json:"root_version,omitempty"`
 	// RevisePolicies ("off", "disabled", "enabled") adds the new updates of the bulletins of
 	// local policies to them at the commit; with DisableSuperseded it also turns off their
 	// superseded updates.
@@ -243,6 +245,9 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 		}
 		r := *run
 		r.CatalogVersion = info.Version
+		if r.Kind != "replication" {
+			r.RootVersion = info.Version
+		}
 		if err := upsertRow(txn, tableImports, idx, r.ID, &r); err != nil {
 			return err
 		}

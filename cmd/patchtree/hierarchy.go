@@ -324,6 +324,7 @@ func runReplicateNow(args []string) error {
 			Run      *replicationRun `json:"run"`
 			Error    string          `json:"error"`
 		} `json:"results"`
+		Sites []hierarchy.SiteResult `json:"sites"`
 	}
 	raw, err := c.do(http.MethodPost, "/v1/replication/now", req, &ans)
 	if err != nil {
@@ -348,8 +349,27 @@ func runReplicateNow(args []string) error {
 			fmt.Printf("%-10s %s\n", r.Child, r.Error)
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d children did not apply and verify their run", failed, len(ans.Results))
+	// The sites below the children, which the request reached through relays.
+	below, belowFailed := 0, 0
+	for _, site := range ans.Sites {
+		if !strings.Contains(site.Path, "/"+site.Via+"/") {
+			continue
+		}
+		below++
+		if !site.Done || !site.Verified {
+			belowFailed++
+		}
+		if cf.output == "json" {
+			continue
+		}
+		state := "applied and verified"
+		if !site.Done {
+			state = "not applied: " + site.Error
+		}
+		fmt.Printf("%s  %s\n", site.Path, state)
+	}
+	if failed > 0 || belowFailed > 0 {
+		return fmt.Errorf("%d of %d children and %d of %d sites below them did not apply and verify the request", failed, len(ans.Results), belowFailed, below)
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ var errHelp = errors.New("help printed")
 
 func commands() []command {
 	return []command{
-		{"serve", "--role parent|child --name NAME --data-dir DIR [flags]", "run one server of a site", runServe},
+		{"serve", "--role parent|relay|child --name NAME --data-dir DIR [flags]", "run one server of a site", runServe},
 		{"demo", "[--exit]", "start a parent and two children on loopback: replicate, scan, report compliance", runDemo},
 		{"status", "", "show the site's status", runStatus},
 		{"languages", "[set RANGE...]", "show or set the site's managed language ranges", runLanguages},
@@ -39,6 +39,7 @@ func commands() []command {
 		{"catalog", "import [SOURCE] | show [BULLETIN] | generate | severity ... | disable|enable BULLETIN", "import, browse and administer the update catalog", runCatalog},
 		{"child", "add NAME | list | remove NAME", "enrol, list and remove child sites", runChild},
 		{"alerts", "", "show language alerts", runAlerts},
+		{"tree", "", "show every site below this one: ranges, link, lag, runs, alerts", runTree},
 		{"runs", "[--child NAME]", "show the replication run history", runRuns},
 		{"replicate-now", "[--child NAME] [--scope S] [--policy ID | --folder F] [--complete] [--wait]", "replicate to children now", runReplicateNow},
 		{"policy", "create --bulletin ID ... | list | show ID | enable ID | disable ID | delete ID", "create and administer software update policies", runPolicy},

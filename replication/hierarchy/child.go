@@ -556,7 +556,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		}
 	}
 	now := time.Now().UTC()
-	rec := &store.ImportRun{ID: runID, Source: c.cfg.ParentURL, Kind: "replication", Feed: "parent", Mode: h.Mode,
+	rec := &store.ImportRun{ID: runID, Source: c.cfg.ParentURL, Kind: "replication", Feed: "parent", Mode: h.Mode, RootVersion: h.RootVersion,
 		State: store.ImportSucceeded, StartedAt: pr.start.UTC(), FinishedAt: now}
 	src := c.source()
 	src.LastImport, src.LastRunID = now, runID
