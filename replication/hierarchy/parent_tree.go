@@ -160,6 +160,9 @@ func checkPath(child, path string) error {
 		return fmt.Errorf("subtree path %q must start with %q/: %w", path, child, store.ErrInvalid)
 	}
 	for _, part := range parts[1:] {
+		if part == "." || part == ".." {
+			return fmt.Errorf("subtree path %q: %q is not a site name: %w", path, part, store.ErrInvalid)
+		}
 		if err := store.CheckName("site", part); err != nil {
 			return fmt.Errorf("subtree path %q: %w", path, err)
 		}
