@@ -66,7 +66,7 @@ func startSite(tb testing.TB, name, role string, ranges []string, join *hierarch
 	if join != nil {
 		s.wire = &wireTap{}
 		cfg := *join
-		cfg.Name, cfg.Logger, cfg.Client = name, logger, s.wire.client()
+		cfg.Name, cfg.Logger, cfg.Client, cfg.Downstream = name, logger, s.wire.client(), parent
 		child = hierarchy.NewChild(cfg)
 		loops = append(loops, node.LeaderLoop{Name: "hierarchy-child", Run: child.LeaderLoop})
 	}

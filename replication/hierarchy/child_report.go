@@ -17,7 +17,7 @@ import (
 )
 
 // reportMinInterval spaces a relay's reports: its subtree changes with every run it records.
-const reportMinInterval = time.Second
+const reportMinInterval = 250 * time.Millisecond
 
 // reportLoop reports the site's ranges (at a relay, with its subtree's) at start, whenever
 // they change, on the languages rule's schedule, after every applied run, and again after a
