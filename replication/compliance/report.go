@@ -120,11 +120,21 @@ func ratio(a, b int64) *float64 {
 
 // stale reports whether a child missed its expected report.
 func stale(row *store.ChildSummary, now time.Time) bool {
-	if row == nil || row.Interval <= 0 {
+	if row == nil {
 		return false
 	}
-	grace := max(row.Interval/2, 5*time.Second)
-	return now.Sub(row.LastContact) > row.Interval+grace
+	return Stale(row.LastContact, row.Interval, now)
+}
+
+// Stale reports whether a site whose summary rule fires every interval, and which last
+// reported at lastContact, missed its expected report: nothing within the interval plus a grace
+// of half of it (at least 5 s). A site without interval is never stale.
+func Stale(lastContact time.Time, interval time.Duration, now time.Time) bool {
+	if interval <= 0 {
+		return false
+	}
+	grace := max(interval/2, 5*time.Second)
+	return now.Sub(lastContact) > interval+grace
 }
 
 // Overview rolls up compliance across every site.

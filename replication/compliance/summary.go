@@ -94,11 +94,21 @@ func (s *Summary) Encode() ([]byte, error) {
 
 // DecodeStored reads what Encode made.
 func DecodeStored(raw []byte) (*Summary, error) {
+	buf, err := DecompressStored(raw)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(buf)
+}
+
+// DecompressStored returns the JSON of a summary Encode made (at most MaxSummaryBytes), as a
+// relay forwards it without decoding it.
+func DecompressStored(raw []byte) ([]byte, error) {
 	buf, err := decoder.DecodeAll(raw, nil)
 	if err != nil {
 		return nil, fmt.Errorf("decompress compliance summary: %w", err)
 	}
-	return Decode(buf)
+	return buf, nil
 }
 
 var (

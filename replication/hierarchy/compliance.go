@@ -27,25 +27,35 @@ const DefaultSummarySchedule = "1h"
 // SummaryReport is a child's compliance summary rule report: the summary itself when it changed
 // (a new, larger Seq), or only its sequence and digest when it did not (Unchanged), which tells
 // the parent the child is alive and current. The body travels zstd-compressed.
+//
+// Subtree, from a relay, lists every site below it whose summary it holds
+// (compliance_subtree.go); the parent drops what it stored below the child and the list lacks,
+// so every report carries the whole list, changed or not (a child without children sends none).
 type SummaryReport struct {
-	Child     string          `json:"child,omitempty"`
-	Seq       uint64          `json:"seq"`
-	Digest    string          `json:"digest"`
-	Trigger   string          `json:"trigger"`
-	Interval  string          `json:"interval"`
-	Unchanged bool            `json:"unchanged,omitempty"`
-	Summary   json.RawMessage `json:"summary,omitempty"`
+	Child     string             `json:"child,omitempty"`
+	Seq       uint64             `json:"seq"`
+	Digest    string             `json:"digest"`
+	Trigger   string             `json:"trigger"`
+	Interval  string             `json:"interval"`
+	Unchanged bool               `json:"unchanged,omitempty"`
+	Summary   json.RawMessage    `json:"summary,omitempty"`
+	Subtree   []ForwardedSummary `json:"subtree,omitempty"`
 }
 
 // SummaryAnswer says whether the parent stored the summary, and why not. NextSeq is the
 // sequence the parent accepts for the child's next new summary: the parent owns the sequence,
 // and a child that lost track of it (a restart after storing a sequence it never sent, a parent
 // restored from an older state) continues from there.
+//
+// Want lists the paths of the report's subtree whose summary the parent lacks (the relay sends
+// them next), Refused those it refused for their numbers.
 type SummaryAnswer struct {
-	Accepted bool   `json:"accepted"`
-	Reason   string `json:"reason,omitempty"`
-	Seq      uint64 `json:"seq"`
-	NextSeq  uint64 `json:"next_seq,omitempty"`
+	Accepted bool          `json:"accepted"`
+	Reason   string        `json:"reason,omitempty"`
+	Seq      uint64        `json:"seq"`
+	NextSeq  uint64        `json:"next_seq,omitempty"`
+	Want     []string      `json:"want,omitempty"`
+	Refused  []RefusedPath `json:"refused,omitempty"`
 }
 
 // SummaryResult is the outcome of one firing of the compliance summary rule on a child.
@@ -59,12 +69,18 @@ type SummaryResult struct {
 	Computers int64     `json:"computers"`
 	Reason    string    `json:"reason,omitempty"`
 	At        time.Time `json:"at"`
+	// Subtree counts the sites below this one that the report listed (a relay's), Forwarded
+	// the summaries of theirs it sent in full.
+	Subtree   int `json:"subtree,omitempty"`
+	Forwarded int `json:"forwarded,omitempty"`
 }
 
 // ReceiveSummary stores a child's compliance summary if it carries the next sequence
 // (store.NextSummarySeq) and numbers that can add up (checkSummary); replays and older sequences
 // are answered but not stored. A sequence past the next one (ErrSummarySequence, 409) and
 // impossible numbers (ErrImpossibleSummary, 400) are refused, logged and raised as an alert.
+// The subtree of a relay's report is checked first (planSubtree: a malformed one refuses the
+// report whole) and stored once the child's own report is accepted.
 func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64) (*SummaryAnswer, error) {
 	if rep.Child != "" && rep.Child != child {
 		return nil, fmt.Errorf("%w: credential of %q sent a summary as %q", ErrWrongChild, child, rep.Child)
@@ -88,6 +104,11 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 	}
 	next := store.NextSummarySeq(cur)
 	now := time.Now().UTC()
+	plan, err := p.planSubtree(state, c, rep.Subtree, now)
+	if err != nil {
+		p.summaryRefused(child, rep.Seq, err)
+		return nil, err
+	}
 	row := &store.ChildSummary{Child: child, Seq: rep.Seq, Digest: rep.Digest, ReceivedAt: now, LastContact: now,
 		Interval: scheduleSpan(interval)}
 	var run *store.ReplicationRun
@@ -122,7 +143,15 @@ func (p *Parent) ReceiveSummary(child string, rep SummaryReport, wire, raw int64
 	} else if reason != "unchanged" {
 		p.logger.Info("compliance summary ignored", "child", child, "seq", rep.Seq, "reason", reason, "next_seq", next)
 	}
-	return &SummaryAnswer{Accepted: stored || reason == "unchanged", Reason: reason, Seq: rep.Seq, NextSeq: next}, nil
+	ans := &SummaryAnswer{Accepted: stored || reason == "unchanged", Reason: reason, Seq: rep.Seq, NextSeq: next}
+	if ans.Accepted {
+		// Only an accepted report speaks for the subtree: an older one (a deposed leader's) may
+		// list what the relay no longer holds.
+		if err := p.storeSubtree(child, plan, ans); err != nil {
+			return nil, err
+		}
+	}
+	return ans, nil
 }
 
 // checkReport decodes and checks a report that carries a summary: its sequence may be at most
@@ -187,18 +216,20 @@ func (c *Child) summarySchedule(s *store.Store) (string, Schedule) {
 }
 
 // summaryLoop runs the compliance summary rule: at start, on its schedule, when the schedule
-// the parent sends changes (it takes effect at once), and on replicate now (SendSummary is also
-// called directly).
+// the parent sends changes (it takes effect at once), at a relay when a summary of a site below
+// it changes (forwarded after forwardDebounce), and on replicate now (SendSummary is also called
+// directly).
 //
 // It is anti-entropy: a failed report is retried with back-off (1 s doubling to a minute, never
 // past the next scheduled firing), and each firing is jittered by up to a tenth of the interval
 // (at most a minute) so that children on the same schedule do not report in the same second.
 func (c *Child) summaryLoop(ctx context.Context) {
+	fwd := &forwardState{}
 	trigger := "start"
 	for {
 		if trigger != "" {
 			for attempt := 0; ; attempt++ {
-				_, err := c.SendSummary(ctx, trigger)
+				_, err := c.sendSummary(ctx, trigger, fwd)
 				if err == nil || ctx.Err() != nil || c.checkPermanent(err) {
 					break
 				}
@@ -209,7 +240,7 @@ func (c *Child) summaryLoop(ctx context.Context) {
 				}
 			}
 		}
-		trigger = c.waitSchedule(ctx)
+		trigger = c.waitSchedule(ctx, fwd)
 		if ctx.Err() != nil {
 			return
 		}
@@ -225,34 +256,61 @@ func jitter(d time.Duration) time.Duration {
 	return rand.N(max)
 }
 
-// waitSchedule waits for the next firing of the summary rule, or a change of its schedule; it
-// returns the trigger ("" when the settings changed but not the schedule).
-func (c *Child) waitSchedule(ctx context.Context) string {
-	state := c.backend.State()
-	ws := memdb.NewWatchSet()
-	state.SettingDoc(ws, policy.SettingsServerTasks)
-	ws.Add(state.AbandonCh())
-	spec, sched := c.summarySchedule(state)
+// forwardDebounce is how long a relay waits after a summary of a site below it changed before
+// it reports: the summaries that arrive meanwhile go up in the same report.
+const forwardDebounce = time.Second
+
+// waitSchedule waits for the next firing of the summary rule, a change of its schedule, or (at
+// a relay) a change of the summaries below this site that fwd has not reported; it returns the
+// trigger.
+func (c *Child) waitSchedule(ctx context.Context, fwd *forwardState) string {
+	spec, sched := c.summarySchedule(c.backend.State())
 	timer := time.NewTimer(time.Until(sched.Next(time.Now())) + jitter(scheduleSpan(sched)))
 	defer timer.Stop()
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	select {
-	case <-ctx.Done():
-		return ""
-	case <-timer.C:
-		return "schedule"
-	case <-ws.WatchCh(wctx):
-		if now, _ := c.summarySchedule(c.backend.State()); now != spec {
-			return "schedule-change"
+	for {
+		state := c.backend.State()
+		ws := memdb.NewWatchSet()
+		state.SettingDoc(ws, policy.SettingsServerTasks)
+		ws.Add(state.AbandonCh())
+		tree, err := state.SummaryTree(ws)
+		if err != nil {
+			c.cfg.Logger.Warn("read the compliance summaries below this site", "error", err)
+		} else if key := subtreeKey(collectSubtree(tree, "", time.Now(), nil)); key != fwd.sent {
+			select {
+			case <-ctx.Done():
+				return ""
+			case <-timer.C:
+				return "schedule"
+			case <-time.After(forwardDebounce):
+				return "subtree"
+			}
 		}
-		return ""
+		wctx, cancel := context.WithCancel(ctx)
+		select {
+		case <-ctx.Done():
+			cancel()
+			return ""
+		case <-timer.C:
+			cancel()
+			return "schedule"
+		case <-ws.WatchCh(wctx):
+			cancel()
+			if now, _ := c.summarySchedule(c.backend.State()); now != spec {
+				return "schedule-change"
+			}
+		}
 	}
 }
 
 // SendSummary fires the compliance summary rule now: it builds the summary and sends it up only
 // if it changed since the last one the parent accepted; otherwise it sends the sequence alone.
+// A relay's report also lists the sites below it, and the summaries its parent asks for follow.
 func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult, error) {
+	return c.sendSummary(ctx, trigger, &forwardState{})
+}
+
+// sendSummary is SendSummary with what the summary loop remembers of the subtree it forwarded.
+func (c *Child) sendSummary(ctx context.Context, trigger string, fwd *forwardState) (*SummaryResult, error) {
 	select {
 	case <-c.ready:
 	default:
@@ -266,34 +324,67 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 	}
 	state := c.backend.State()
 	spec, _ := c.summarySchedule(state)
-	sum, err := compliance.Build(state, link.Child, time.Now())
+	now := time.Now()
+	sum, err := compliance.Build(state, link.Child, now)
 	if err != nil {
 		return nil, err
 	}
+	tree, err := state.SummaryTree(nil)
+	if err != nil {
+		return nil, err
+	}
+	below := collectSubtree(tree, link.Child, now, c.cfg.Logger)
+	fwd.sent = subtreeKey(below)
+	body, err := json.Marshal(sum)
+	if err != nil {
+		return nil, err
+	}
+	first, err := forwardList(below, fwd.unheld(), forwardBudget(len(body), below))
+	if err != nil {
+		return nil, err
+	}
+	res, ans, err := c.reportOwn(ctx, link, sum, body, trigger, spec, first)
+	if err != nil {
+		return nil, err
+	}
+	res.Subtree, res.Forwarded = len(below), countSummaries(first)
+	if ans.Accepted && len(below)+len(fwd.held) > 0 {
+		if err := c.forwardWanted(ctx, link, res, ans, below, fwd, spec, trigger); err != nil {
+			return nil, err
+		}
+	}
+	c.recordSummary(res)
+	return res, nil
+}
+
+// reportOwn sends this site's own summary (or its sequence alone when it did not change) with
+// the subtree list sub, following the parent's sequence, and returns the parent's last answer.
+func (c *Child) reportOwn(ctx context.Context, link *Link, sum *compliance.Summary, body []byte, trigger, spec string,
+	sub []ForwardedSummary) (*SummaryResult, *SummaryAnswer, error) {
+	state := c.backend.State()
 	digest := sum.Digest()
 	// The last sequence sent: losing it would restart the sequence, which the parent ignores.
 	var sent summarySent
 	row, err := state.Setting(nil, settingSummarySent)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if row != nil {
 		if err := json.Unmarshal(row.Value, &sent); err != nil {
-			return nil, fmt.Errorf("read the last compliance summary sent: %w", err)
+			return nil, nil, fmt.Errorf("read the last compliance summary sent: %w", err)
 		}
 	}
 	res := &SummaryResult{Digest: digest, Bulletins: len(sum.Bulletins), Computers: sum.Computers, At: time.Now().UTC()}
 	base := sent.Seq
 	if sent.Seq > 0 && sent.Digest == digest {
 		ans, wire, raw, err := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: sent.Seq, Digest: digest,
-			Trigger: trigger, Interval: spec, Unchanged: true})
+			Trigger: trigger, Interval: spec, Unchanged: true, Subtree: sub})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ans.Accepted {
 			res.Seq, res.BytesWire, res.BytesRaw, res.Reason = sent.Seq, wire, raw, "unchanged"
-			c.recordSummary(res)
-			return res, nil
+			return res, ans, nil
 		}
 		// The parent does not hold it (restored from an older state, or this child stored a
 		// sequence it never delivered): send it again, anew, with the sequence the parent expects.
@@ -301,24 +392,20 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 			base = ans.NextSeq - 1
 		}
 	}
-	body, err := json.Marshal(sum)
-	if err != nil {
-		return nil, err
-	}
 	for try := 0; ; try++ {
 		// Record the new sequence before sending, so that a restart never reuses it for other numbers.
 		next := summarySent{Seq: base + 1, Digest: digest}
 		if _, err := c.backend.PutSetting(settingSummarySent, next); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ans, wire, raw, err := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: next.Seq, Digest: digest,
-			Trigger: trigger, Interval: spec, Summary: body})
+			Trigger: trigger, Interval: spec, Summary: body, Subtree: sub})
 		var he *httpError
 		if try == 0 && errors.As(err, &he) && he.Status == http.StatusConflict {
 			// The parent owns the sequence and expects another: an unchanged report of this one
 			// asks it which (and changes nothing there).
 			probe, _, _, perr := c.postSummary(ctx, link, SummaryReport{Child: link.Child, Seq: next.Seq, Digest: digest,
-				Trigger: trigger, Interval: spec, Unchanged: true})
+				Trigger: trigger, Interval: spec, Unchanged: true, Subtree: sub})
 			if perr != nil {
 				c.cfg.Logger.Warn("could not ask the parent which compliance summary sequence it expects", "error", perr)
 			} else if probe.NextSeq > 0 && probe.NextSeq != next.Seq {
@@ -329,7 +416,7 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if try == 0 && !ans.Accepted && ans.NextSeq > next.Seq {
 			// Older than, or a replay of, what the parent holds: continue from its sequence.
@@ -337,10 +424,9 @@ func (c *Child) SendSummary(ctx context.Context, trigger string) (*SummaryResult
 			continue
 		}
 		res.Seq, res.BytesWire, res.BytesRaw, res.Sent, res.Reason = next.Seq, wire, raw, ans.Accepted, ans.Reason
-		c.recordSummary(res)
 		c.cfg.Logger.Info("compliance summary sent", "seq", next.Seq, "trigger", trigger, "bulletins", len(sum.Bulletins),
 			"computers", sum.Computers, "wire_bytes", wire, "accepted", ans.Accepted, "reason", ans.Reason)
-		return res, nil
+		return res, ans, nil
 	}
 }
 
