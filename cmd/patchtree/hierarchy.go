@@ -118,7 +118,7 @@ func runChildRemove(args []string) error {
 }
 
 func runAlerts(args []string) error {
-	fs := newFlags("alerts", "[flags]", "Language alerts: child ranges that no range of this parent covers.")
+	fs := newFlags("alerts", "[flags]", "Language alerts: ranges of the sites below this one (any depth, by path) that no range of the root covers.")
 	cf := addClientFlags(fs)
 	c, err := cf.parse(fs, args)
 	if err != nil {
