@@ -39,6 +39,10 @@ type ImportResult struct {
 	Warnings         []string `json:"warnings,omitempty"`
 }
 
+// ReplicaStagePrefix begins the ids of runs staged by a site's link to its parent (replication
+// runs being applied); imports stage under other ids, and each side drops only its own leftovers.
+const ReplicaStagePrefix = "repl-"
+
 // ImportRun is the record of one catalog import.
 type ImportRun struct {
 	ID         string       `json:"id"`

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +204,9 @@ func (im *Importer) LeaderLoop(ctx context.Context) {
 	im.mu.Unlock()
 	if leftover, err := im.backend.State().StagedRuns(); err == nil {
 		for _, id := range leftover {
+			if strings.HasPrefix(id, store.ReplicaStagePrefix) {
+				continue // a run the site's parent link is applying: that side drops its own
+			}
 			if err := im.backend.AbortCatalog(id); err != nil {
 				im.logger.Warn("drop changes staged by an unfinished import", "run", id, "error", err)
 			} else {
