@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
 	"patchtree/replication/compliance"
@@ -86,13 +87,27 @@ func (s *Server) siteName() string {
 	return ""
 }
 
+// getCompliance answers GET /v1/compliance[?depth=N]: depth lists only the sites at most N
+// below this one (0: this site's own line); the totals count every site.
 func (s *Server) getCompliance(r *http.Request) (int, any, error) {
-	o, err := s.reporter.Overview(s.backend.State(), s.siteName(), time.Now())
+	depth := -1
+	if v := r.URL.Query().Get("depth"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxReportDepth {
+			return 0, nil, fmt.Errorf("%w: depth must be a whole number from 0 to %d, not %q", ErrBadRequest, maxReportDepth, v)
+		}
+		depth = n
+	}
+	o, err := s.reporter.OverviewDepth(s.backend.State(), s.siteName(), time.Now(), depth)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, o, nil
 }
+
+// maxReportDepth bounds the depth parameter of GET /v1/compliance (a site's path holds at most
+// hierarchy.MaxSubtreePathBytes bytes, so no tree is deeper than this).
+const maxReportDepth = hierarchy.MaxSubtreePathBytes
 
 var dayRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 
@@ -105,6 +120,16 @@ func (s *Server) getComplianceBulletins(r *http.Request) (int, any, error) {
 	q := r.URL.Query()
 	f := compliance.BulletinFilter{Site: q.Get("site"), Severity: q.Get("severity"), Vendor: q.Get("vendor"),
 		ReleasedFrom: q.Get("released_from"), ReleasedTo: q.Get("released_to"), Bulletin: q.Get("bulletin")}
+	switch v := q.Get("subtree"); v {
+	case "", "false":
+	case "true":
+		if f.Site == "" {
+			return 0, nil, fmt.Errorf("%w: subtree selects the sites below the one site names", ErrBadRequest)
+		}
+		f.Subtree = true
+	default:
+		return 0, nil, fmt.Errorf("%w: subtree must be true or false, not %q", ErrBadRequest, v)
+	}
 	for name, v := range map[string]string{"released_from": f.ReleasedFrom, "released_to": f.ReleasedTo} {
 		if v != "" && !dayRE.MatchString(v) {
 			return 0, nil, fmt.Errorf("%w: %s must be a date YYYY-MM-DD, not %q", ErrBadRequest, name, v)

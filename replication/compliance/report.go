@@ -30,6 +30,17 @@ type SiteReport struct {
 	Interval    string     `json:"interval,omitempty"`
 	Stale       bool       `json:"stale"`
 	Seq         uint64     `json:"seq,omitempty"`
+	// Path is the site's path from the reporting site, whose name comes first ("hq",
+	// "hq/emea", "hq/emea/emea-de"); Name its last part, Parent the path of the site above it
+	// ("" for the reporting site), Depth its distance from the reporting site (0, 1, 2, ...).
+	// Site is the path without the reporting site's name (its own name for itself): the key
+	// the bulletin report's site filter takes.
+	Path   string `json:"path"`
+	Name   string `json:"name"`
+	Parent string `json:"parent,omitempty"`
+	Depth  int    `json:"depth"`
+	// Subtree adds up the site and every site below it that reported, each once.
+	Subtree *Totals `json:"subtree"`
 }
 
 // Overview is GET /v1/compliance: totals and one line per site.
@@ -66,50 +77,6 @@ type cachedSummary struct {
 // NewReporter returns a reporter.
 func NewReporter() *Reporter { return &Reporter{cache: map[string]*cachedSummary{}} }
 
-// siteSummary is a site's summary with where it came from.
-type siteSummary struct {
-	sum   *Summary
-	local bool
-	row   *store.ChildSummary
-}
-
-// sites reads every site's summary: the local one (if it has computers, or it has no children
-// with summaries), then the children's by name.
-func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSummary, error) {
-	children, err := s.ChildSummaries(nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []siteSummary
-	cv, err := s.Compliance(nil)
-	if err != nil {
-		return nil, err
-	}
-	// A parent without computers of its own reports only its children: no summary to build.
-	if cv.Site.Computers > 0 || len(children) == 0 {
-		local, err := Build(s, self, now)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, siteSummary{sum: local, local: true})
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range children {
-		cached := r.cache[c.Child]
-		if cached == nil || cached.seq != c.Seq || cached.digest != c.Digest {
-			sum, err := DecodeStored(c.Summary)
-			if err != nil {
-				return nil, fmt.Errorf("child %s: %w", c.Child, err)
-			}
-			cached = &cachedSummary{seq: c.Seq, digest: c.Digest, sum: sum}
-			r.cache[c.Child] = cached
-		}
-		out = append(out, siteSummary{sum: cached.sum, row: c})
-	}
-	return out, nil
-}
-
 func ratio(a, b int64) *float64 {
 	if b == 0 {
 		return nil
@@ -137,44 +104,12 @@ func Stale(lastContact time.Time, interval time.Duration, now time.Time) bool {
 	return now.Sub(lastContact) > interval+grace
 }
 
-// Overview rolls up compliance across every site.
-func (r *Reporter) Overview(s *store.Store, self string, now time.Time) (*Overview, error) {
-	sites, err := r.sites(s, self, now)
-	if err != nil {
-		return nil, err
-	}
-	o := &Overview{AsOf: now.UTC(), Sites: []SiteReport{}, Totals: Totals{Severities: map[string]store.Counts{}}}
-	for _, ss := range sites {
-		sr := SiteReport{Site: ss.sum.Site, Local: ss.local, Computers: ss.sum.Computers, Compliant: ss.sum.Compliant,
-			Compliance: ratio(ss.sum.Compliant, ss.sum.Computers), Cells: ss.sum.Cells, AsOf: ss.sum.AsOf,
-			Severities: map[string]store.Counts{}}
-		for _, sc := range ss.sum.Severities {
-			sr.Severities[sc.Severity] = sc.C
-			t := o.Totals.Severities[sc.Severity]
-			t.Add(sc.C, 1)
-			o.Totals.Severities[sc.Severity] = t
-		}
-		if ss.row != nil {
-			sr.Site = ss.row.Child
-			lc := ss.row.LastContact
-			sr.LastContact, sr.Interval, sr.Seq, sr.Stale = &lc, ss.row.Interval.String(), ss.row.Seq, stale(ss.row, now)
-		}
-		o.Sites = append(o.Sites, sr)
-		o.Totals.Sites++
-		if sr.Stale {
-			o.Totals.StaleSites++
-		}
-		o.Totals.Computers += sr.Computers
-		o.Totals.Compliant += sr.Compliant
-		o.Totals.Cells.Add(sr.Cells, 1)
-	}
-	o.Totals.Compliance = ratio(o.Totals.Compliant, o.Totals.Computers)
-	return o, nil
-}
-
 // BulletinFilter selects the rows of the per-bulletin report.
 type BulletinFilter struct {
+	// Site selects one site by its key (SiteReport.Site: "emea", "emea/emea-de") or its path
+	// ("hq/emea/emea-de"); with Subtree, also every site below it.
 	Site     string
+	Subtree  bool
 	Severity string // the vendor's severity or the custom one, case-insensitive
 	Vendor   string // case-insensitive
 	// ReleasedFrom and ReleasedTo bound the release date ("YYYY-MM-DD", inclusive).
@@ -214,11 +149,7 @@ func (r *Reporter) Bulletins(s *store.Store, self string, f BulletinFilter, now 
 	rows := map[string]*BulletinRow{}
 	skip := map[string]bool{}
 	for _, ss := range sites {
-		name := ss.sum.Site
-		if ss.row != nil {
-			name = ss.row.Child
-		}
-		if f.Site != "" && name != f.Site {
+		if f.Site != "" && !ss.selected(self, f.Site, f.Subtree) {
 			continue
 		}
 		found = true
