@@ -142,6 +142,8 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		return path, map[string]any{"ranges": []string{"de"}}
 	case "GET /v1/hierarchy/v1/catalog":
 		return path + "?cursor=0&wait=1ms", nil
+	case "GET /v1/hierarchy/v1/site":
+		return path, nil
 	case "POST /v1/hierarchy/v1/ack":
 		return path, map[string]any{"run_id": "r1", "applied": true}
 	}

@@ -425,9 +425,22 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 			w.WriteHeader(http.StatusNoContent)
 		}), nil
 	}
+	ticket := ""
+	if t, ok := h.(ticketing); ok {
+		// Without a ticket the run can still be acknowledged to this leader; a failover
+		// before then leaves its acknowledgement to the resync path.
+		if tk, err := t.RunTicket(plan); err != nil {
+			s.logger.Warn("replication run goes without a ticket", "run", plan.Header().RunID, "error", err)
+		} else if ticket, err = hierarchy.EncodeTicket(tk); err != nil {
+			s.logger.Warn("replication run goes without a ticket", "run", plan.Header().RunID, "error", err)
+		}
+	}
 	return http.StatusOK, rawResponse(func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/vnd.patchtree.run.v1+zstd")
 		w.Header().Set("X-Patchtree-Run", plan.Header().RunID)
+		if ticket != "" {
+			w.Header().Set(hierarchy.RunTicketHeader, ticket)
+		}
 		w.WriteHeader(http.StatusOK)
 		if _, err := plan.WriteTo(w); err != nil {
 			s.logger.Warn("sending replication run failed", "run", plan.Header().RunID, "error", err)
@@ -435,8 +448,15 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 	}), nil
 }
 
+// ticketing is the part of the parent side that signs the runs it hands out and records the
+// acknowledgement of a run from its ticket (hierarchy.Parent implements it).
+type ticketing interface {
+	RunTicket(plan *hierarchy.RunPlan) (*hierarchy.RunTicket, error)
+	AckTicketed(child string, ack hierarchy.TicketedAck) (*hierarchy.AckResponse, error)
+}
+
 func (s *Server) hAck(r *http.Request) (int, any, error) {
-	var req hierarchy.Ack
+	var req hierarchy.TicketedAck
 	if _, err := s.decodeEncodedBody(r, &req, 0); err != nil {
 		return 0, nil, err
 	}
@@ -444,9 +464,38 @@ func (s *Server) hAck(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := h.Ack(nodeChild(r), req)
+	var resp *hierarchy.AckResponse
+	if t, ok := h.(ticketing); ok {
+		resp, err = t.AckTicketed(nodeChild(r), req)
+	} else {
+		resp, err = h.Ack(nodeChild(r), req.Ack)
+	}
 	if err != nil {
 		return 0, nil, err
+	}
+	return http.StatusOK, resp, nil
+}
+
+// hSite answers a child with the API addresses of every server of this site, so that its link
+// fails over between them (any server answers, from the replicated servers table).
+func (s *Server) hSite(r *http.Request) (int, any, error) {
+	if _, err := s.hierarchy(); err != nil {
+		return 0, nil, err
+	}
+	servers, err := s.backend.Servers()
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := hierarchy.SiteAddresses{URLs: []string{}}
+	for _, sv := range servers {
+		if sv.APIAddr != "" {
+			resp.URLs = append(resp.URLs, sv.APIAddr)
+		}
+	}
+	if site, err := s.backend.State().Site(nil); err != nil {
+		return 0, nil, err
+	} else if site != nil {
+		resp.ParentName, resp.ParentSite = site.Name, site.SiteID
 	}
 	return http.StatusOK, resp, nil
 }

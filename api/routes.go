@@ -124,6 +124,7 @@ func (s *Server) routes() []route {
 		// An acknowledgement carries the verification sample: verify_percent of a child's rows.
 		{http.MethodPost, hierarchy.ProtocolPath + "/ack", nodeOnly, true, s.hAck, 64 << 20},
 		{http.MethodPost, hierarchy.ProtocolPath + "/compliance", nodeOnly, true, s.hCompliance, 32 << 20},
+		{http.MethodGet, hierarchy.ProtocolPath + hierarchy.SitePath, nodeOnly, false, s.hSite, 0},
 	}
 }
 

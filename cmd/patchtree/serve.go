@@ -41,6 +41,8 @@ type serveFlags struct {
 	tlsClientCA                            string
 	tlsClientRequire                       bool
 	testHooks                              bool
+	testAckDelay                           time.Duration
+	parentAddressRefresh                   time.Duration
 	limits                                 httpLimits
 	secretFiles                            secretFiles
 }
@@ -65,7 +67,7 @@ func runServe(args []string) error {
 	fs.Int64Var(&f.catalogMaxBytes, "catalog-max-bytes", 4<<30, "largest native feed accepted, after decompression")
 	fs.StringSliceVar(&f.importAllow, "import-allow", nil, "directories and http(s) URL prefixes imports may read, repeatable or comma-separated (default: the location of --catalog-source only; none without it)")
 	fs.DurationVar(&f.importStall, "import-stall-timeout", importer.DefaultStallTimeout, "end an import whose source sends no byte for this long")
-	fs.StringVar(&f.parent, "parent", "", "API URL of this site's parent (a child site)")
+	fs.StringVar(&f.parent, "parent", "", "API URL of a server of this site's parent (a child or relay site): seeds the parent link, which the site keeps in its replicated state and runs on whichever server leads")
 	fs.DurationVar(&f.parentRefusalGrace, "parent-refusal-grace", hierarchy.DefaultRefusalGrace, "how long the parent must keep refusing this child's credential (401) before the parent link stops as failed")
 	fs.StringVar(&f.joinToken, "join-token", os.Getenv("PATCHTREE_JOIN_TOKEN"), "one-time join token from 'patchtree child add' at the parent (env PATCHTREE_JOIN_TOKEN); needed only until the child has joined")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
@@ -75,8 +77,11 @@ func runServe(args []string) error {
 	fs.BoolVar(&f.tlsClientRequire, "tls-client-require", false, "refuse API clients without a certificate from --tls-client-ca")
 	f.secretFiles.register(fs)
 	f.limits.register(fs)
+	fs.DurationVar(&f.parentAddressRefresh, "parent-address-refresh", hierarchy.DefaultAddressRefresh, "how often the parent link asks its parent site for the API addresses of its servers (also after a failover)")
 	fs.BoolVar(&f.testHooks, "test-hooks", false, "enable hooks for fault tests (altering a child's replica); never in production")
 	fs.MarkHidden("test-hooks")
+	fs.DurationVar(&f.testAckDelay, "test-ack-delay", 0, "with --test-hooks, hold each acknowledgement of a run back this long")
+	fs.MarkHidden("test-ack-delay")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -122,6 +127,10 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 		return node.Config{}, nil, errors.New("--tls-cert and --tls-key go together")
 	case f.parent != "" && !strings.HasPrefix(f.parent, "http://") && !strings.HasPrefix(f.parent, "https://"):
 		return node.Config{}, nil, fmt.Errorf("--parent must be an http:// or https:// URL, not %q", f.parent)
+	case f.testAckDelay != 0 && !f.testHooks:
+		return node.Config{}, nil, errors.New("--test-ack-delay needs --test-hooks")
+	case f.parentAddressRefresh <= 0:
+		return node.Config{}, nil, errors.New("--parent-address-refresh must be positive")
 	}
 	if err := store.CheckName("site", f.name); err != nil {
 		return node.Config{}, nil, fmt.Errorf("--name: %w", err)
@@ -184,10 +193,20 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 		Allow: allow, StallTimeout: f.importStall})
 	parent := hierarchy.NewParent(logger.With("side", "parent"))
 	cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-parent", Run: parent.LeaderLoop})
+	// Every server of a child or relay site runs the parent link when it leads: the link is in
+	// the site's replicated state, and --parent and --join-token only seed it.
 	var child *hierarchy.Child
-	if f.parent != "" {
+	if f.role != node.RoleParent {
+		var caPEM []byte
+		if f.tlsCA != "" {
+			if caPEM, err = os.ReadFile(f.tlsCA); err != nil {
+				ln.Close()
+				return fmt.Errorf("--tls-ca: %w", err)
+			}
+		}
 		child = hierarchy.NewChild(hierarchy.ChildConfig{ParentURL: f.parent, JoinToken: f.joinToken, Name: f.name,
-			Client: client, Logger: logger.With("side", "child"), RefusalGrace: f.parentRefusalGrace, Downstream: parent})
+			Client: client, CAPEM: caPEM, ClientCert: f.tlsCert != "", Logger: logger.With("side", "child"),
+			RefusalGrace: f.parentRefusalGrace, Downstream: parent, AddressRefresh: f.parentAddressRefresh, AckDelay: f.testAckDelay})
 		cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-child", Run: child.LeaderLoop})
 	}
 	if f.role == node.RoleParent {

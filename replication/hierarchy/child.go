@@ -30,11 +30,12 @@ const SourceParent = "parent"
 const pullTransferLimit = 30 * time.Minute
 
 // stagedPrefix marks the staged batches of replication runs on a child.
-const stagedPrefix = "repl-"
+const stagedPrefix = store.ReplicaStagePrefix
 
 // Link is a child's link to its parent, kept in the child's replicated state so that restarts
-// and new leaders need no join token.
+// and new leaders need no join token, and so that whichever server of the site leads runs it.
 type Link struct {
+	// URL is the parent URL the link was set up with (--parent).
 	URL        string    `json:"url"`
 	Child      string    `json:"child"`
 	NodeToken  string    `json:"node_token"`
@@ -44,6 +45,13 @@ type Link struct {
 	// JoinTokenHash is the hash of the join token this credential was obtained with: a
 	// different --join-token (from 'patchtree child rotate') is exchanged for a new credential.
 	JoinTokenHash string `json:"join_token_hash,omitempty"`
+	// SiteURLs are the API addresses of the parent site's servers, as the parent last said
+	// (link_addresses.go); Direct says URL was one of them, so requests fail over between them.
+	SiteURLs   []string  `json:"site_urls,omitempty"`
+	SiteURLsAt time.Time `json:"site_urls_at,omitzero"`
+	Direct     bool      `json:"direct,omitempty"`
+	// TLS is what reaching the parent needed when the site joined (link_tls.go).
+	TLS *LinkTLS `json:"tls,omitempty"`
 }
 
 // ChildBackend is what the child side needs from its site server (node.Node implements it).
@@ -55,13 +63,18 @@ type ChildBackend interface {
 	AbortCatalog(runID string) error
 }
 
-// ChildConfig configures the child side.
+// ChildConfig configures the child side. ParentURL and JoinToken only seed the link: a server
+// started without them runs the link its site already has in its replicated state.
 type ChildConfig struct {
 	ParentURL string
 	JoinToken string
 	Name      string
 	Client    *http.Client
-	Logger    *slog.Logger
+	// CAPEM is the CA bundle this server verifies the parent with (--tls-ca; nil: none), and
+	// ClientCert whether Client presents a certificate: both are recorded in the link at join.
+	CAPEM      []byte
+	ClientCert bool
+	Logger     *slog.Logger
 	// PollWait is how long the parent may hold a pull (default 50s).
 	PollWait time.Duration
 	// RefusalGrace is how long the parent must keep refusing this child's stored credential
@@ -73,6 +86,12 @@ type ChildConfig struct {
 	// Downstream is this site's own parent side (its children), which a relay reports up and
 	// passes replicate-now requests on to.
 	Downstream *Parent
+	// AddressRefresh is how often the parent site's addresses are asked for again (default
+	// DefaultAddressRefresh; also after a failover).
+	AddressRefresh time.Duration
+	// AckDelay holds each acknowledgement back (fault tests only: a parent leader killed between
+	// a run and its acknowledgement).
+	AckDelay time.Duration
 }
 
 // DefaultRefusalGrace is ChildConfig.RefusalGrace's default.
@@ -87,11 +106,16 @@ const (
 	// LinkFailed: a permanent error stopped the link (Error says which); it is not retried
 	// until the server restarts or its leadership changes.
 	LinkFailed = "failed"
+	// LinkNotConfigured: the site has no link in its state and this server no --parent; the
+	// link waits for one to be recorded (by a server started with --parent and --join-token).
+	LinkNotConfigured = "not-configured"
 )
 
 // ChildState is what a child's status reports about its parent link.
 type ChildState struct {
+	// URL is the parent address in use; Addresses every address the link may use.
 	URL            string    `json:"url"`
+	Addresses      []string  `json:"addresses,omitempty"`
 	State          string    `json:"state"`
 	Joined         bool      `json:"joined"`
 	Connected      bool      `json:"connected"`
@@ -102,6 +126,8 @@ type ChildState struct {
 	LastRun        string    `json:"last_run,omitempty"`
 	LastVerified   bool      `json:"last_verified"`
 	Error          string    `json:"error,omitempty"`
+	// Problem is what this server lacks to run the link as it was set up (TLS files).
+	Problem string `json:"problem,omitempty"`
 	// LastSummary is the compliance summary rule's last firing.
 	LastSummary *SummaryResult `json:"last_summary,omitempty"`
 }
@@ -129,6 +155,19 @@ type Child struct {
 	// refusedSince is when the parent began refusing the stored credential (zero: it is not;
 	// under mu). A success resets it.
 	refusedSince time.Time
+	// running says this server runs the link (its leader loop); under mu.
+	running bool
+	// active is the link in use, current the parent address in use and client the HTTP client
+	// for it (link_addresses.go, link_tls.go); under mu. refresh asks for the addresses again.
+	active  *Link
+	current string
+	client  *http.Client
+	refresh chan struct{}
+	// saved is the status last written to the replicated state (savedOK: one was); saveMu
+	// serialises the writes (link_state.go).
+	saveMu  sync.Mutex
+	saved   linkRecord
+	savedOK bool
 }
 
 // partialRun is where a cut run stands on this child.
@@ -192,9 +231,12 @@ func NewChild(cfg ChildConfig) *Child {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.ParentURL = strings.TrimRight(cfg.ParentURL, "/")
+	if cfg.AddressRefresh <= 0 {
+		cfg.AddressRefresh = DefaultAddressRefresh
+	}
+	cfg.ParentURL = normURL(cfg.ParentURL)
 	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, State: LinkJoining, Uncovered: []string{}},
-		report: make(chan struct{}, 1), instance: newInstanceID()}
+		report: make(chan struct{}, 1), refresh: make(chan struct{}, 1), instance: newInstanceID()}
 }
 
 // SetBackend connects the child side to its server.
@@ -203,38 +245,52 @@ func (c *Child) SetBackend(b ChildBackend) {
 	close(c.ready)
 }
 
-// Status reports the parent link.
+// Status reports the parent link: the leader's own view on the server that runs it, the
+// replicated one on any other (whose last contact is only as fine as contactGrain).
 func (c *Child) Status() ChildState {
-	cursor := uint64(0)
+	ready := false
 	select {
 	case <-c.ready:
-		cursor, _ = c.cursor()
+		ready = true
 	default:
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.state
-	st.Cursor = cursor
-	st.Connected = !st.LastContact.IsZero() && time.Since(st.LastContact) < c.cfg.PollWait+15*time.Second
+	st, running := c.state, c.running
+	c.mu.Unlock()
+	connectedFor := c.cfg.PollWait + 15*time.Second
+	if ready && !running {
+		st = c.replicatedStatus(st)
+		connectedFor += contactGrain
+	}
+	if ready {
+		st.Cursor, _ = c.cursor()
+	}
+	st.Connected = !st.LastContact.IsZero() && time.Since(st.LastContact) < connectedFor
 	return st
 }
 
+// setErr records the outcome of a request to the parent (nil: a contact) and saves the status
+// if that changed it.
 func (c *Child) setErr(err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state.State == LinkFailed {
-		return // the error that stopped the link stays
-	}
-	if err == nil {
+	switch {
+	case c.state.State == LinkFailed:
+		// the error that stopped the link stays
+	case err == nil:
 		c.state.Error = ""
 		c.state.LastContact = time.Now()
 		c.refusedSince = time.Time{}
-		return
+	default:
+		c.state.Error = err.Error()
 	}
-	c.state.Error = err.Error()
+	c.mu.Unlock()
+	c.saveState()
 }
 
-// LeaderLoop runs on the child's leader: join once, then report languages and pull. A
+// LeaderLoop runs on whichever server of the site leads: every server of a child or relay
+// site registers it, and it runs the link recorded in the site's replicated state (a server's
+// --parent and --join-token only seed it). Without a link it waits for one (state
+// not-configured). It joins once, then reports languages, pulls and sends summaries. A
 // permanent error (isPermanent) stops it: state failed, one ERROR line, no retry loop.
 func (c *Child) LeaderLoop(ctx context.Context) {
 	select {
@@ -245,9 +301,15 @@ func (c *Child) LeaderLoop(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.mu.Lock()
-	c.stop = cancel
-	c.state.State, c.state.Joined = LinkJoining, false
+	c.stop, c.running = cancel, true
+	c.state.State, c.state.Joined, c.state.Error = LinkJoining, false, ""
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running, c.stop = false, nil
+		c.mu.Unlock()
+	}()
+	c.resumeState()
 	// A run this site was applying when it stopped (or lost leadership) left staged batches;
 	// they are dropped, and the run is pulled again from the committed cursor.
 	if leftover, err := c.backend.State().StagedRuns(); err == nil {
@@ -259,17 +321,25 @@ func (c *Child) LeaderLoop(ctx context.Context) {
 			}
 		}
 	}
+	c.partial = nil
 	link, err := c.ensureJoined(ctx)
 	if err != nil {
 		return // ctx ended, or a permanent error stopped the link
 	}
+	if problem := c.setActive(link); problem != "" {
+		c.cfg.Logger.Error("this server lacks what the parent link was set up with", "problem", problem)
+	}
+	if err := c.refreshAddresses(ctx); err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("could not learn the parent site's addresses; using the configured one", "url", link.URL, "error", err)
+	}
 	c.mu.Lock()
 	c.state.Joined, c.state.State = true, LinkRunning
 	c.mu.Unlock()
+	c.saveState()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.reportLoop(ctx, link) }()
-	go func() { defer wg.Done(); c.summaryLoop(ctx) }()
+	wg.Go(func() { c.reportLoop(ctx, link) })
+	wg.Go(func() { c.summaryLoop(ctx) })
+	wg.Go(func() { c.addressLoop(ctx) })
 	c.pullLoop(ctx, link)
 	wg.Wait()
 }
@@ -301,7 +371,17 @@ func (c *Child) pullLoop(ctx context.Context, link *Link) {
 			// Not reported our languages yet: the report loop is on it.
 			attempt = min(attempt, 1)
 		}
-		c.cfg.Logger.Warn("pull from parent failed; retrying", "error", err)
+		// A cut run that can resume is pulled again at once: earlier failures say nothing about
+		// the next connection. A resume cut before it staged anything backs off, afresh.
+		var cut *cutError
+		resumeNow := errors.As(err, &cut) && cut.progress
+		c.cfg.Logger.Warn("pull from parent failed; retrying", "error", err, "resume_now", resumeNow)
+		if cut != nil {
+			attempt = 0
+		}
+		if resumeNow {
+			continue
+		}
 		attempt++
 		if !backoff(ctx, attempt) {
 			return
@@ -350,13 +430,14 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 	// Bound the whole pull, so that a connection that dies silently cannot hold the loop.
 	ctx, cancel := context.WithTimeout(term, wait+pullTransferLimit)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.ParentURL+ProtocolPath+"/catalog?"+q.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+link.NodeToken)
-	req.Header.Set(InstanceHeader, c.instance)
-	resp, err := c.cfg.Client.Do(req)
+	resp, err := c.roundTrip(ctx, func(base string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+ProtocolPath+"/catalog?"+q.Encode(), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+link.NodeToken)
+		return req, nil
+	})
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
@@ -372,26 +453,26 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 		return fmt.Errorf("pull: %w", httpErrorOf(resp.StatusCode, raw))
 	}
 	c.setErr(nil)
+	ticket, err := decodeTicket(resp.Header.Get(RunTicketHeader))
+	if err != nil {
+		c.cfg.Logger.Warn("the parent's run ticket is unreadable; the run is acknowledged without it", "error", err)
+	}
 	ack, cut := c.apply(ctx, link, resp.Body, start)
 	if cut != nil {
 		// Not acknowledged: the parent keeps the run, and the next pull resumes it.
 		return cut
 	}
-	if err := term.Err(); err != nil {
-		return fmt.Errorf("acknowledge run %s: leadership ended: %w", ack.RunID, err)
-	}
-	ackCtx, cancelAck := context.WithTimeout(term, ackTimeout)
-	defer cancelAck()
-	var ar AckResponse
-	if _, err := c.call(ackCtx, http.MethodPost, ProtocolPath+"/ack", link.NodeToken, ack, &ar); err != nil {
+	ar, err := c.acknowledge(term, link, ack, ticket)
+	if err != nil {
 		if ack.Error != "" {
 			return fmt.Errorf("apply run %s: %s; and acknowledge it: %w", ack.RunID, ack.Error, err)
 		}
-		return fmt.Errorf("acknowledge run %s: %w", ack.RunID, err)
+		return err
 	}
 	c.mu.Lock()
 	c.state.LastRun, c.state.LastVerified = ack.RunID, ar.Verified
 	c.mu.Unlock()
+	c.saveState()
 	c.afterRun(ack.header, ar.Verified)
 	if ack.carried {
 		select {
@@ -407,6 +488,21 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 	}
 	return nil
 }
+
+// cutError is a run whose stream was cut after some chunks were staged: the next pull resumes
+// it. progress says this stream staged at least one chunk.
+type cutError struct {
+	run            string
+	staged, chunks int
+	progress       bool
+	err            error
+}
+
+func (e *cutError) Error() string {
+	return fmt.Sprintf("run %s cut after %d of %d chunks (%v); the next pull resumes it", e.run, e.staged, e.chunks, e.err)
+}
+
+func (e *cutError) Unwrap() error { return e.err }
 
 // countReader counts bytes on the wire.
 type countReader struct {
@@ -455,6 +551,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	}
 	ack.RunID, ack.header = h.RunID, h
 	pr := c.partial
+	staged := 0 // chunks this stream staged
 	c.partial = nil
 	if pr != nil && (pr.header.RunID != h.RunID || pr.next != h.FirstChunk) {
 		c.partial = pr
@@ -488,7 +585,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 			if pr.next > 0 && ctx.Err() == nil {
 				pr.wire, pr.raw = pr.wire+wire.n, pr.raw+raw.n
 				c.partial = pr
-				return ack, fmt.Errorf("run %s cut after %d of %d chunks (%v); the next pull resumes it", h.RunID, pr.next, h.Chunks, err)
+				return ack, &cutError{run: h.RunID, staged: pr.next, chunks: h.Chunks, progress: staged > 0, err: err}
 			}
 			return fail("read chunk %d of %d of run %s: %v", pr.next+1, h.Chunks, h.RunID, err)
 		}
@@ -517,6 +614,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		}
 		pr.stagedRows = true
 		pr.next++
+		staged++
 	}
 	drop, err := c.dropsOf(h, pr)
 	if err != nil {
@@ -556,7 +654,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		}
 	}
 	now := time.Now().UTC()
-	rec := &store.ImportRun{ID: runID, Source: c.cfg.ParentURL, Kind: "replication", Feed: "parent", Mode: h.Mode, RootVersion: h.RootVersion,
+	rec := &store.ImportRun{ID: runID, Source: link.URL, Kind: "replication", Feed: "parent", Mode: h.Mode, RootVersion: h.RootVersion,
 		State: store.ImportSucceeded, StartedAt: pr.start.UTC(), FinishedAt: now}
 	src := c.source()
 	src.LastImport, src.LastRunID = now, runID

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"patchtree/store"
 )
 
@@ -50,15 +52,35 @@ func (c *Child) link() (*Link, error) {
 	return &l, nil
 }
 
-// ensureJoined returns the stored link, or exchanges the join token for one: also when the
-// stored link was obtained with another join token (a rotated credential; the child keeps its
-// replica, cursors and compliance sequence). Transient errors are retried with back-off; a
-// permanent one stops the link (failed).
+// ensureJoined returns the link to run: the stored one (whichever server recorded it), or one
+// obtained by exchanging this server's join token, also when the stored link was obtained with
+// another join token (a rotated credential; the child keeps its replica, cursors and
+// compliance sequence). A site with no link and a server without --parent waits for a link to
+// be recorded (not-configured). Transient errors are retried with back-off; a permanent one
+// stops the link (failed).
 func (c *Child) ensureJoined(ctx context.Context) (*Link, error) {
 	for attempt := 0; ; attempt++ {
 		l, err := c.link()
-		if err == nil && l != nil && l.URL == c.cfg.ParentURL && !c.newJoinToken(l) {
+		if err == nil && l != nil && !c.newJoinToken(l) {
+			if c.cfg.ParentURL != "" && !l.knows(c.cfg.ParentURL) {
+				// This server's --parent is none of the link's addresses: the parent moved, or
+				// the operator points the site elsewhere. The credential decides.
+				moved := *l
+				moved.URL, moved.SiteURLs, moved.Direct = c.cfg.ParentURL, nil, false
+				if _, err := c.backend.PutSetting(SettingParent, &moved); err != nil {
+					return nil, c.fail(fmt.Errorf("store the parent link: %w", err))
+				}
+				c.cfg.Logger.Warn("--parent is not an address of the site's parent link; the link now starts from it",
+					"parent", c.cfg.ParentURL, "was", l.URL)
+				l = &moved
+			}
 			return l, nil
+		}
+		if err == nil && l == nil && c.cfg.ParentURL == "" {
+			if !c.waitConfigured(ctx) {
+				return nil, ctx.Err()
+			}
+			continue
 		}
 		stored := l
 		if err == nil {
@@ -67,25 +89,71 @@ func (c *Child) ensureJoined(ctx context.Context) (*Link, error) {
 		if err == nil {
 			return l, nil
 		}
-		if stored != nil && stored.URL == c.cfg.ParentURL && stored.JoinTokenHash == "" && isPermanent(err) {
+		if stored != nil && stored.knows(c.joinURL(stored)) && stored.JoinTokenHash == "" && isPermanent(err) {
 			// A link from before join tokens were recorded, and a --join-token the parent no
 			// longer takes: the one this link was made with. Keep the stored credential.
 			stored.JoinTokenHash = store.HashSecret(c.cfg.JoinToken)
 			if _, err := c.backend.PutSetting(SettingParent, stored); err != nil {
 				return nil, c.fail(fmt.Errorf("store the parent link: %w", err))
 			}
-			c.cfg.Logger.Info("the join token was already used; keeping the stored credential", "parent", c.cfg.ParentURL)
+			c.cfg.Logger.Info("the join token was already used; keeping the stored credential", "parent", stored.URL)
 			return stored, nil
 		}
 		if isPermanent(err) {
 			return nil, c.fail(err)
 		}
 		c.setErr(err)
-		c.cfg.Logger.Warn("joining the parent failed; retrying", "parent", c.cfg.ParentURL, "error", err)
+		c.cfg.Logger.Warn("joining the parent failed; retrying", "parent", c.joinURL(stored), "error", err)
 		if !backoff(ctx, attempt) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// errNotConfigured is the status of a site with no parent link on a server without --parent.
+var errNotConfigured = errors.New("no parent link: the site has none in its state and this server was started without --parent " +
+	"(a server started with --parent URL --join-token TOKEN records it when it leads)")
+
+// waitConfigured shows the link as not configured and waits until a link is recorded; false
+// if ctx ended first.
+func (c *Child) waitConfigured(ctx context.Context) bool {
+	c.mu.Lock()
+	first := c.state.State != LinkNotConfigured
+	c.state.State, c.state.Error = LinkNotConfigured, errNotConfigured.Error()
+	c.mu.Unlock()
+	c.saveState()
+	if first {
+		c.cfg.Logger.Warn("the parent link is not configured; waiting for it to be recorded in the site's state", "error", errNotConfigured)
+	}
+	for {
+		ws := memdb.NewWatchSet()
+		row, err := c.backend.State().Setting(ws, SettingParent)
+		if err == nil && row != nil {
+			c.mu.Lock()
+			c.state.State, c.state.Error = LinkJoining, ""
+			c.mu.Unlock()
+			return true
+		}
+		ws.Add(c.backend.State().AbandonCh())
+		if err := ws.WatchCtx(ctx); err != nil {
+			return false
+		}
+	}
+}
+
+// activeLink is the link in use (nil before one is).
+func (c *Child) activeLink() *Link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.active
+}
+
+// joinURL is where a join goes: this server's --parent, else the stored link's.
+func (c *Child) joinURL(stored *Link) string {
+	if c.cfg.ParentURL == "" && stored != nil {
+		return stored.URL
+	}
+	return c.cfg.ParentURL
 }
 
 // newJoinToken reports whether --join-token is one this link was not made with.
@@ -118,8 +186,9 @@ func (c *Child) fail(err error) error {
 	c.state.State, c.state.Error = LinkFailed, err.Error()
 	stop := c.stop
 	c.mu.Unlock()
+	c.saveState()
 	if !already {
-		c.cfg.Logger.Error("the parent link stopped: a permanent error; fix it and restart this server", "parent", c.cfg.ParentURL, "error", err)
+		c.cfg.Logger.Error("the parent link stopped: a permanent error; fix it and restart this server", "parent", c.joinURL(c.activeLink()), "error", err)
 	}
 	if stop != nil {
 		stop()
@@ -159,23 +228,30 @@ func (c *Child) join(ctx context.Context, stored *Link) (*Link, error) {
 	if c.cfg.JoinToken == "" {
 		return nil, errNoJoinToken
 	}
+	base := c.joinURL(stored)
+	l := &Link{URL: base, Child: c.cfg.Name, TLS: c.linkTLS()}
+	if stored != nil && stored.knows(base) {
+		// A new credential for the same parent: the addresses learned stay.
+		l.URL, l.SiteURLs, l.SiteURLsAt, l.Direct = stored.URL, stored.SiteURLs, stored.SiteURLsAt, stored.Direct
+	}
+	c.setActive(l)
 	var resp JoinResponse
 	if _, err := c.call(ctx, http.MethodPost, ProtocolPath+"/join", "", JoinRequest{Name: c.cfg.Name, JoinToken: c.cfg.JoinToken}, &resp); err != nil {
 		var he *httpError
 		if errors.As(err, &he) {
 			he.join = true
 		}
-		return nil, fmt.Errorf("join %s as %q: %w", c.cfg.ParentURL, c.cfg.Name, err)
+		return nil, fmt.Errorf("join %s as %q: %w", base, c.cfg.Name, err)
 	}
-	l := &Link{URL: c.cfg.ParentURL, Child: c.cfg.Name, NodeToken: resp.NodeToken, ParentName: resp.ParentName,
-		ParentSite: resp.ParentSite, JoinedAt: time.Now().UTC(), JoinTokenHash: store.HashSecret(c.cfg.JoinToken)}
+	l.NodeToken, l.ParentName, l.ParentSite = resp.NodeToken, resp.ParentName, resp.ParentSite
+	l.JoinedAt, l.JoinTokenHash = time.Now().UTC(), store.HashSecret(c.cfg.JoinToken)
 	if _, err := c.backend.PutSetting(SettingParent, l); err != nil {
 		return nil, fmt.Errorf("store the parent link: %w", err)
 	}
-	if stored != nil && stored.URL == l.URL && stored.Child == l.Child {
-		c.cfg.Logger.Info("exchanged a new join token for a new credential; the replica, cursors and compliance sequence stay", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+	if stored != nil && stored.knows(base) && stored.Child == l.Child {
+		c.cfg.Logger.Info("exchanged a new join token for a new credential; the replica, cursors and compliance sequence stay", "parent", resp.ParentName, "url", base)
 	} else {
-		c.cfg.Logger.Info("joined the parent", "parent", resp.ParentName, "url", c.cfg.ParentURL)
+		c.cfg.Logger.Info("joined the parent", "parent", resp.ParentName, "url", base)
 	}
 	return l, nil
 }
@@ -205,23 +281,24 @@ func (c *Child) call(ctx context.Context, method, path, token string, in, out an
 // send sends body (already encoded JSON, compressed when encoding is set) to the parent and
 // decodes a JSON answer into out; a non-2xx answer is an *httpError.
 func (c *Child) send(ctx context.Context, method, path, token string, body []byte, encoding string, out any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.cfg.ParentURL+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set(InstanceHeader, c.instance)
-	resp, err := c.cfg.Client.Do(req)
+	resp, err := c.roundTrip(ctx, func(base string) (*http.Request, error) {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if encoding != "" {
+			req.Header.Set("Content-Encoding", encoding)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return req, nil
+	})
 	if err != nil {
 		return nil, err
 	}

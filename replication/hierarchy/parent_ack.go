@@ -2,17 +2,31 @@ package hierarchy
 
 import (
 	"fmt"
-	"patchtree/store"
 	"strings"
 	"time"
+
+	"patchtree/store"
 )
 
 // The parent's side of an acknowledgement: recording a child's run and verifying it.
 
-// Ack records a child's acknowledgement: the run, whether each section verified, and the
-// child's new cursors. A catalog mismatch makes the next catalog run complete, a policies or
-// settings mismatch the next policies run; either repairs the replica.
+// Ack records a child's acknowledgement of a run this server holds in memory (AckTicketed
+// also takes one it does not).
 func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
+	return p.AckTicketed(child, TicketedAck{Ack: ack})
+}
+
+// AckTicketed records a child's acknowledgement: the run, whether each section verified, and
+// the child's new cursors. A catalog mismatch makes the next catalog run complete, a policies
+// or settings mismatch the next policies run; either repairs the replica.
+//
+// The run is the one this leader handed out (in memory) or, after a failover, the one its
+// ticket describes: the ticket's signature proves the parent site built it. The sample is then
+// checked against the current catalog if it is still at the run's version, else only the
+// digests are compared (they cover every record). An acknowledgement of a run already
+// recorded (a retry whose first answer was lost) is answered from the record.
+func (p *Parent) AckTicketed(child string, ta TicketedAck) (*AckResponse, error) {
+	ack := ta.Ack
 	if ack.Child != "" && ack.Child != child {
 		return nil, fmt.Errorf("%w: credential of %q acknowledged as %q", ErrWrongChild, child, ack.Child)
 	}
@@ -22,15 +36,37 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 		delete(p.inflight, ack.RunID)
 	}
 	p.mu.Unlock()
-	if inf == nil || inf.child != child {
-		return nil, fmt.Errorf("run %q of child %q is unknown here (the parent may have restarted); pull again: %w", ack.RunID, child, store.ErrNotFound)
-	}
-	h := inf.plan.header
 	now := time.Now().UTC()
+	var (
+		h       RunHeader
+		started time.Time
+		view    *store.CatalogView
+	)
+	if inf != nil && inf.child == child {
+		h, started, view = inf.plan.header, inf.started, inf.plan.view
+	} else {
+		var err error
+		if h, started, err = p.checkTicket(child, ack.RunID, ta.Ticket, now); err != nil {
+			return nil, err
+		}
+		if done, err := p.recordedRun(child, ack.RunID); err != nil {
+			return nil, err
+		} else if done != nil {
+			return &AckResponse{Verified: done.Verified}, nil
+		}
+		if view, err = p.backend.State().CatalogView(nil); err != nil {
+			return nil, fmt.Errorf("read the catalog to verify run %s: %w", ack.RunID, err)
+		}
+		if view.Info.Version != h.To {
+			view = nil // the catalog moved on: the digests alone verify the run
+		}
+		p.logger.Info("recording a run another leader handed out, from its ticket", "child", child, "run", h.RunID,
+			"sample_checked", view != nil)
+	}
 	run := store.ReplicationRun{
 		ID: h.RunID, Child: child, Scope: strings.Join(h.Scopes, "+"), Mode: h.Mode, Trigger: h.Trigger, From: h.From, To: h.To,
 		Records: h.Records, Deletes: h.Deletes, BytesWire: ack.BytesWire, BytesRaw: ack.BytesRaw,
-		StartedAt: inf.started, FinishedAt: now, DurationMS: ack.DurationMS,
+		StartedAt: started, FinishedAt: now, DurationMS: ack.DurationMS,
 		ParentDigest: h.Digest, ChildDigest: ack.ChildDigest, Sampled: len(ack.Sample), Error: ack.Error,
 		RootVersion: h.RootVersion,
 	}
@@ -39,6 +75,9 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 	}
 	if run.Scope == "" {
 		run.Scope = ScopeCatalog
+	}
+	if view == nil {
+		run.Sampled = 0 // not checked: the catalog moved on since the run was built
 	}
 	if !h.HasCatalog() {
 		run.Mode = ""
@@ -67,7 +106,9 @@ func (p *Parent) Ack(child string, ack Ack) (*AckResponse, error) {
 		verified := true
 		var problems []string
 		if h.HasCatalog() {
-			resp.Mismatches = checkSample(inf.plan.view, h.Ranges, ack.Sample)
+			if view != nil {
+				resp.Mismatches = checkSample(view, h.Ranges, ack.Sample)
+			}
 			ok := ack.ChildDigest == h.Digest && len(resp.Mismatches) == 0
 			to, ranges, needs := h.To, h.Ranges, !ok
 			rootVersion := h.RootVersion

@@ -1,0 +1,199 @@
+package hierarchy
+
+// The parent's run tickets: an HMAC, under a key in the parent site's replicated state, over
+// the header of each run it hands to a child. The runs in flight are the leader's memory; the
+// ticket is what lets a server that became leader since (a failover between the pull and the
+// acknowledgement) record the run all the same.
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"patchtree/store"
+)
+
+// settingRunKey is the settings key of the parent site's run ticket key.
+const settingRunKey = "hierarchy-run-key"
+
+// ticketMaxAge bounds how old a run's ticket may be when its acknowledgement is recorded: an
+// acknowledgement is retried for as long as a child's leader lives, but a replay of an old one
+// must not move the child's cursor back (a run older than this is answered by a resync).
+const ticketMaxAge = 24 * time.Hour
+
+// ErrBadTicket means an acknowledgement's run ticket does not verify: it is refused (400).
+var ErrBadTicket = fmt.Errorf("the run ticket does not verify: %w", store.ErrInvalid)
+
+// runKey is the stored ticket key.
+type runKey struct {
+	Key string `json:"key"` // 32 random bytes, hex
+}
+
+// runKeyMu serialises the creation of a site's ticket key (its first run ever), so that two
+// runs started at once cannot each store a key of their own.
+var runKeyMu sync.Mutex
+
+// settingWriter is the part of the backend that stores a setting (node.Node has it).
+type settingWriter interface {
+	PutSetting(key string, v any) (uint64, error)
+}
+
+// ticketKey reads the site's ticket key; with create, a site that has none gets one (on the
+// leader: it is a Raft write).
+func (p *Parent) ticketKey(create bool) ([]byte, error) {
+	read := func() ([]byte, error) {
+		row, err := p.backend.State().Setting(nil, settingRunKey)
+		if err != nil || row == nil {
+			return nil, err
+		}
+		var k runKey
+		if err := json.Unmarshal(row.Value, &k); err != nil {
+			return nil, fmt.Errorf("decode the run ticket key: %w", err)
+		}
+		key, err := hex.DecodeString(k.Key)
+		if err != nil || len(key) < 32 {
+			return nil, fmt.Errorf("the stored run ticket key is malformed: %w", store.ErrInvalid)
+		}
+		return key, nil
+	}
+	key, err := read()
+	if key != nil || err != nil || !create {
+		return key, err
+	}
+	runKeyMu.Lock()
+	defer runKeyMu.Unlock()
+	if key, err := read(); key != nil || err != nil {
+		return key, err
+	}
+	w, ok := p.backend.(settingWriter)
+	if !ok {
+		return nil, errors.New("this parent's backend cannot store a run ticket key")
+	}
+	key = make([]byte, 32)
+	rand.Read(key)
+	if _, err := w.PutSetting(settingRunKey, runKey{Key: hex.EncodeToString(key)}); err != nil {
+		return nil, fmt.Errorf("store the run ticket key: %w", err)
+	}
+	return key, nil
+}
+
+// ticketMAC is the signature of a run's ticket: HMAC-SHA256 over the child, the start and the
+// header (FirstChunk aside: a resumed stream carries the same ticket).
+func ticketMAC(key []byte, child string, started time.Time, h RunHeader) (string, error) {
+	h.FirstChunk = 0
+	msg, err := json.Marshal(struct {
+		Child     string    `json:"child"`
+		StartedAt time.Time `json:"started_at"`
+		Header    RunHeader `json:"header"`
+	}{child, started.UTC(), h})
+	if err != nil {
+		return "", fmt.Errorf("encode run header %s for its ticket: %w", h.RunID, err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("patchtree run ticket v1\x00"))
+	mac.Write(msg)
+	return hex.EncodeToString(mac.Sum(nil)), nil
+}
+
+// RunTicket signs a run this leader handed to a child (a plan Pull returned): the ticket goes
+// with the run (RunTicketHeader) and comes back with its acknowledgement.
+func (p *Parent) RunTicket(plan *RunPlan) (*RunTicket, error) {
+	key, err := p.ticketKey(true)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	inf := p.inflight[plan.header.RunID]
+	p.mu.Unlock()
+	if inf == nil {
+		return nil, fmt.Errorf("run %s is not in flight here: %w", plan.header.RunID, store.ErrNotFound)
+	}
+	t := &RunTicket{Child: inf.child, StartedAt: inf.started.UTC()}
+	if t.Signature, err = ticketMAC(key, t.Child, t.StartedAt, plan.header); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// EncodeTicket is a ticket (without its header) as RunTicketHeader carries it.
+func EncodeTicket(t *RunTicket) (string, error) {
+	bare := *t
+	bare.Header = nil
+	raw, err := json.Marshal(bare)
+	if err != nil {
+		return "", fmt.Errorf("encode run ticket: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// decodeTicket reads RunTicketHeader ("" : the parent sent none, an older parent).
+func decodeTicket(s string) (*RunTicket, error) {
+	if s == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("decode the run ticket: %w", err)
+	}
+	var t RunTicket
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, fmt.Errorf("decode the run ticket: %w", err)
+	}
+	return &t, nil
+}
+
+// checkTicket verifies the ticket of an acknowledged run this server does not hold in memory
+// and returns the run's header and start.
+func (p *Parent) checkTicket(child, runID string, t *RunTicket, now time.Time) (RunHeader, time.Time, error) {
+	if t == nil || t.Header == nil {
+		return RunHeader{}, time.Time{}, fmt.Errorf("run %q of child %q is unknown here (the parent may have restarted) and came without a ticket; pull again: %w",
+			runID, child, store.ErrNotFound)
+	}
+	h := *t.Header
+	switch {
+	case t.Child != child:
+		return h, time.Time{}, fmt.Errorf("%w: the ticket of run %s is child %q's, not %q", ErrBadTicket, runID, t.Child, child)
+	case h.RunID != runID:
+		return h, time.Time{}, fmt.Errorf("%w: the ticket is run %s's, not %s's", ErrBadTicket, h.RunID, runID)
+	case now.Sub(t.StartedAt) > ticketMaxAge:
+		return h, time.Time{}, fmt.Errorf("run %s started %s ago, more than a ticket is good for (%s); pull again: %w",
+			runID, now.Sub(t.StartedAt).Round(time.Minute), ticketMaxAge, store.ErrNotFound)
+	}
+	key, err := p.ticketKey(false)
+	if err != nil {
+		return h, time.Time{}, err
+	}
+	if key == nil {
+		return h, time.Time{}, fmt.Errorf("%w: this parent site has no run ticket key", ErrBadTicket)
+	}
+	want, err := ticketMAC(key, t.Child, t.StartedAt, h)
+	if err != nil {
+		return h, time.Time{}, err
+	}
+	if !hmac.Equal([]byte(want), []byte(t.Signature)) {
+		return h, time.Time{}, fmt.Errorf("%w: run %s of child %q", ErrBadTicket, runID, child)
+	}
+	return h, t.StartedAt, nil
+}
+
+// recordedRun is the run already recorded under id, or nil: an acknowledgement retried after
+// the parent recorded it (its answer was lost) is answered again, not recorded twice.
+func (p *Parent) recordedRun(child, id string) (*store.ReplicationRun, error) {
+	runs, err := p.backend.State().ReplicationRuns(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read replication runs: %w", err)
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].ID == id && runs[i].Child == child {
+			return runs[i], nil
+		}
+	}
+	return nil, nil
+}
