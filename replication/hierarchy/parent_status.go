@@ -13,11 +13,16 @@ import (
 
 // ChildStatus is what GET /v1/children reports for one child.
 type ChildStatus struct {
-	Name           string                `json:"name"`
-	Joined         bool                  `json:"joined"`
-	Connected      bool                  `json:"connected"`
-	LastSeen       *time.Time            `json:"last_seen,omitempty"`
+	Name      string     `json:"name"`
+	Joined    bool       `json:"joined"`
+	Connected bool       `json:"connected"`
+	LastSeen  *time.Time `json:"last_seen,omitempty"`
+	// Ranges are what the child receives: its own ranges and its subtree's (OwnRanges). Role
+	// and Subtree are what it reported of itself and every site below it (a relay).
 	Ranges         []string              `json:"ranges"`
+	OwnRanges      []string              `json:"own_ranges"`
+	Role           string                `json:"role,omitempty"`
+	Subtree        []store.Descendant    `json:"subtree"`
 	RangesReported bool                  `json:"ranges_reported"`
 	Cursor         uint64                `json:"cursor"`
 	LagIndex       uint64                `json:"lag_index"`
@@ -90,7 +95,10 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		}
 		st := ChildStatus{Name: c.Name, Joined: c.NodeTokenID != "", Ranges: c.Ranges, RangesReported: c.RangesReported,
 			Cursor: c.Cursor, LastRun: last[c.Name], PolicyCursor: c.PolicyCursor, SettingsCursor: c.SettingsCursor,
-			LastRuns: lastByScope[c.Name], Compliance: summaries[c.Name]}
+			LastRuns: lastByScope[c.Name], Compliance: summaries[c.Name], OwnRanges: c.OwnRanges, Role: c.Role, Subtree: nonNilSubtree(c.Subtree)}
+		if st.OwnRanges == nil {
+			st.OwnRanges = c.Ranges // a child from before relays reports only its own ranges
+		}
 		if pidx > c.PolicyCursor {
 			st.PolicyLag = pidx - c.PolicyCursor
 		}
