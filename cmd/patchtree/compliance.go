@@ -37,6 +37,22 @@ type siteCompliance struct {
 	Interval    string     `json:"interval"`
 	Stale       bool       `json:"stale"`
 	Seq         uint64     `json:"seq"`
+	// Path, Parent and Depth place the site in the tree (servers before relays send none);
+	// Subtree adds up the site and every site below it.
+	Path    string        `json:"path"`
+	Parent  string        `json:"parent"`
+	Depth   int           `json:"depth"`
+	Subtree *subtreeTotal `json:"subtree"`
+}
+
+// subtreeTotal is a site's subtree totals in GET /v1/compliance.
+type subtreeTotal struct {
+	Sites      int        `json:"sites"`
+	StaleSites int        `json:"stale_sites"`
+	Computers  int64      `json:"computers"`
+	Compliant  int64      `json:"compliant"`
+	Compliance *float64   `json:"compliance"`
+	Cells      cellCounts `json:"cells"`
 }
 
 // complianceOverview is GET /v1/compliance.
@@ -74,6 +90,7 @@ type bulletinCompliance struct {
 type complianceQuery struct {
 	by     string // site or bulletin
 	site   string
+	depth  int        // --by site: the deepest sites listed (-1: all)
 	filter url.Values // the bulletin report's filters
 	cf     *clientFlags
 }
@@ -81,6 +98,9 @@ type complianceQuery struct {
 // path is the request path of the report; csv asks the server for CSV (bulletins only).
 func (q *complianceQuery) path() string {
 	if q.by == "site" {
+		if q.depth >= 0 {
+			return "/v1/compliance?depth=" + strconv.Itoa(q.depth)
+		}
 		return "/v1/compliance"
 	}
 	v := url.Values{}
@@ -101,10 +121,12 @@ func (q *complianceQuery) path() string {
 
 // parseCompliance parses the flags of the compliance command.
 func parseCompliance(args []string) (*complianceQuery, error) {
-	fs := newFlags("compliance", "[--by site|bulletin] [--site NAME] [--severity S] [--vendor V] [--released-from D] [--released-to D] [flags]",
-		"Compliance rolled up across the sites (at a parent: its children's newest summaries and its\nown computers; at a child: its own site). --by site (default) prints one line per site and a\nTOTAL line; --by bulletin one line per bulletin across the selected sites, newest release\nfirst, filtered by severity (vendor's or custom), vendor and release date. COMPLIANCE % is\ncompliant / computers for sites, installed / (installed + required) for bulletins; REQUIRED and\nUNKNOWN count (computer, update) cells.")
+	fs := newFlags("compliance", "[--by site|bulletin] [--site NAME|PATH] [--depth N] [--subtree] [--severity S] [--vendor V] [--released-from D] [--released-to D] [flags]",
+		"Compliance rolled up across the sites (at a parent: its children's newest summaries, those of\nthe sites below them, and its own computers; at a child: its own site). --by site (default)\nprints one line per site, by path below this site, and a TOTAL line; with relays, SUBTREE\ncolumns add up each site and the sites below it, and --depth N lists only the sites at most N\nbelow this one (totals still count every site). --by bulletin prints one line per bulletin\nacross the selected sites (--site, with --subtree also the sites below it), newest release\nfirst, filtered by severity (vendor's or custom), vendor and release date. COMPLIANCE % is\ncompliant / computers for sites, installed / (installed + required) for bulletins; REQUIRED and\nUNKNOWN count (computer, update) cells.")
 	by := fs.String("by", "site", "site or bulletin")
-	site := fs.String("site", "", "only this site")
+	site := fs.String("site", "", "only this site: its name below this site (emea, emea/emea-de) or its path (hq/emea/emea-de)")
+	depth := fs.Int("depth", -1, "list only the sites at most this many levels below this one (--by site)")
+	subtree := fs.Bool("subtree", false, "with --site, also every site below it (--by bulletin)")
 	severity := fs.String("severity", "", "bulletins of this severity, vendor's or custom (--by bulletin)")
 	vendor := fs.String("vendor", "", "bulletins of this vendor (--by bulletin)")
 	from := fs.String("released-from", "", "bulletins released on or after this day, YYYY-MM-DD (--by bulletin)")
@@ -123,9 +145,18 @@ func parseCompliance(args []string) (*complianceQuery, error) {
 	default:
 		return nil, usageError{fmt.Errorf("--output must be table, json or csv, not %q", cf.output)}
 	}
-	q := &complianceQuery{by: *by, site: strings.TrimSpace(*site), filter: url.Values{}, cf: cf}
+	q := &complianceQuery{by: *by, site: strings.TrimSpace(*site), depth: *depth, filter: url.Values{}, cf: cf}
 	if fs.Changed("site") && q.site == "" {
 		return nil, usageError{errors.New("compliance: --site needs a site name")}
+	}
+	if fs.Changed("depth") && (q.by != "site" || q.depth < 0) {
+		return nil, usageError{errors.New("compliance: --depth takes a number from 0, with --by site")}
+	}
+	if *subtree {
+		if q.by != "bulletin" || q.site == "" {
+			return nil, usageError{errors.New("compliance: --subtree goes with --by bulletin and --site")}
+		}
+		q.filter.Set("subtree", "true")
 	}
 	for _, f := range []struct{ flag, param, value string }{
 		{"severity", "severity", *severity}, {"vendor", "vendor", *vendor},
@@ -182,7 +213,7 @@ func complianceBySite(c *apiClient, q *complianceQuery, w io.Writer) error {
 	if q.site != "" {
 		var sel []siteCompliance
 		for _, s := range o.Sites {
-			if s.Site == q.site {
+			if s.Site == q.site || s.Path == q.site {
 				sel = append(sel, s)
 			}
 		}
@@ -216,8 +247,9 @@ func printSelectedSite(w io.Writer, raw []byte, site string) error {
 	for _, s := range o.Sites {
 		var name struct {
 			Site string `json:"site"`
+			Path string `json:"path"`
 		}
-		if json.Unmarshal(s, &name) == nil && name.Site == site {
+		if json.Unmarshal(s, &name) == nil && (name.Site == site || name.Path == site) {
 			var buf bytes.Buffer
 			if err := json.Indent(&buf, s, "", "  "); err != nil {
 				return err
@@ -254,23 +286,52 @@ func siteLabel(s *siteCompliance) string {
 	return s.Site
 }
 
-// printSiteTable prints one line per site and, with total, a TOTAL line.
+// hasRelays reports whether a listed site other than the reporting one has sites below it: the
+// table and CSV then show subtree totals.
+func hasRelays(sites []siteCompliance) bool {
+	for i := range sites {
+		if s := &sites[i]; !s.Local && s.Subtree != nil && s.Subtree.Sites > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// printSiteTable prints one line per site and, with total, a TOTAL line; with relays, each
+// line also shows its subtree's computers and compliance.
 func printSiteTable(w io.Writer, o *complianceOverview, total bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SITE\tCOMPUTERS\tCOMPLIANT\tCOMPLIANCE %\tREQUIRED CELLS\tUNKNOWN CELLS\tAS OF\tSTALE")
+	tree := hasRelays(o.Sites)
+	head := "SITE\tCOMPUTERS\tCOMPLIANT\tCOMPLIANCE %\tREQUIRED CELLS\tUNKNOWN CELLS\tAS OF\tSTALE"
+	if tree {
+		head += "\tSUBTREE SITES\tSUBTREE COMPUTERS\tSUBTREE COMPLIANCE %"
+	}
+	fmt.Fprintln(tw, head)
 	for i := range o.Sites {
 		s := &o.Sites[i]
 		stale := "no"
 		if s.Stale {
 			stale = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n", siteLabel(s), s.Computers, s.Compliant, percent(s.Compliance),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s", siteLabel(s), s.Computers, s.Compliant, percent(s.Compliance),
 			s.Cells.Required, s.Cells.Unknown, asOf(s.AsOf), stale)
+		if tree {
+			sub := s.Subtree
+			if sub == nil {
+				sub = &subtreeTotal{}
+			}
+			fmt.Fprintf(tw, "\t%d\t%d\t%s", sub.Sites, sub.Computers, percent(sub.Compliance))
+		}
+		fmt.Fprintln(tw)
 	}
 	if total {
 		t := &o.Totals
-		fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t%d\t%d\t%s\t%d of %d\n", t.Computers, t.Compliant, percent(t.Compliance),
+		fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t%d\t%d\t%s\t%d of %d", t.Computers, t.Compliant, percent(t.Compliance),
 			t.Cells.Required, t.Cells.Unknown, asOf(o.AsOf), t.StaleSites, t.Sites)
+		if tree {
+			fmt.Fprintf(tw, "\t%d\t%d\t%s", t.Sites, t.Computers, percent(t.Compliance))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -282,11 +343,21 @@ func asOf(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// writeSiteCSV writes one line per site with a header line (no total: sum the lines).
+// writeSiteCSV writes one line per site with a header line (no total: sum the lines). A server
+// that places sites in a tree (path) adds the columns path, parent, depth and the subtree
+// totals: sum only the lines of one depth, or those of depth 0 or 1 with a subtree.
 func writeSiteCSV(w io.Writer, sites []siteCompliance) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"site", "local", "computers", "compliant", "compliance", "installed", "required", "not_required", "unknown",
-		"as_of", "last_contact", "interval", "stale", "seq"})
+	tree := false
+	for i := range sites {
+		tree = tree || sites[i].Path != ""
+	}
+	head := []string{"site", "local", "computers", "compliant", "compliance", "installed", "required", "not_required", "unknown",
+		"as_of", "last_contact", "interval", "stale", "seq"}
+	if tree {
+		head = append(head, "path", "parent", "depth", "subtree_sites", "subtree_stale_sites", "subtree_computers", "subtree_compliant", "subtree_compliance")
+	}
+	cw.Write(head)
 	for _, s := range sites {
 		last := ""
 		if s.LastContact != nil {
@@ -300,10 +371,19 @@ func writeSiteCSV(w io.Writer, sites []siteCompliance) error {
 		if s.Seq > 0 {
 			seq = strconv.FormatUint(s.Seq, 10)
 		}
-		cw.Write([]string{s.Site, strconv.FormatBool(s.Local), strconv.FormatInt(s.Computers, 10), strconv.FormatInt(s.Compliant, 10),
+		rec := []string{s.Site, strconv.FormatBool(s.Local), strconv.FormatInt(s.Computers, 10), strconv.FormatInt(s.Compliant, 10),
 			ratioCSV(s.Compliance), strconv.FormatInt(s.Cells.Installed, 10), strconv.FormatInt(s.Cells.Required, 10),
 			strconv.FormatInt(s.Cells.NotRequired, 10), strconv.FormatInt(s.Cells.Unknown, 10), as, last, s.Interval,
-			strconv.FormatBool(s.Stale), seq})
+			strconv.FormatBool(s.Stale), seq}
+		if tree {
+			sub := s.Subtree
+			if sub == nil {
+				sub = &subtreeTotal{}
+			}
+			rec = append(rec, s.Path, s.Parent, strconv.Itoa(s.Depth), strconv.Itoa(sub.Sites), strconv.Itoa(sub.StaleSites),
+				strconv.FormatInt(sub.Computers, 10), strconv.FormatInt(sub.Compliant, 10), ratioCSV(sub.Compliance))
+		}
+		cw.Write(rec)
 	}
 	cw.Flush()
 	return cw.Error()

@@ -453,3 +453,94 @@ func TestSeverityCell(t *testing.T) {
 		}
 	}
 }
+
+// treeJSON is a root's GET /v1/compliance with a relay (emea) and a site below it (emea/de).
+const treeJSON = `{"as_of":"2026-11-21T10:00:00Z",
+ "totals":{"sites":3,"stale_sites":0,"computers":70,"compliant":50,"compliance":0.7142857,
+           "cells":{"installed":400,"required":30,"not_required":50,"unknown":20}},
+ "sites":[
+  {"site":"apac","local":false,"computers":20,"compliant":20,"compliance":1,"cells":{"installed":100,"required":0,"not_required":0,"unknown":0},
+   "as_of":"2026-11-21T09:00:00Z","last_contact":"2026-11-21T09:59:00Z","interval":"1h0m0s","stale":false,"seq":1,
+   "path":"hq/apac","name":"apac","parent":"hq","depth":1,"subtree":{"sites":1,"stale_sites":0,"computers":20,"compliant":20,"compliance":1}},
+  {"site":"emea","local":false,"computers":10,"compliant":5,"compliance":0.5,"cells":{"installed":100,"required":10,"not_required":0,"unknown":0},
+   "as_of":"2026-11-21T09:00:00Z","last_contact":"2026-11-21T09:59:00Z","interval":"1h0m0s","stale":false,"seq":4,
+   "path":"hq/emea","name":"emea","parent":"hq","depth":1,"subtree":{"sites":2,"stale_sites":0,"computers":50,"compliant":30,"compliance":0.6}},
+  {"site":"emea/de","local":false,"computers":40,"compliant":25,"compliance":0.625,"cells":{"installed":200,"required":20,"not_required":50,"unknown":20},
+   "as_of":"2026-11-21T08:00:00Z","last_contact":"2026-11-21T08:30:00Z","interval":"1h0m0s","stale":false,"seq":9,
+   "path":"hq/emea/de","name":"de","parent":"hq/emea","depth":2,"subtree":{"sites":1,"stale_sites":0,"computers":40,"compliant":25,"compliance":0.625}}]}`
+
+func TestComplianceBySitePath(t *testing.T) {
+	server, got := stubServer(t, http.StatusOK, treeJSON)
+	code, out := runCaptured(t, "compliance", "--server", server, "--depth", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out.stderr)
+	}
+	if uri := got()[0].uri; uri != "/v1/compliance?depth=2" {
+		t.Errorf("sent %s", uri)
+	}
+	lines := strings.Split(strings.TrimSpace(out.stdout), "\n")
+	want := []string{
+		"SITE COMPUTERS COMPLIANT COMPLIANCE % REQUIRED CELLS UNKNOWN CELLS AS OF STALE SUBTREE SITES SUBTREE COMPUTERS SUBTREE COMPLIANCE %",
+		"apac 20 20 100.0 0 0 2026-11-21T09:00:00Z no 1 20 100.0",
+		"emea 10 5 50.0 10 0 2026-11-21T09:00:00Z no 2 50 60.0",
+		"emea/de 40 25 62.5 20 20 2026-11-21T08:00:00Z no 1 40 62.5",
+		"TOTAL 70 50 71.4 30 20 2026-11-21T10:00:00Z 0 of 3 3 70 71.4",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("table:\n%s", out.stdout)
+	}
+	for i, l := range lines {
+		if f := strings.Join(strings.Fields(l), " "); f != want[i] {
+			t.Errorf("line %d: %q, want %q", i, f, want[i])
+		}
+	}
+
+	code, out = runCaptured(t, "compliance", "--server", server, "-o", "csv")
+	wantCSV := "site,local,computers,compliant,compliance,installed,required,not_required,unknown,as_of,last_contact,interval,stale,seq," +
+		"path,parent,depth,subtree_sites,subtree_stale_sites,subtree_computers,subtree_compliant,subtree_compliance\n" +
+		"apac,false,20,20,1.0000,100,0,0,0,2026-11-21T09:00:00Z,2026-11-21T09:59:00Z,1h0m0s,false,1,hq/apac,hq,1,1,0,20,20,1.0000\n" +
+		"emea,false,10,5,0.5000,100,10,0,0,2026-11-21T09:00:00Z,2026-11-21T09:59:00Z,1h0m0s,false,4,hq/emea,hq,1,2,0,50,30,0.6000\n" +
+		"emea/de,false,40,25,0.6250,200,20,50,20,2026-11-21T08:00:00Z,2026-11-21T08:30:00Z,1h0m0s,false,9,hq/emea/de,hq/emea,2,1,0,40,25,0.6250\n"
+	if code != 0 || out.stdout != wantCSV {
+		t.Errorf("csv: exit %d:\n%s\nwant\n%s", code, out.stdout, wantCSV)
+	}
+
+	for _, site := range []string{"emea/de", "hq/emea/de"} {
+		code, out = runCaptured(t, "compliance", "--server", server, "--site", site, "-o", "json")
+		var one struct {
+			Path string `json:"path"`
+			Seq  int    `json:"seq"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out.stdout), &one) != nil || one.Path != "hq/emea/de" || one.Seq != 9 {
+			t.Errorf("--site %s -o json: exit %d, printed %q", site, code, out.stdout)
+		}
+	}
+}
+
+func TestComplianceTreeFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		path string
+	}{
+		{[]string{"--depth", "0"}, "/v1/compliance?depth=0"},
+		{[]string{"--depth=3", "--site", "emea"}, "/v1/compliance?depth=3"},
+		{[]string{"--by", "bulletin", "--site", "hq/emea", "--subtree"}, "/v1/compliance/bulletins?site=hq%2Femea&subtree=true"},
+	} {
+		q, err := parseCompliance(tc.args)
+		if err != nil || q.path() != tc.path {
+			t.Errorf("%v: path %v %v, want %s", tc.args, q, err, tc.path)
+			continue
+		}
+	}
+	for _, args := range [][]string{
+		{"--depth", "-1"},
+		{"--by", "bulletin", "--depth", "1"},
+		{"--subtree"},
+		{"--by", "bulletin", "--subtree"},
+		{"--site", "emea", "--subtree"},
+	} {
+		if _, err := parseCompliance(args); !isUsage(err) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
