@@ -89,7 +89,7 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		n := fmt.Sprintf("child-%d", f.idx)
 		f.mu.Unlock()
 		return path, map[string]any{"name": n}
-	case "GET /v1/children", "GET /v1/alerts", "GET /v1/tree", "GET /v1/replication/runs", "GET /v1/replication/rules":
+	case "GET /v1/children", "GET /v1/alerts", "GET /v1/tree", "GET /v1/catalog/digest", "GET /v1/replication/runs", "GET /v1/replication/rules":
 		return path, nil
 	case "GET /v1/children/{name}":
 		return "/v1/children/c1", nil

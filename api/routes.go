@@ -81,6 +81,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/catalog/imports/{id}", anyRole, true, s.getImport, 0},
 		{http.MethodDelete, "/v1/catalog/imports/{id}", adminOnly, true, s.cancelImport, 0},
 		{http.MethodGet, "/v1/catalog", anyRole, false, s.catalogInfo, 0},
+		{http.MethodGet, "/v1/catalog/digest", anyRole, false, s.catalogDigest, 0},
 		{http.MethodGet, "/v1/catalog/bulletins", anyRole, false, s.listBulletins, 0},
 		{http.MethodGet, "/v1/catalog/bulletins/{id}", anyRole, false, s.getBulletin, 0},
 		{http.MethodPatch, "/v1/catalog/bulletins/{id}", adminOnly, true, s.patchBulletin, 0},
