@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -374,12 +376,53 @@ func (tr *tierTree) alertsAre(t *testing.T, want map[*tierSite][]tierAlert) (boo
 	return true, ""
 }
 
-// tierCheckRunsSound fails for every recorded catalog run of a child that did not verify.
+// tierCheckRunsSound fails for every recorded catalog run of a child that did not verify with
+// equal digests, except a run whose stream was cut under the child: that one is acknowledged
+// with its read error and applied nothing. A replica that does not match is never acceptable.
 func tierCheckRunsSound(t *testing.T, s *tierSite) {
 	t.Helper()
+	cut := 0
 	for _, r := range fltRuns(t, s.up.p, s.name) {
-		if !r.Verified || r.ChildDigest != r.ParentDigest {
+		switch {
+		case r.Verified && r.ChildDigest == r.ParentDigest:
+		case !r.Verified && r.Error != "" && !strings.Contains(strings.ToLower(r.Error), "verif"):
+			cut++
+		default:
 			t.Errorf("%s: a recorded run at %s did not verify with equal digests: %s", s.path(), s.up.name, r)
 		}
+	}
+	t.Logf("%s: every run recorded at %s verified, except %d whose stream was cut", s.path(), s.up.name, cut)
+}
+
+// tierWriteFeed writes a feed as hierFeed.write does, but copies each record's bytes as they are
+// instead of encoding them again: the test rewrites the 17 MB feed for every import, which
+// json.Marshal's validation of every raw record makes take seconds under -race.
+func tierWriteFeed(t *testing.T, f *hierFeed, path string) {
+	t.Helper()
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for _, k := range slices.Sorted(maps.Keys(f.head)) {
+		b.Write(hierJSON(k))
+		b.WriteByte(':')
+		b.Write(f.head[k])
+		b.WriteByte(',')
+	}
+	b.WriteString(`"bulletins":[`)
+	for i, r := range f.B {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(r.raw)
+	}
+	b.WriteString(`],"updates":[`)
+	for i, r := range f.U {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(r.raw)
+	}
+	b.WriteString("]}")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
