@@ -238,7 +238,35 @@ func (tr *tierTree) waitConverged(t *testing.T, what string, views map[*tierSite
 	for _, s := range tr.sites {
 		hierCheckView(t, s.p, views[s], sample)
 	}
+	// Each link verified its own runs; across the tiers, a site's whole catalog must also have
+	// the digest of the root's view for what the site reports up.
+	for _, s := range tr.below() {
+		root, site := tierViewDigest(t, tr.root.p, s.union()), tierViewDigest(t, s.p, nil)
+		if site.Digest == "" || site.Digest != root.Digest {
+			t.Errorf("%s: GET /v1/catalog/digest is %q at version %d; the root's for %v is %q at version %d: want the same digest",
+				s.path(), site.Digest, site.Version, s.union(), root.Digest, root.Version)
+		}
+	}
 	return true
+}
+
+// tierDigest is GET /v1/catalog/digest: the digest of a site's catalog filtered to ranges.
+type tierDigest struct {
+	Version uint64   `json:"version"`
+	Ranges  []string `json:"ranges"`
+	Digest  string   `json:"digest"`
+}
+
+// tierViewDigest is GET /v1/catalog/digest?ranges=..., or the whole catalog's without ranges.
+func tierViewDigest(t *testing.T, p *proc, ranges []string) tierDigest {
+	t.Helper()
+	u := p.url + "/v1/catalog/digest"
+	if len(ranges) > 0 {
+		u += "?ranges=" + url.QueryEscape(strings.Join(ranges, ","))
+	}
+	var d tierDigest
+	doJSON(t, "GET", u, p.token, nil, 200, &d)
+	return d
 }
 
 // logLinks logs, for a failure report, each site's newest run at its parent and its link state.
