@@ -151,7 +151,7 @@ func TestTombstoneHorizonBounded(t *testing.T) {
 			}
 			be.UpdateChild("late", store.ChildUpdate{Ranges: &[]string{"de"}, Cursor: &first.Version, CursorRanges: &[]string{"de"}, CursorAt: tc.ackAt})
 			if !tc.seenAt.IsZero() {
-				p.seen["late"] = tc.seenAt
+				p.polls.seen["late"] = tc.seenAt
 			}
 			if err := p.collectTombstones(now); err != nil {
 				t.Fatal(err)

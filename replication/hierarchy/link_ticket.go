@@ -109,9 +109,7 @@ func (p *Parent) RunTicket(plan *RunPlan) (*RunTicket, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	inf := p.inflight[plan.header.RunID]
-	p.mu.Unlock()
+	inf := p.runs.lookup(plan.header.RunID)
 	if inf == nil {
 		return nil, fmt.Errorf("run %s is not in flight here: %w", plan.header.RunID, store.ErrNotFound)
 	}

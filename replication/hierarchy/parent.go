@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -57,17 +57,14 @@ type Parent struct {
 	logger   *slog.Logger
 	pollWait time.Duration
 
-	mu       sync.Mutex
-	leading  bool
-	pending  map[string]*runSpec
-	wake     map[string]chan struct{}
-	seen     map[string]time.Time
-	inflight map[string]*inflight
-	alerts   map[string]bool
-	runDone  chan struct{} // closed and replaced whenever a run is recorded
-	// next is when each scheduled rule ("catalog", "policies", "settings") fires next; a
-	// continuous rule has no entry.
-	next map[string]time.Time
+	leading atomic.Bool
+	// The soft state, each part with its own lock (parent_state.go).
+	polls    *polls
+	requests *requests
+	runs     *runsOut
+	schedule *schedule
+	// alerts are the language alerts last logged (the leader loop's goroutine only).
+	alerts map[string]bool
 	// guard holds the security alerts and each child's poller (security.go).
 	guard *guard
 }
@@ -76,8 +73,8 @@ type Parent struct {
 func NewParent(logger *slog.Logger) *Parent {
 	return &Parent{
 		ready: make(chan struct{}), logger: logger, pollWait: 55 * time.Second,
-		pending: map[string]*runSpec{}, next: map[string]time.Time{}, wake: map[string]chan struct{}{}, seen: map[string]time.Time{},
-		inflight: map[string]*inflight{}, alerts: map[string]bool{}, runDone: make(chan struct{}), guard: newGuard(),
+		polls: newPolls(), requests: newRequests(), runs: newRunsOut(), schedule: newSchedule(),
+		alerts: map[string]bool{}, guard: newGuard(),
 	}
 }
 
@@ -165,12 +162,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (p *Parent) parentRanges() []string {
-	if l, err := p.backend.State().Languages(nil, store.LanguagesSite); err == nil && l != nil {
-		return l.Ranges
-	}
-	return []string{}
-}
 
 // Alert is one child range that no parent range covers (kind "language"), or a security alert
 // about a child's credential (kinds "summary-refused" and "second-poller", with how often and
@@ -199,21 +190,10 @@ func (p *Parent) Alerts() ([]Alert, error) {
 	return append(out, p.guard.list(time.Now())...), nil
 }
 
-func (p *Parent) touch(child string) {
-	p.mu.Lock()
-	p.seen[child] = time.Now()
-	p.mu.Unlock()
-}
+func (p *Parent) touch(child string) { p.polls.touch(child) }
 
 // poke wakes a child's waiting pull so that it re-evaluates whether a run is due.
-func (p *Parent) poke(child string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ch, ok := p.wake[child]; ok {
-		close(ch)
-		delete(p.wake, child)
-	}
-}
+func (p *Parent) poke(child string) { p.polls.poke(child) }
 
 // NowRequest is a replicate now: which children (all if none), which scope ("all", "catalog",
 // "policies" or "settings"; a Policy or Folder implies "policies"), and the catalog's mode.
@@ -300,32 +280,18 @@ func (p *Parent) ReplicateNow(r NowRequest) ([]string, error) {
 			return nil, fmt.Errorf("child %q: %w", name, store.ErrNotFound)
 		}
 	}
-	p.mu.Lock()
 	for _, name := range children {
-		p.request(name, spec)
+		p.requests.add(name, spec)
 	}
-	p.mu.Unlock()
 	for _, name := range children {
 		p.poke(name)
 	}
 	return children, nil
 }
 
-// request adds a pending request for a child (p.mu held).
-func (p *Parent) request(child string, s *runSpec) {
-	cur := p.pending[child]
-	if cur == nil {
-		cur = &runSpec{}
-		p.pending[child] = cur
-	}
-	cur.merge(s)
-}
-
 // retry asks again for every section of a run a child could not apply.
 func (p *Parent) retry(child string, h RunHeader) {
-	p.mu.Lock()
-	p.request(child, retrySpec(h))
-	p.mu.Unlock()
+	p.requests.add(child, retrySpec(h))
 }
 
 // retrySpec is what a retry of a run asks for: the run's sections again.
@@ -349,9 +315,7 @@ func retrySpec(h RunHeader) *runSpec {
 // not be read.
 func (p *Parent) WaitRuns(ctx context.Context, children []string, since time.Time) (map[string]*store.ReplicationRun, error) {
 	for {
-		p.mu.Lock()
-		done := p.runDone
-		p.mu.Unlock()
+		done := p.runs.changed()
 		got, err := p.runsSince(children, since)
 		if err != nil || len(got) == len(children) {
 			return got, err
@@ -423,12 +387,10 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 	}
 	defer end()
 	if req.Resume != "" {
-		p.mu.Lock()
-		inf := p.inflight[req.Resume]
-		if inf == nil || inf.child != req.Child || req.FromChunk < 0 || req.FromChunk > len(inf.plan.batches) {
+		inf := p.runs.get(req.Resume, req.Child)
+		if inf != nil && (req.FromChunk < 0 || req.FromChunk > len(inf.plan.batches)) {
 			inf = nil
 		}
-		p.mu.Unlock()
 		if inf != nil {
 			p.touch(req.Child)
 			p.logger.Info("resuming replication run", "child", req.Child, "run", req.Resume, "from_chunk", req.FromChunk, "chunks", len(inf.plan.batches))
@@ -436,15 +398,15 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 		}
 		// This leader does not hold that run (a restart or failover): send a fresh one, of the
 		// catalog and the policies, from the cursors the child reports.
-		p.mu.Lock()
-		p.request(req.Child, &runSpec{catalog: &trigger{ModeDifferential, "retry"},
+		p.requests.add(req.Child, &runSpec{catalog: &trigger{ModeDifferential, "retry"},
 			policies: &policyReq{trigger: trigger{ModeDifferential, "retry"}}})
-		p.mu.Unlock()
 	}
 	timer := time.NewTimer(req.Wait)
 	defer timer.Stop()
 	for {
 		p.touch(req.Child)
+		// Taken before reading what is due: a request or a new term from now on wakes the wait.
+		wake := p.polls.waitCh(req.Child)
 		state := p.backend.State()
 		// The catalog, policies and settings under a continuous rule go as soon as they change:
 		// the wait watches the catalog's version, the policies' and settings' tables, the pokes,
@@ -475,30 +437,19 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 			return nil, err
 		}
 		rules := LoadRules(state)
-		p.mu.Lock()
-		if !p.leading {
-			p.mu.Unlock()
+		if !p.leading.Load() {
 			return nil, ErrNotLeading
 		}
-		spec, err := p.due(state, rules, c, req, view)
+		pending := p.requests.take(c.Name)
+		spec, err := p.due(state, rules, c, req, view, pending)
 		if err != nil {
-			p.mu.Unlock()
+			p.requests.putBack(c.Name, pending)
 			return nil, err
 		}
-		var wake chan struct{}
-		if !spec.empty() {
-			delete(p.pending, c.Name)
-		} else {
-			wake = p.wake[c.Name]
-			if wake == nil {
-				wake = make(chan struct{})
-				p.wake[c.Name] = wake
-			}
-		}
-		p.mu.Unlock()
 		if !spec.empty() {
 			return p.startRun(state, view, c, req, spec)
 		}
+		p.requests.putBack(c.Name, pending) // nothing due: what was asked waits for its turn
 		wctx, cancel := context.WithCancel(ctx)
 		changed := ws.WatchCh(wctx)
 		select {
@@ -515,12 +466,9 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 	}
 }
 
-// due decides which sections a run for a child must carry now (p.mu held); none: wait.
-func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRequest, v *store.CatalogView) (*runSpec, error) {
-	pending := p.pending[c.Name]
-	if pending == nil {
-		pending = &runSpec{}
-	}
+// due decides which sections a run for a child must carry now, from what is pending for it
+// (which it may change: a request the child already holds is dropped); none: wait.
+func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRequest, v *store.CatalogView, pending *runSpec) (*runSpec, error) {
 	s := &runSpec{cascade: pending.cascade}
 	t, ok, err := p.dueCatalog(rules, c, req, v, pending)
 	if err != nil {
@@ -565,7 +513,7 @@ func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRe
 	return s, nil
 }
 
-// dueCatalog decides whether the catalog section is due for a child and which (p.mu held).
+// dueCatalog decides whether the catalog section is due for a child and which.
 func (p *Parent) dueCatalog(rules Rules, c *store.Child, req PullRequest, v *store.CatalogView, pending *runSpec) (trigger, bool, error) {
 	horizon, err := v.TombstoneHorizon()
 	if err != nil {
@@ -654,9 +602,7 @@ func (p *Parent) startRun(state *store.Store, v *store.CatalogView, c *store.Chi
 	}
 	plan.header.RootVersion = rootVersion
 	plan.header.Cascade = spec.cascade
-	p.mu.Lock()
-	p.inflight[plan.header.RunID] = &inflight{plan: plan, child: c.Name, trigger: plan.header.Trigger, started: now}
-	p.mu.Unlock()
+	p.runs.add(plan.header.RunID, &inflight{plan: plan, child: c.Name, trigger: plan.header.Trigger, started: now})
 	attrs := []any{"child", c.Name, "run", plan.header.RunID, "scopes", plan.header.Scopes, "trigger", plan.header.Trigger}
 	if spec.catalog != nil {
 		attrs = append(attrs, "mode", plan.header.Mode, "from", plan.header.From, "to", plan.header.To,

@@ -30,12 +30,7 @@ func (p *Parent) AckTicketed(child string, ta TicketedAck) (*AckResponse, error)
 	if ack.Child != "" && ack.Child != child {
 		return nil, fmt.Errorf("%w: credential of %q acknowledged as %q", ErrWrongChild, child, ack.Child)
 	}
-	p.mu.Lock()
-	inf := p.inflight[ack.RunID]
-	if inf != nil && inf.child == child {
-		delete(p.inflight, ack.RunID)
-	}
-	p.mu.Unlock()
+	inf := p.runs.take(ack.RunID, child)
 	now := time.Now().UTC()
 	var (
 		h       RunHeader
@@ -148,9 +143,7 @@ func (p *Parent) AckTicketed(child string, ta TicketedAck) (*AckResponse, error)
 		resp.Verified, run.Verified = verified, verified
 		if !verified && h.Cascade != nil {
 			// The repair run carries the replicate-now on, so that it still reaches the subtree.
-			p.mu.Lock()
-			p.request(child, &runSpec{cascade: h.Cascade})
-			p.mu.Unlock()
+			p.requests.add(child, &runSpec{cascade: h.Cascade})
 		}
 		if !verified && run.Error == "" {
 			run.Error = "verification failed: " + strings.Join(problems, "; ") + "; the next run repairs it"
@@ -160,10 +153,7 @@ func (p *Parent) AckTicketed(child string, ta TicketedAck) (*AckResponse, error)
 	if _, err := p.backend.RecordReplicationRun(run, u); err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	close(p.runDone)
-	p.runDone = make(chan struct{})
-	p.mu.Unlock()
+	p.runs.signal()
 	return resp, nil
 }
 

@@ -21,14 +21,10 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	p.mu.Lock()
-	p.leading = true
-	p.mu.Unlock()
+	p.leading.Store(true)
 	defer func() {
-		p.mu.Lock()
-		p.leading = false
-		p.inflight = map[string]*inflight{}
-		p.mu.Unlock()
+		p.leading.Store(false)
+		p.runs.reset()
 		p.wakeAll() // waiting pulls see leading == false and answer 503
 	}()
 	tick := time.NewTicker(time.Second)
@@ -63,15 +59,7 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 // inflightTTL is how long an unacknowledged run is remembered (its child may have died).
 const inflightTTL = time.Hour
 
-func (p *Parent) pruneInflight(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, inf := range p.inflight {
-		if now.Sub(inf.started) > inflightTTL {
-			delete(p.inflight, id)
-		}
-	}
-}
+func (p *Parent) pruneInflight(now time.Time) { p.runs.prune(now, inflightTTL) }
 
 // scheduledRules are the rules with a schedule, and what their firing asks for.
 var scheduledRules = []struct {
@@ -85,38 +73,37 @@ var scheduledRules = []struct {
 
 func (p *Parent) scheduleNext(now time.Time) {
 	rules := LoadRules(p.backend.State())
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.schedule.mu.Lock()
+	defer p.schedule.mu.Unlock()
 	for _, sr := range scheduledRules {
 		sched, err := ParseSchedule(sr.rule(rules), true)
 		if err != nil || sched.Continuous {
-			delete(p.next, sr.scope)
+			delete(p.schedule.next, sr.scope)
 			continue
 		}
-		if _, ok := p.next[sr.scope]; !ok {
-			p.next[sr.scope] = sched.Next(now)
+		if _, ok := p.schedule.next[sr.scope]; !ok {
+			p.schedule.next[sr.scope] = sched.Next(now)
 		}
 	}
 }
 
 // NextRun is when the catalog schedule fires next (zero: continuous).
 func (p *Parent) NextRun() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.next[ScopeCatalog]
+	t, _ := p.schedule.at(ScopeCatalog)
+	return t
 }
 
 func (p *Parent) fireSchedule(now time.Time) {
 	p.scheduleNext(now) // rules may have changed from continuous
-	p.mu.Lock()
+	p.schedule.mu.Lock()
 	var due []string
-	for scope, next := range p.next {
+	for scope, next := range p.schedule.next {
 		if !now.Before(next) {
 			due = append(due, scope)
-			delete(p.next, scope)
+			delete(p.schedule.next, scope)
 		}
 	}
-	p.mu.Unlock()
+	p.schedule.mu.Unlock()
 	sort.Strings(due)
 	for _, scope := range due {
 		if _, err := p.ReplicateNow(NowRequest{Scope: scope, Reason: "schedule"}); err != nil {
@@ -130,23 +117,16 @@ func (p *Parent) fireSchedule(now time.Time) {
 
 // RulesChanged re-reads the schedule (after PUT /v1/replication/rules) and wakes every child.
 func (p *Parent) RulesChanged() {
-	p.mu.Lock()
-	clear(p.next)
-	p.mu.Unlock()
+	p.schedule.mu.Lock()
+	clear(p.schedule.next)
+	p.schedule.mu.Unlock()
 	p.scheduleNext(time.Now())
 	p.wakeAll()
 }
 
 // wakeAll wakes every waiting pull so that it re-evaluates whether a run is due (new rules, or
 // the end of leadership; a new catalog version wakes them through the store's watch).
-func (p *Parent) wakeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for name, ch := range p.wake {
-		close(ch)
-		delete(p.wake, name)
-	}
-}
+func (p *Parent) wakeAll() { p.polls.wakeAll() }
 
 // logAlerts logs language alerts as they are raised and cleared (security alerts are logged
 // where they are raised).
@@ -213,11 +193,9 @@ func (p *Parent) holdsTombstones(c *store.Child, now time.Time) bool {
 		return false
 	}
 	last := c.CursorAt
-	p.mu.Lock()
-	if seen := p.seen[c.Name]; seen.After(last) {
+	if seen, _ := p.polls.lastSeen(c.Name); seen.After(last) {
 		last = seen
 	}
-	p.mu.Unlock()
 	return now.Sub(last) <= TombstoneHoldLimit
 }
 

@@ -102,15 +102,13 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		if pidx > c.PolicyCursor {
 			st.PolicyLag = pidx - c.PolicyCursor
 		}
-		p.mu.Lock()
-		if seen, ok := p.seen[c.Name]; ok {
+		if seen, ok := p.polls.lastSeen(c.Name); ok {
 			st.LastSeen = &seen
-			st.Connected = now.Sub(seen) < p.pollWait+10*time.Second
+			st.Connected = p.connected(c.Name)
 		}
-		if next, ok := p.next[ScopeCatalog]; ok {
+		if next, ok := p.schedule.at(ScopeCatalog); ok {
 			st.NextRun = &next
 		}
-		p.mu.Unlock()
 		if info.Version > c.Cursor {
 			st.LagIndex = info.Version - c.Cursor
 			if !info.UpdatedAt.IsZero() {

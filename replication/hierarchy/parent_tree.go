@@ -267,21 +267,17 @@ func (p *Parent) languageAlerts() ([]Alert, error) {
 
 // connected reports whether a child was heard from within a long-poll (leader's soft state).
 func (p *Parent) connected(child string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	seen, ok := p.seen[child]
-	return ok && time.Since(seen) < p.pollWait+15*time.Second
+	seen, ok := p.polls.lastSeen(child)
+	return ok && time.Since(seen) < p.pollWait+10*time.Second
 }
 
 // nextRuns is when this site's schedule runs each scope down next: a time (RFC 3339), or
 // "continuous" for a scope that goes as soon as it changes.
 func (p *Parent) nextRuns() map[string]string {
 	rules := LoadRules(p.backend.State())
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	out := map[string]string{}
 	for _, sr := range scheduledRules {
-		if next, ok := p.next[sr.scope]; ok {
+		if next, ok := p.schedule.at(sr.scope); ok {
 			out[sr.scope] = next.UTC().Format(time.RFC3339)
 		} else if sched, err := ParseSchedule(sr.rule(rules), true); err == nil && sched.Continuous {
 			out[sr.scope] = "continuous"

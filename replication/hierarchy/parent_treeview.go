@@ -189,9 +189,7 @@ type SiteResult struct {
 // answers one result per site below those children; the children's own runs are WaitRuns'.
 func (p *Parent) WaitCascade(ctx context.Context, id string, children []string) ([]SiteResult, error) {
 	for {
-		p.mu.Lock()
-		done := p.runDone
-		p.mu.Unlock()
+		done := p.runs.changed()
 		ws := memdb.NewWatchSet()
 		results, complete, err := p.cascadeResults(ws, id, children)
 		if err != nil || complete {

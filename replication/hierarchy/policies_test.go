@@ -37,7 +37,7 @@ func newPolicyHarness(t *testing.T, seed uint64) *policyHarness {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h.p = NewParent(logger)
 	h.p.SetBackend(fakeParentBackend{ps})
-	h.p.leading = true
+	h.p.leading.Store(true)
 	h.child = NewChild(ChildConfig{ParentURL: "http://parent", Name: "c", Logger: logger})
 	h.child.SetBackend(h.site)
 	if err := ps.s.AddChild(ps.next(), &store.Child{Name: "c", JoinTokenHash: "x"}); err != nil {

@@ -18,7 +18,7 @@ func TestNewCatalogWakesWaitingPull(t *testing.T) {
 	be := fakeParentBackend{site}
 	p := NewParent(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p.SetBackend(be)
-	p.leading = true
+	p.leading.Store(true)
 	model := &parentModel{site: site, updates: map[string]*store.Update{}, bulletins: map[string]*store.Bulletin{}}
 	model.commit(t, &store.CatalogBatch{Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "u1", Language: "de"}, Feed: "f", Hash: "h1"}}})
 	first, _ := site.s.Catalog(nil)
@@ -59,9 +59,7 @@ func TestNewCatalogWakesWaitingPull(t *testing.T) {
 			t.Fatalf("pull answered before the catalog changed: plan %v, err %v", r.plan != nil, r.err)
 		default:
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.wake["c"] != nil
+		return p.polls.waiting("c")
 	})
 	model.commit(t, &store.CatalogBatch{Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "u2", Language: "de"}, Feed: "f", Hash: "h2"}}})
 	select {

@@ -32,7 +32,7 @@ func TestParentReadErrorsAreReturned(t *testing.T) {
 	be := failingParentBackend{fakeParentBackend{site}, boom}
 	p := NewParent(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p.SetBackend(be)
-	p.leading = true
+	p.leading.Store(true)
 	model := &parentModel{site: site, updates: map[string]*store.Update{}, bulletins: map[string]*store.Bulletin{}}
 	model.commit(t, &store.CatalogBatch{Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "u1", Language: "de"}, Feed: "f", Hash: "h1"}}})
 	model.commit(t, &store.CatalogBatch{DeleteUpdates: []string{"u1"}})

@@ -164,7 +164,7 @@ func TestImpossibleSummaryRefused(t *testing.T) {
 // and raised; the first keeps polling; a restarted child waits at most PollerLiveWindow.
 func TestSecondPoller(t *testing.T) {
 	p, site := secParent(t)
-	p.leading = true
+	p.leading.Store(true)
 	info, _ := site.s.Catalog(nil)
 	c, _ := site.s.Child(nil, "emea")
 	req := func(inst string, wait time.Duration) PullRequest {
