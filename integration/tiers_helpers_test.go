@@ -42,6 +42,7 @@ type tierTree struct {
 	sites []*tierSite
 }
 
+// tierNewTree declares a tree with its root parent.
 func tierNewTree(name string, own ...string) *tierTree {
 	root := &tierSite{name: name, role: "parent", own: own}
 	return &tierTree{root: root, sites: []*tierSite{root}}
