@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,8 @@ import (
 // the same languages. Agents post scans at both leaves and at the relay emea; each relay forwards
 // its descendants' newest summaries, and the root's report must list every site once by its
 // path, with numbers, subtree totals and grand totals equal to what the test computes from the
-// scans it sent. A new scan at the leaf on the fourth tier then reaches the root's numbers.
+// scans it sent. A new scan at the leaf on the fourth tier then reaches the root's numbers, and
+// a leaf removed at its relay leaves the root's report.
 func TestTiersCompliance(t *testing.T) {
 	t.Parallel()
 	requireBinary(t)
@@ -130,7 +132,26 @@ func TestTiersCompliance(t *testing.T) {
 		t.Errorf("root totals %d computers at %d sites, want 95 at 4", final.Totals.Computers, final.Totals.Sites)
 	}
 	t.Logf("root totals: %d sites, %d computers, %d compliant, cells %v", final.Totals.Sites, final.Totals.Computers, final.Totals.Compliant, final.Totals.Cells.arr())
-	t.Logf("berlin's new summary reached the root in %s; whole test %s", time.Since(reached).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("berlin's new summary reached the root in %s", time.Since(reached).Round(time.Millisecond))
+
+	// A leaf removed at its relay leaves the root's report, and the totals, with nothing else.
+	if st, _, raw := do(t, "DELETE", emea.p.url+"/v1/children/"+fr.name, emea.p.token, nil); st != 200 && st != 204 {
+		t.Fatalf("DELETE /v1/children/%s at emea: %d %s", fr.name, st, raw)
+	}
+	emea.children = slices.DeleteFunc(emea.children, func(s *tcmpSite) bool { return s == fr })
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		return check("", false), "the root still reports emea-fr, removed at emea"
+	})
+	if !check("root report after emea-fr was removed at emea", true) {
+		t.FailNow()
+	}
+	if o, _ := tcmpOverview(t, root.p, ""); o.Totals.Computers != 65 || o.Totals.Sites != 3 {
+		t.Errorf("root totals after the removal: %d computers at %d sites, want 65 at 3", o.Totals.Computers, o.Totals.Sites)
+	}
+	if o, _ := tcmpOverview(t, emea.p, ""); o.Totals.Computers != 65 || o.Totals.Sites != 3 {
+		t.Errorf("emea's totals after it removed emea-fr: %d computers at %d sites, want 65 at 3: %v", o.Totals.Computers, o.Totals.Sites, o.Sites)
+	}
+	t.Logf("whole test %s", time.Since(start).Round(time.Millisecond))
 }
 
 // tcmpQuiet is the root report's check without reporting: whether every site's numbers, the

@@ -34,6 +34,11 @@ func reportSite(t *testing.T) *store.Store {
 	if err := s.CommitCatalog(2, &store.ImportRun{ID: "r"}, nil); err != nil {
 		t.Fatal(err)
 	}
+	for i, name := range []string{"emea", "apac"} {
+		if err := s.AddChild(uint64(10+i), &store.Child{Name: name, JoinTokenHash: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	put := func(idx uint64, child string, contact time.Time, sum Summary) {
 		body, err := sum.Encode()
 		if err != nil {

@@ -45,8 +45,8 @@ func (ss *siteSummary) selected(self, site string, subtree bool) bool {
 }
 
 // sites reads every site's summary in one read of the tree: the local one (if it has
-// computers, or nothing below it reported), then each child followed by the sites below it,
-// in path order. Decoded summaries are cached by site and sequence.
+// computers, or nothing below it reported), then each enrolled child followed by the sites
+// below it, in path order. Decoded summaries are cached by site and sequence.
 func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSummary, error) {
 	tree, err := s.SummaryTree(nil)
 	if err != nil {
@@ -80,8 +80,17 @@ func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSumm
 		fresh[key] = cached
 		return cached.sum, nil
 	}
+	// A child removed here is no longer a site of this one: its last summary, and what it
+	// forwarded, stay stored but are not reported (nor forwarded by a relay).
+	enrolled := make(map[string]bool, len(tree.Children))
+	for _, c := range tree.Children {
+		enrolled[c.Name] = true
+	}
 	childStale := map[string]bool{}
 	for _, c := range tree.Summaries {
+		if !enrolled[c.Child] {
+			continue
+		}
 		sum, err := decode(c.Child, c.Seq, c.Digest, c.Summary)
 		if err != nil {
 			return nil, err
@@ -91,6 +100,9 @@ func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSumm
 		out = append(out, siteSummary{sum: sum, row: c, key: c.Child, depth: 1, stale: st})
 	}
 	for _, b := range tree.Subtree {
+		if !enrolled[b.Child] {
+			continue
+		}
 		sum, err := decode(b.Path, b.Seq, b.Digest, b.Summary)
 		if err != nil {
 			return nil, err

@@ -98,6 +98,15 @@ func TestOverviewByPath(t *testing.T) {
 	if none, _ := r.OverviewDepth(s, "hq", now, 0); len(none.Sites) != 0 || none.Totals.Computers != 40 {
 		t.Fatalf("depth 0 at a parent without computers: %+v", none)
 	}
+
+	// A child removed here leaves the report with the sites it forwarded.
+	if err := s.RemoveChild(20, "emea"); err != nil {
+		t.Fatal(err)
+	}
+	left, err := r.Overview(s, "hq", now)
+	if err != nil || len(left.Sites) != 2 || left.Sites[1].Path != "hq/apac/jp" || left.Totals.Computers != 6 {
+		t.Fatalf("after emea was removed: %+v, %v", left, err)
+	}
 }
 
 // TestBulletinsBySitePath: the bulletin report counts the sites below the children too; its
