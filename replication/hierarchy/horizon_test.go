@@ -90,12 +90,12 @@ func TestTombstonesCollectedPastEveryChild(t *testing.T) {
 		t.Fatalf("horizon %d (%v) below the collected tombstone %d", h, err, deleted.Version)
 	}
 	c, _ := site.s.Child(nil, "old")
-	tr, due, err := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "old", Cursor: first.Version, CursorRanges: []string{"de"}}, v, &runSpec{})
+	tr, due, err := dueCatalog(DefaultRules(), c, PullRequest{Child: "old", Cursor: first.Version, CursorRanges: []string{"de"}}, v, nil)
 	if err != nil || !due || tr.mode != ModeComplete || tr.reason != "horizon" {
 		t.Fatalf("child behind the horizon: due %v, trigger %+v", due, tr)
 	}
 	c, _ = site.s.Child(nil, "new")
-	if _, due, err := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "new", Cursor: deleted.Version, CursorRanges: []string{"de"}}, v, &runSpec{}); err != nil || due {
+	if _, due, err := dueCatalog(DefaultRules(), c, PullRequest{Child: "new", Cursor: deleted.Version, CursorRanges: []string{"de"}}, v, nil); err != nil || due {
 		t.Fatal("an up-to-date child got a run with nothing to do")
 	}
 }
@@ -161,7 +161,7 @@ func TestTombstoneHorizonBounded(t *testing.T) {
 			}
 			v, _ := be.s.CatalogView(nil)
 			c, _ := be.s.Child(nil, "late")
-			tr, due, err := p.dueCatalog(DefaultRules(), c, PullRequest{Child: "late", Cursor: first.Version, CursorRanges: []string{"de"}}, v, &runSpec{})
+			tr, due, err := dueCatalog(DefaultRules(), c, PullRequest{Child: "late", Cursor: first.Version, CursorRanges: []string{"de"}}, v, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -162,7 +162,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-
 // Alert is one child range that no parent range covers (kind "language"), or a security alert
 // about a child's credential (kinds "summary-refused" and "second-poller", with how often and
 // when it was raised).
@@ -230,24 +229,29 @@ func (r NowRequest) spec() (*runSpec, error) {
 		scope = ScopePolicies
 	}
 	t := trigger{mode: mode, reason: r.Reason}
-	pr := &policyReq{trigger: t}
+	selection := &request{trigger: t}
 	if r.Policy != "" {
-		pr.ids = []string{r.Policy}
-		pr.unlessHolds = r.UnlessHolds
+		selection.ids = []string{r.Policy}
+		selection.unlessHolds = r.UnlessHolds
 	}
 	if r.Folder != "" {
-		pr.folders = []string{r.Folder}
+		selection.folders = []string{r.Folder}
 	}
 	s := &runSpec{cascade: r.Cascade}
-	switch scope {
-	case "", "all":
-		s.catalog, s.policies, s.settings = &t, pr, &t
-	case ScopeCatalog:
-		s.catalog = &t
-	case ScopePolicies:
-		s.policies = pr
-	case ScopeSettings:
-		s.settings = &t
+	ask := func(scope string) {
+		if scope == ScopePolicies {
+			s.set(scope, selection)
+		} else {
+			s.set(scope, &request{trigger: t})
+		}
+	}
+	switch {
+	case scope == "" || scope == "all":
+		for _, st := range streams {
+			ask(st.scope())
+		}
+	case streamOf(scope) != nil:
+		ask(scope)
 	default:
 		return nil, fmt.Errorf("scope must be all, catalog, policies or settings, not %q (compliance is sent up by a child: ask the child site): %w", scope, store.ErrInvalid)
 	}
@@ -292,22 +296,6 @@ func (p *Parent) ReplicateNow(r NowRequest) ([]string, error) {
 // retry asks again for every section of a run a child could not apply.
 func (p *Parent) retry(child string, h RunHeader) {
 	p.requests.add(child, retrySpec(h))
-}
-
-// retrySpec is what a retry of a run asks for: the run's sections again.
-func retrySpec(h RunHeader) *runSpec {
-	s := &runSpec{cascade: h.Cascade}
-	t := trigger{mode: h.Mode, reason: "retry"}
-	if h.HasCatalog() {
-		s.catalog = &t
-	}
-	if h.Policies != nil {
-		s.policies = &policyReq{trigger: trigger{mode: h.Policies.Mode, reason: "retry"}, folders: h.Policies.Folders, ids: h.Policies.IDs}
-	}
-	if h.Settings != nil {
-		s.settings = &trigger{mode: ModeComplete, reason: "retry"}
-	}
-	return s
 }
 
 // WaitRuns waits until each child has a run recorded that started at or after since, or ctx
@@ -398,8 +386,8 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 		}
 		// This leader does not hold that run (a restart or failover): send a fresh one, of the
 		// catalog and the policies, from the cursors the child reports.
-		p.requests.add(req.Child, &runSpec{catalog: &trigger{ModeDifferential, "retry"},
-			policies: &policyReq{trigger: trigger{ModeDifferential, "retry"}}})
+		retry := trigger{ModeDifferential, "retry"}
+		p.requests.add(req.Child, newSpec(map[string]*request{ScopeCatalog: {trigger: retry}, ScopePolicies: {trigger: retry}}))
 	}
 	timer := time.NewTimer(req.Wait)
 	defer timer.Stop()
@@ -464,153 +452,4 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 		}
 		cancel()
 	}
-}
-
-// due decides which sections a run for a child must carry now, from what is pending for it
-// (which it may change: a request the child already holds is dropped); none: wait.
-func (p *Parent) due(state *store.Store, rules Rules, c *store.Child, req PullRequest, v *store.CatalogView, pending *runSpec) (*runSpec, error) {
-	s := &runSpec{cascade: pending.cascade}
-	t, ok, err := p.dueCatalog(rules, c, req, v, pending)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		s.catalog = &t
-	}
-	pidx, sidx := state.PoliciesIndex(nil), state.SettingDocsIndex(nil)
-	complete := func(reason string) *policyReq { return &policyReq{trigger: trigger{ModeComplete, reason}} }
-	switch {
-	case c.PoliciesNeedComplete:
-		s.policies = complete("repair")
-	case req.PolicyCursor == 0 && pidx > 0:
-		s.policies = complete("first")
-	case req.PolicyCursor > pidx:
-		s.policies = complete("cursor-ahead")
-	case pidx > 0 && !sameRanges(c.Ranges, req.PolicyRanges):
-		s.policies = complete("filter-change")
-	case pending.policies != nil && pending.policies.unlessHolds > 0 && req.PolicyCursor >= pending.policies.unlessHolds:
-		pending.policies = nil // the child already holds what was asked for
-		if rules.Policies == "continuous" && pidx > req.PolicyCursor {
-			s.policies = &policyReq{trigger: trigger{ModeDifferential, "continuous"}}
-		}
-	case pending.policies != nil:
-		s.policies = pending.policies
-	case rules.Policies == "continuous" && pidx > req.PolicyCursor:
-		s.policies = &policyReq{trigger: trigger{ModeDifferential, "continuous"}}
-	}
-	switch {
-	case c.PoliciesNeedComplete:
-		s.settings = &trigger{ModeComplete, "repair"}
-	case req.SettingsCursor == 0 && sidx > 0:
-		s.settings = &trigger{ModeComplete, "first"}
-	case req.SettingsCursor > sidx:
-		s.settings = &trigger{ModeComplete, "cursor-ahead"}
-	case pending.settings != nil:
-		s.settings = pending.settings
-	case rules.Settings == "continuous" && sidx > req.SettingsCursor:
-		s.settings = &trigger{ModeComplete, "continuous"}
-	}
-	return s, nil
-}
-
-// dueCatalog decides whether the catalog section is due for a child and which.
-func (p *Parent) dueCatalog(rules Rules, c *store.Child, req PullRequest, v *store.CatalogView, pending *runSpec) (trigger, bool, error) {
-	horizon, err := v.TombstoneHorizon()
-	if err != nil {
-		return trigger{}, false, fmt.Errorf("catalog run for child %q: %w", c.Name, err)
-	}
-	switch {
-	case req.Cursor == 0 && v.Info.Version > 0:
-		return trigger{ModeComplete, "first"}, true, nil
-	case c.NeedsComplete:
-		return trigger{ModeComplete, "repair"}, true, nil
-	case req.Cursor < horizon:
-		return trigger{ModeComplete, "horizon"}, true, nil
-	case req.Cursor > v.Info.Version:
-		return trigger{ModeComplete, "cursor-ahead"}, true, nil // the parent's catalog went backwards
-	}
-	if pending.catalog != nil {
-		return *pending.catalog, true, nil
-	}
-	if req.Cursor == 0 {
-		return trigger{}, false, nil // the parent has no catalog yet: nothing to send or to filter
-	}
-	if req.Cursor != c.Cursor {
-		// The child holds a version the parent never heard acknowledged (the acknowledgement
-		// was lost): a run from its cursor, even an empty one, verifies and records it.
-		return trigger{ModeDifferential, "resync"}, true, nil
-	}
-	if !sameRanges(c.Ranges, req.CursorRanges) {
-		return trigger{ModeDifferential, "filter-change"}, true, nil
-	}
-	if rules.Catalog == "continuous" && v.Info.Version > req.Cursor {
-		return trigger{ModeDifferential, "continuous"}, true, nil
-	}
-	return trigger{}, false, nil
-}
-
-// startRun builds a run from one consistent view: the catalog section (if due, or if a policy
-// sent needs records the child lacks), then policies, then settings.
-func (p *Parent) startRun(state *store.Store, v *store.CatalogView, c *store.Child, req PullRequest, spec *runSpec) (*RunPlan, error) {
-	pcb, scb := &chunkBuilder{}, &chunkBuilder{}
-	var psec *PolicySection
-	var ssec *SettingsSection
-	if spec.policies != nil {
-		sec, needCatalog, err := buildPolicies(state, v, c.Ranges, req, spec.policies, pcb)
-		if err != nil {
-			return nil, err
-		}
-		psec = sec
-		if needCatalog && spec.catalog == nil {
-			spec.catalog = &trigger{ModeDifferential, "policy-dependency"}
-		}
-	}
-	if spec.settings != nil {
-		sec, err := buildSettings(state, spec.settings, scb)
-		if err != nil {
-			return nil, err
-		}
-		ssec = sec
-	}
-	var plan *RunPlan
-	if spec.catalog != nil {
-		view := *c
-		view.Cursor, view.CursorRanges = req.Cursor, req.CursorRanges
-		plan = buildRun(v, &view, spec.catalog.mode)
-		plan.header.Scopes = []string{ScopeCatalog}
-	} else {
-		plan = &RunPlan{view: v, header: RunHeader{From: req.Cursor, To: req.Cursor, Ranges: req.CursorRanges}}
-	}
-	if psec != nil {
-		plan.header.Scopes = append(plan.header.Scopes, ScopePolicies)
-		plan.header.Policies = psec
-		plan.batches = append(plan.batches, pcb.out...)
-	}
-	if ssec != nil {
-		plan.header.Scopes = append(plan.header.Scopes, ScopeSettings)
-		plan.header.Settings = ssec
-		plan.batches = append(plan.batches, scb.out...)
-	}
-	plan.header.Chunks = len(plan.batches)
-	now := time.Now().UTC()
-	plan.header.RunID = newRunID(now)
-	plan.header.Trigger = spec.reason()
-	plan.header.SamplePercent = LoadRules(state).VerifyPercent
-	rootVersion, err := p.rootVersion(state, plan.header.To)
-	if err != nil {
-		return nil, err
-	}
-	plan.header.RootVersion = rootVersion
-	plan.header.Cascade = spec.cascade
-	p.runs.add(plan.header.RunID, &inflight{plan: plan, child: c.Name, trigger: plan.header.Trigger, started: now})
-	attrs := []any{"child", c.Name, "run", plan.header.RunID, "scopes", plan.header.Scopes, "trigger", plan.header.Trigger}
-	if spec.catalog != nil {
-		attrs = append(attrs, "mode", plan.header.Mode, "from", plan.header.From, "to", plan.header.To,
-			"records", plan.header.Records, "deletes", plan.header.Deletes)
-	}
-	if psec != nil {
-		attrs = append(attrs, "policies", psec.Records, "policy_trigger", psec.Trigger, "folders", psec.Folders)
-	}
-	p.logger.Info("replication run", attrs...)
-	return plan, nil
 }

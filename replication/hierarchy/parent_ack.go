@@ -75,71 +75,33 @@ func (p *Parent) AckTicketed(child string, ta TicketedAck) (*AckResponse, error)
 		run.Sampled = 0 // not checked: the catalog moved on since the run was built
 	}
 	if !h.HasCatalog() {
+		// The run's mode is its first section's.
 		run.Mode = ""
-		if h.Policies != nil {
-			run.Mode = h.Policies.Mode
-		} else if h.Settings != nil {
-			run.Mode = ModeComplete
+		for _, st := range streams {
+			if ok, mode := st.carried(&h); ok {
+				run.Mode = mode
+				break
+			}
 		}
-	}
-	if h.Policies != nil {
-		ps := h.Policies
-		run.Policies = &store.RunPolicies{Mode: ps.Mode, Trigger: ps.Trigger, Folders: ps.Folders, IDs: ps.IDs, From: ps.From,
-			To: ps.To, Advanced: ps.Advance, Records: ps.Records, Deletes: ack.PoliciesDeleted, Digest: ps.Digest, ChildDigest: ack.PolicyDigest}
-	}
-	if h.Settings != nil {
-		run.Settings = &store.RunSettings{Trigger: h.Settings.Trigger, To: h.Settings.To, Records: h.Settings.Records, Deletes: ack.SettingsDeleted}
 	}
 	resp := &AckResponse{}
 	u := store.ChildUpdate{}
+	check := &ackCheck{h: &h, ack: &ack, view: view, run: &run, u: &u, resp: resp, now: now}
+	var problems []string
+	for _, st := range streams {
+		if carried, _ := st.carried(&h); !carried {
+			continue
+		}
+		if ok, problem := st.verify(check); !ok {
+			problems = append(problems, problem)
+		}
+	}
 	if !ack.Applied {
 		// The child could not apply the run (a cut connection, a restart): it gets another.
 		p.retry(child, h)
 		p.logger.Warn("child could not apply a run; it will get another", "child", child, "run", h.RunID, "error", ack.Error)
-	}
-	if ack.Applied {
-		verified := true
-		var problems []string
-		if h.HasCatalog() {
-			if view != nil {
-				resp.Mismatches = checkSample(view, h.Ranges, ack.Sample)
-			}
-			ok := ack.ChildDigest == h.Digest && len(resp.Mismatches) == 0
-			to, ranges, needs := h.To, h.Ranges, !ok
-			rootVersion := h.RootVersion
-			u = store.ChildUpdate{Cursor: &to, CursorRanges: &ranges, CursorAt: now, NeedsComplete: &needs, RootVersion: &rootVersion}
-			if !ok {
-				verified = false
-				problems = append(problems, fmt.Sprintf("catalog: child digest %s, parent %s, %d sampled records differ %v",
-					abbrev(ack.ChildDigest), abbrev(h.Digest), len(resp.Mismatches), firstN(resp.Mismatches, 5)))
-			}
-		}
-		policiesOK := true
-		if ps := run.Policies; ps != nil {
-			ps.Verified = ack.PolicyDigest == ps.Digest
-			policiesOK = ps.Verified
-			if ps.Advanced {
-				to := ps.To
-				u.PolicyCursor = &to
-			}
-			if !ps.Verified {
-				problems = append(problems, fmt.Sprintf("policies: child digest %s, parent %s", abbrev(ack.PolicyDigest), abbrev(ps.Digest)))
-			}
-		}
-		if ss := run.Settings; ss != nil {
-			ss.Verified = ack.SettingsDigest == h.Settings.Digest
-			policiesOK = policiesOK && ss.Verified
-			to := ss.To
-			u.SettingsCursor = &to
-			if !ss.Verified {
-				problems = append(problems, fmt.Sprintf("settings: child digest %s, parent %s", abbrev(ack.SettingsDigest), abbrev(h.Settings.Digest)))
-			}
-		}
-		if run.Policies != nil || run.Settings != nil {
-			needs := !policiesOK
-			u.PoliciesNeedComplete = &needs
-		}
-		verified = verified && policiesOK
+	} else {
+		verified := len(problems) == 0
 		resp.Verified, run.Verified = verified, verified
 		if !verified && h.Cascade != nil {
 			// The repair run carries the replicate-now on, so that it still reaches the subtree.

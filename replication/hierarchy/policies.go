@@ -8,26 +8,15 @@ import (
 	"patchtree/store"
 )
 
-// policyReq asks for policies to be sent: every change (or every policy, complete) when it
-// selects nothing, else exactly the policies of the selected folders and ids.
-type policyReq struct {
-	trigger
-	folders, ids []string
-	// unlessHolds: the request is moot for a child whose policy cursor reaches it.
-	unlessHolds uint64
-}
-
-func (r *policyReq) all() bool { return len(r.folders) == 0 && len(r.ids) == 0 }
-
-// mergePolicies combines two requests for the same child: the wider selection wins.
-func mergePolicies(a, b *policyReq) *policyReq {
+// mergePolicies combines two policy requests for the same child: the wider selection wins.
+func mergePolicies(a, b *request) *request {
 	switch {
 	case a == nil:
 		return b
 	case b == nil:
 		return a
 	}
-	out := &policyReq{trigger: a.trigger, unlessHolds: max(a.unlessHolds, b.unlessHolds)}
+	out := &request{trigger: a.trigger, unlessHolds: max(a.unlessHolds, b.unlessHolds)}
 	if a.unlessHolds == 0 || b.unlessHolds == 0 {
 		out.unlessHolds = 0 // an unconditional request stays unconditional
 	}
@@ -52,45 +41,6 @@ func union(a, b []string) []string {
 	return out
 }
 
-// runSpec says which sections a run carries (nil: not this one). A child's pending requests
-// have the same shape.
-type runSpec struct {
-	catalog  *trigger
-	policies *policyReq
-	settings *trigger
-	// cascade is the replicate-now request that travels on down the tree with the run.
-	cascade *Cascade
-}
-
-func (s *runSpec) empty() bool { return s.catalog == nil && s.policies == nil && s.settings == nil }
-
-// reason is the run's trigger: its first section's.
-func (s *runSpec) reason() string {
-	switch {
-	case s.catalog != nil:
-		return s.catalog.reason
-	case s.policies != nil:
-		return s.policies.reason
-	case s.settings != nil:
-		return s.settings.reason
-	}
-	return ""
-}
-
-// merge adds o's requests to s.
-func (s *runSpec) merge(o *runSpec) {
-	if o.catalog != nil && (s.catalog == nil || s.catalog.mode != ModeComplete) {
-		s.catalog = o.catalog
-	}
-	s.policies = mergePolicies(s.policies, o.policies)
-	if o.settings != nil {
-		s.settings = o.settings
-	}
-	if o.cascade != nil {
-		s.cascade = o.cascade
-	}
-}
-
 // buildPolicies adds a run's policies section to cb: the policies to send, filtered to the
 // child's ranges, and the ids of every policy (the child drops the parent's others). It reports
 // whether a policy sent references a catalog record the child's catalog cursor predates: then
@@ -100,7 +50,7 @@ func (s *runSpec) merge(o *runSpec) {
 // takes, and the catalog records they reference. Reading the policies and their index in two
 // transactions let a write between them advance a child's cursor past a change it never got,
 // which a later run's digest (over every policy) then failed on. The store is not read.
-func buildPolicies(_ *store.Store, v *store.CatalogView, ranges []string, req PullRequest, pr *policyReq, cb *chunkBuilder) (*PolicySection, bool, error) {
+func buildPolicies(v *store.CatalogView, ranges []string, req PullRequest, pr *request, cb *chunkBuilder) (*PolicySection, bool, error) {
 	all, err := v.Policies()
 	if err != nil {
 		return nil, false, fmt.Errorf("read the policies for a run: %w", err)
@@ -160,12 +110,9 @@ func lacksCatalog(v *store.CatalogView, p *store.Policy, cursor uint64) bool {
 	return false
 }
 
-// buildSettings adds every settings document to cb, read with their index in one transaction.
-func buildSettings(state *store.Store, t *trigger, cb *chunkBuilder) (*SettingsSection, error) {
-	v, err := state.CatalogView(nil)
-	if err != nil {
-		return nil, fmt.Errorf("read the settings documents for a run: %w", err)
-	}
+// buildSettings adds every settings document to cb, read with their index from the run's one
+// read transaction.
+func buildSettings(v *store.CatalogView, t *trigger, cb *chunkBuilder) (*SettingsSection, error) {
 	docs, err := v.SettingDocs()
 	if err != nil {
 		return nil, fmt.Errorf("read the settings documents for a run: %w", err)
