@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"patchtree/node"
+	"patchtree/replication/hierarchy"
 )
 
 func runStatus(args []string) error {
@@ -23,12 +25,49 @@ func runStatus(args []string) error {
 	if err != nil {
 		return err
 	}
-	var st node.Status
+	var st struct {
+		node.Status
+		Parent *hierarchy.ChildState `json:"parent"`
+	}
 	if printed, err := c.request(http.MethodGet, "/v1/status", nil, &st); printed || err != nil {
 		return err
 	}
-	printStatus(os.Stdout, c.base, &st)
+	printStatus(os.Stdout, c.base, &st.Status)
+	if st.Parent != nil {
+		printParentLink(os.Stdout, st.Parent)
+	}
 	return nil
+}
+
+// printParentLink renders a child or relay site's link to its parent: its state, where it
+// goes, the last run, and what this server lacks to run it.
+func printParentLink(w io.Writer, p *hierarchy.ChildState) {
+	contact := "never"
+	if !p.LastContact.IsZero() {
+		contact = p.LastContact.UTC().Format(time.RFC3339)
+	}
+	via := ""
+	if p.URL != "" {
+		via = " via " + p.URL
+	}
+	fmt.Fprintf(w, "  parent link %s%s (joined %t, connected %t, last contact %s)\n", p.State, via, p.Joined, p.Connected, contact)
+	if len(p.Addresses) > 1 {
+		fmt.Fprintf(w, "    addresses %s\n", strings.Join(p.Addresses, ", "))
+	}
+	run := p.LastRun
+	if run == "" {
+		run = "(none yet)"
+	}
+	fmt.Fprintf(w, "    cursor    %d, last run %s, verified %t\n", p.Cursor, run, p.LastVerified)
+	if len(p.Uncovered) > 0 {
+		fmt.Fprintf(w, "    uncovered %s (the parent sends nothing in them)\n", strings.Join(p.Uncovered, ", "))
+	}
+	if p.Error != "" {
+		fmt.Fprintf(w, "    error     %s\n", p.Error)
+	}
+	if p.Problem != "" {
+		fmt.Fprintf(w, "    problem   %s\n", p.Problem)
+	}
 }
 
 // printStatus renders a site's status for people.
