@@ -99,12 +99,26 @@ func TestOverviewByPath(t *testing.T) {
 		t.Fatalf("depth 0 at a parent without computers: %+v", none)
 	}
 
+	// With computers of its own, the reporting site has a line of depth 0 whose subtree is
+	// everything.
+	if _, err := s.ApplyScans(19, []store.Scan{{ComputerID: "pc-1", ScannedAt: now, Cells: []store.ScanCell{{Update: "u1", State: store.StateInstalled}}}}); err != nil {
+		t.Fatal(err)
+	}
+	withLocal, err := r.OverviewDepth(s, "hq", now, 0)
+	if err != nil || len(withLocal.Sites) != 1 {
+		t.Fatalf("depth 0 with local computers: %+v, %v", withLocal, err)
+	}
+	if l := withLocal.Sites[0]; !l.Local || l.Path != "hq" || l.Depth != 0 || l.Parent != "" || l.Computers != 1 ||
+		l.Subtree.Sites != 6 || l.Subtree.Computers != 41 || withLocal.Totals.Computers != 41 {
+		t.Fatalf("the local line: %+v (subtree %+v)", l, l.Subtree)
+	}
+
 	// A child removed here leaves the report with the sites it forwarded.
 	if err := s.RemoveChild(20, "emea"); err != nil {
 		t.Fatal(err)
 	}
 	left, err := r.Overview(s, "hq", now)
-	if err != nil || len(left.Sites) != 2 || left.Sites[1].Path != "hq/apac/jp" || left.Totals.Computers != 6 {
+	if err != nil || len(left.Sites) != 3 || left.Sites[2].Path != "hq/apac/jp" || left.Totals.Computers != 7 {
 		t.Fatalf("after emea was removed: %+v, %v", left, err)
 	}
 }
