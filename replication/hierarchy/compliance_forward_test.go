@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,5 +191,33 @@ func TestRelayReportsWhenBelowChanges(t *testing.T) {
 	trigger, took := wait(func() { r.childReports(t, "emea-de", 2, 3) })
 	if trigger != "subtree" || took < forwardDebounce {
 		t.Fatalf("a new summary below: trigger %q after %s, want subtree after the debounce", trigger, took)
+	}
+}
+
+// TestCollectSubtreeBounds: a relay lists at most MaxSubtreeSummaries sites, leaves out paths
+// over MaxSubtreePathBytes and the sites of children removed at it, and marks every site below
+// a stale child stale.
+func TestCollectSubtreeBounds(t *testing.T) {
+	now := time.Now()
+	tree := &store.SummaryTree{
+		Children: []*store.Child{{Name: "c"}},
+		Summaries: []*store.ChildSummary{{Child: "c", Seq: 1, Digest: "d", Summary: []byte("x"), Interval: time.Minute, LastContact: now.Add(-time.Hour)},
+			{Child: "gone", Seq: 1, Digest: "d", Summary: []byte("x")}},
+		Subtree: []*store.SubtreeSummary{{Path: "gone/x", Child: "gone", Seq: 1}, {Path: "c/" + strings.Repeat("y", MaxSubtreePathBytes), Child: "c", Seq: 1}},
+	}
+	for i := range MaxSubtreeSummaries + 5 {
+		tree.Subtree = append(tree.Subtree, &store.SubtreeSummary{Path: fmt.Sprintf("c/s%04d", i), Child: "c", Seq: 1})
+	}
+	got := collectSubtree(tree, "relay", now, nil)
+	if len(got) != MaxSubtreeSummaries || got[0].Path != "relay/c" || got[1].Path != "relay/c/s0000" {
+		t.Fatalf("%d entries starting %s, %s; want %d starting with the child", len(got), got[0].Path, got[1].Path, MaxSubtreeSummaries)
+	}
+	for _, e := range got {
+		if !e.Stale || len(e.Path) > MaxSubtreePathBytes || strings.Contains(e.Path, "gone") {
+			t.Fatalf("entry %+v", e.ForwardedSummary)
+		}
+	}
+	if subtreeKey(nil) != "" || subtreeKey(got) == subtreeKey(got[1:]) {
+		t.Fatalf("subtree keys do not tell lists apart")
 	}
 }
