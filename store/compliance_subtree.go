@@ -52,13 +52,16 @@ type SubtreeOutcome struct {
 var subtreeChildIndex = &memdb.IndexSchema{Name: "child", Indexer: &memdb.StringFieldIndex{Field: "Child"}}
 
 // CheckSubtreePath checks that path names a site below child: "child/name[/name...]", each part
-// a site name.
+// a site name other than "." and "..".
 func CheckSubtreePath(child, path string) error {
 	parts := strings.Split(path, "/")
 	if len(parts) < 2 || parts[0] != child {
 		return fmt.Errorf("path %q does not start with child %q and a site below it: %w", path, child, ErrInvalid)
 	}
 	for _, p := range parts[1:] {
+		if p == "." || p == ".." {
+			return fmt.Errorf("path %q: %q is not a site name: %w", path, p, ErrInvalid)
+		}
 		if err := CheckName("site", p); err != nil {
 			return fmt.Errorf("path %q: %w", path, err)
 		}

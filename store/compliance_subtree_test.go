@@ -136,6 +136,7 @@ func TestSubtreeSummariesRefused(t *testing.T) {
 		"not below":      {Path: "emea", Child: "emea", Seq: 1, Summary: []byte("x")},
 		"bad name":       {Path: "emea/a\x01b", Child: "emea", Seq: 1, Summary: []byte("x")},
 		"empty part":     {Path: "emea//de", Child: "emea", Seq: 1, Summary: []byte("x")},
+		"dot dot":        {Path: "emea/../apac", Child: "emea", Seq: 1, Summary: []byte("x")},
 		"sequence 0":     {Path: "emea/de", Child: "emea", Seq: 0, Summary: []byte("x")},
 		"path of others": {Path: "apac/jp", Child: "emea", Seq: 1, Summary: []byte("x")},
 	} {
