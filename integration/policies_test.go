@@ -706,17 +706,22 @@ func (s *polSuite) testDependency(t *testing.T) {
 	for _, k := range s.kids {
 		// The run that brought the policy: the first that carried policies and either selected it
 		// or covered the index that created it.
+		// The child holds the policy once it committed the run; the parent records the run when
+		// the acknowledgement arrives, a moment later.
 		var brought *polRun
-		runs := polRuns(t, s.parent, k.name)
-		for i := len(runs) - 1; i >= 0; i-- { // oldest first
-			r := runs[i]
-			if !slices.Contains(r.polScopes(), "policies") || r.Policies == nil || r.Policies.Records == 0 || r.StartedAt.Before(t0) ||
-				!slices.Contains(r.Policies.IDs, p.ID) && !(float64(r.Policies.From) < created && created <= float64(r.Policies.To)) {
-				continue
+		eventually(t, 10*time.Second, func() (bool, string) {
+			runs := polRuns(t, s.parent, k.name)
+			for i := len(runs) - 1; i >= 0; i-- { // oldest first
+				r := runs[i]
+				if !slices.Contains(r.polScopes(), "policies") || r.Policies == nil || r.Policies.Records == 0 || r.StartedAt.Before(t0) ||
+					!slices.Contains(r.Policies.IDs, p.ID) && !(float64(r.Policies.From) < created && created <= float64(r.Policies.To)) {
+					continue
+				}
+				brought = &r
+				return true, ""
 			}
-			brought = &r
-			break
-		}
+			return false, fmt.Sprintf("%s: no run since the policy's creation carried policies", k.name)
+		})
 		if brought == nil {
 			t.Errorf("%s: no run since the policy's creation carried policies", k.name)
 			continue
