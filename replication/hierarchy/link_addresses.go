@@ -51,6 +51,15 @@ func (c *Child) endpoints() []string {
 	c.mu.Lock()
 	l, cur := c.active, c.current
 	c.mu.Unlock()
+	if l == nil {
+		// Not running the link yet (a summary asked for before the loop set it up): the link
+		// the site has.
+		select {
+		case <-c.ready:
+			l, _ = c.link()
+		default:
+		}
+	}
 	urls := []string{c.cfg.ParentURL}
 	if l != nil {
 		urls = l.Addresses()
