@@ -3,6 +3,7 @@ package hierarchy
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -178,5 +179,39 @@ func TestLinkStatusReplicated(t *testing.T) {
 	leader.setErr(errors.New("parent unreachable"))
 	if st := follower.Status(); st.Error != "parent unreachable" || site.idx != writes+1 {
 		t.Errorf("after an error the follower reports %q (%d writes); want the error, written once", st.Error, site.idx-writes)
+	}
+}
+
+// TestLinkRecordsTheParentsCA: a server without --tls-ca reaches the parent with the CA recorded
+// in the link (without it the parent's certificate does not verify), and a server without the
+// client certificate the site joined with says so.
+func TestLinkRecordsTheParentsCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(SiteAddresses{URLs: []string{}})
+	}))
+	defer srv.Close()
+	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		name    string
+		tls     *LinkTLS
+		reaches bool
+		problem bool
+	}{
+		{"nothing recorded", nil, false, false},
+		{"CA recorded", &LinkTLS{CAPEM: ca}, true, false},
+		{"CA and a client certificate recorded", &LinkTLS{CAPEM: ca, ClientCert: true}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewChild(ChildConfig{Name: "c", Logger: quiet})
+			problem := c.setActive(&Link{URL: srv.URL, Child: "c", TLS: tc.tls})
+			_, err := c.call(context.Background(), http.MethodGet, ProtocolPath+SitePath, "t", nil, &SiteAddresses{})
+			if (err == nil) != tc.reaches {
+				t.Errorf("request: %v; want it to succeed: %t", err, tc.reaches)
+			}
+			if (problem != "") != tc.problem || c.Status().Problem != problem {
+				t.Errorf("problem %q (status %q); want one: %t", problem, c.Status().Problem, tc.problem)
+			}
+		})
 	}
 }
