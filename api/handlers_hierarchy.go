@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"patchtree/node"
 	"patchtree/replication/hierarchy"
 	"patchtree/store"
 )
@@ -167,12 +171,26 @@ type replicateNowResponse struct {
 	// at every depth, by path: the children first, then the sites below them.
 	Cascade string                 `json:"cascade,omitempty"`
 	Sites   []hierarchy.SiteResult `json:"sites,omitempty"`
+	// Since is when the leader took the request: runs that started from then on count.
+	Since time.Time `json:"since,omitzero"`
 }
 
 func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 	var req replicateNowRequest
+	body := r.Body
+	var read bytes.Buffer
+	r.Body = io.NopCloser(io.TeeReader(body, &read))
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
+	}
+	if !s.backend.IsLeader() {
+		if req.Wait && req.Scope != hierarchy.ScopeCompliance {
+			return s.replicateNowFollower(r, req)
+		}
+		// The leader serves it, as every route that writes: the body goes on unchanged.
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(read.Bytes()), body))
+		markAudited(r)
+		return 0, rawResponse(func(w http.ResponseWriter) { s.forward(w, r) }), nil
 	}
 	if req.Scope == hierarchy.ScopeCompliance {
 		if tok := callerToken(r); tok != nil && tok.Role == store.RoleRollout {
@@ -223,7 +241,7 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	markAudited(r)
-	resp := replicateNowResponse{Children: targeted, Cascade: cascade.ID}
+	resp := replicateNowResponse{Children: targeted, Cascade: cascade.ID, Since: since}
 	if !req.Wait {
 		return http.StatusAccepted, resp, nil
 	}
@@ -233,6 +251,13 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	return s.nowResults(ctx, h, resp, runs, timeout)
+}
+
+// nowResults completes a replicate-now with wait: each targeted child's run, then every site
+// below them that the request reached, by path.
+func (s *Server) nowResults(ctx context.Context, h Hierarchy, resp replicateNowResponse, runs map[string]*store.ReplicationRun, timeout time.Duration) (int, any, error) {
+	targeted := resp.Children
 	for _, name := range targeted {
 		res := childResult{Child: name}
 		if run, ok := runs[name]; ok {
@@ -248,7 +273,7 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 		}
 		resp.Sites = append(resp.Sites, site)
 	}
-	below, err := h.WaitCascade(ctx, cascade.ID, targeted)
+	below, err := h.WaitCascade(ctx, resp.Cascade, targeted)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -264,6 +289,131 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 	}
 	resp.Sites = append(resp.Sites, below...)
 	return http.StatusOK, resp, nil
+}
+
+// runsRecorded waits for runs in the replicated state (hierarchy.Parent implements it).
+type runsRecorded interface {
+	WaitRunsRecorded(ctx context.Context, children []string, since time.Time) (map[string]*store.ReplicationRun, error)
+}
+
+// followerRecheck is how often a follower waiting for replicate-now runs checks who leads.
+const followerRecheck = 2 * time.Second
+
+// replicateNowFollower serves a replicate-now with wait on a follower. The leader takes the
+// request without wait, and this server waits for the runs in the replicated state, so that the
+// wait outlives the leader: runs acknowledged across its death are recorded by the next leader
+// from their tickets, and the children that have no run recorded yet are asked for again at the
+// next leader (a request pending there died with its leader).
+func (s *Server) replicateNowFollower(r *http.Request, req replicateNowRequest) (int, any, error) {
+	h, err := s.hierarchy()
+	if err != nil {
+		return 0, nil, err
+	}
+	waiter, ok := h.(runsRecorded)
+	if !ok {
+		return 0, nil, fmt.Errorf("%w: this server cannot wait for runs; ask the leader", node.ErrNotLeader)
+	}
+	timeout := 2 * time.Minute
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d <= 0 {
+			return 0, nil, fmt.Errorf("%w: timeout %q is not a positive duration such as \"90s\"", ErrBadRequest, req.Timeout)
+		}
+		timeout = d
+	}
+	markAudited(r) // the leader records the request
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	ask := req
+	ask.Wait, ask.Timeout = false, ""
+	asked := time.Now().UTC()
+	first, leader, refused, err := s.askLeader(ctx, r, ask)
+	if err != nil || refused != nil {
+		return 0, refused, err
+	}
+	since := first.Since
+	if since.IsZero() {
+		since = asked
+	}
+	resp := replicateNowResponse{Children: first.Children, Cascade: first.Cascade, Since: since}
+	var runs map[string]*store.ReplicationRun
+	for {
+		sub, cancelSub := context.WithTimeout(ctx, followerRecheck)
+		runs, err = waiter.WaitRunsRecorded(sub, resp.Children, since)
+		cancelSub()
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(runs) == len(resp.Children) || ctx.Err() != nil {
+			break
+		}
+		now, err := s.backend.WaitLeader(ctx)
+		if err != nil || now == leader {
+			continue
+		}
+		asked := true
+		for _, name := range resp.Children {
+			if _, done := runs[name]; done {
+				continue
+			}
+			ask.Child = name
+			if again, _, refused, err := s.askLeader(ctx, r, ask); err != nil || refused != nil {
+				asked = false
+				s.logger.Warn("replicate now: could not ask the new leader again; retrying", "child", name, "leader", now, "error", err)
+			} else if again.Cascade != "" {
+				resp.Cascade = again.Cascade
+			}
+		}
+		if asked {
+			s.logger.Info("replicate now: the leader changed while this server waited; asked the new one again for the children without a run",
+				"leader", now, "was", leader)
+			leader = now
+		}
+	}
+	return s.nowResults(ctx, s.opts.Hierarchy, resp, runs, timeout)
+}
+
+// askLeader sends a replicate-now without wait to the leader with the caller's credential. A
+// refusal by the leader comes back as its answer, to pass on unchanged.
+func (s *Server) askLeader(ctx context.Context, r *http.Request, req replicateNowRequest) (*replicateNowResponse, string, rawResponse, error) {
+	wctx, cancel := context.WithTimeout(ctx, leaderWait)
+	leader, err := s.backend.WaitLeader(wctx)
+	cancel()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	buf, err := json.Marshal(req)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("encode replicate-now for the leader: %w", err)
+	}
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(leader, "/")+"/v1/replication/now", bytes.NewReader(buf))
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("replicate-now for the leader at %s: %w", leader, err)
+	}
+	out.Header.Set("Content-Type", "application/json")
+	out.Header.Set("Authorization", r.Header.Get("Authorization"))
+	out.Header.Set(forwardedHeader, s.backend.ID())
+	answer, err := http.DefaultClient.Do(out)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("%w: replicate-now at the leader %s: %v", node.ErrNoLeader, leader, err)
+	}
+	defer answer.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(answer.Body, 1<<20))
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("%w: read the leader's answer to replicate-now: %v", node.ErrNoLeader, err)
+	}
+	if answer.StatusCode != http.StatusAccepted {
+		return nil, leader, rawResponse(func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(answer.StatusCode)
+			w.Write(raw)
+		}), nil
+	}
+	var resp replicateNowResponse
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return nil, "", nil, fmt.Errorf("decode the leader's answer to replicate-now: %w", err)
+	}
+	return &resp, leader, nil, nil
 }
 
 type runsResponse struct {

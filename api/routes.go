@@ -99,7 +99,9 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/alerts", anyRole, false, s.alerts, 0},
 		{http.MethodGet, "/v1/tree", adminAudit, false, s.tree, 0},
 		// Rollout may replicate now for policy scopes only: the handler checks the scope.
-		{http.MethodPost, "/v1/replication/now", adminRollout, true, s.replicateNow, 0},
+		// A follower serves replicate-now with wait itself (the leader takes the request), so that
+		// the wait outlives the leader; the handler forwards everything else.
+		{http.MethodPost, "/v1/replication/now", adminRollout, false, s.replicateNow, 0},
 		{http.MethodGet, "/v1/replication/runs", anyRole, false, s.listRuns, 0},
 		{http.MethodGet, "/v1/replication/rules", anyRole, false, s.getRules, 0},
 		{http.MethodPut, "/v1/replication/rules", adminOnly, true, s.putRules, 0},

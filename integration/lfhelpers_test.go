@@ -135,30 +135,3 @@ func lfAppliedRuns(kids ...*proc) []string {
 	}
 	return out
 }
-
-// lfTry sends a request to each server in turn until one answers want (a site whose leader was
-// just killed answers 503 for a moment); it fails the test after timeout.
-func lfTry(t *testing.T, nodes []*proc, method, path string, body any, want int, timeout time.Duration) []byte {
-	t.Helper()
-	var out []byte
-	i := 0
-	waitFor(t, timeout, func() (bool, string) {
-		for range nodes {
-			n := nodes[i%len(nodes)]
-			i++
-			if n.exited() {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			st, raw, err := tryDo(ctx, method, n.url+path, n.token, body)
-			cancel()
-			if err == nil && st == want {
-				out = raw
-				return true, ""
-			}
-			return false, fmt.Sprintf("%s %s on %s: %d %v %s", method, path, n.name, st, err, raw)
-		}
-		return false, "no server is up"
-	})
-	return out
-}

@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -89,7 +92,8 @@ func TestLinkFailoverChildLeaderKilled(t *testing.T) {
 // two seconds while the policies replicate continuously, produce no run that fails
 // verification. Restarted to hold each acknowledgement back (--test-ack-delay), the child
 // acknowledges a run while the parent's leader is SIGKILLed: the next leader records it from
-// the run's ticket, and every run the child applied is recorded. Then the server the child was
+// the run's ticket, a replicate-now --wait asked of a follower sees it done, and every run the
+// child applied is recorded. Then the server the child was
 // configured with is gone, and the child carries on through another.
 func TestLinkFailoverParentSite(t *testing.T) {
 	t.Parallel()
@@ -193,10 +197,30 @@ func TestLinkFailoverParentSite(t *testing.T) {
 	child.stop(t)
 	child.restart(t)
 
-	// 2. The parent's leader is killed while the child holds an acknowledgement back.
+	// 2. The parent's leader is killed while the child holds an acknowledgement back; a
+	// replicate-now --wait asked of a follower sees the run done.
 	survivors := uffOthers(hq, leader)
 	held := len(fltLog(child, "holding the acknowledgement back (test hook)"))
-	lfTry(t, survivors, "POST", "/v1/replication/now", map[string]any{"child": "emea", "scope": "catalog", "mode": "complete"}, 202, 20*time.Second)
+	waited := make(chan string, 1)
+	var answer hierNowResp
+	go func() {
+		buf := hierJSON(map[string]any{"child": "emea", "scope": "catalog", "mode": "complete", "wait": true, "timeout": "90s"})
+		req, _ := http.NewRequest("POST", survivors[0].url+"/v1/replication/now", bytes.NewReader(buf))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+survivors[0].token)
+		resp, err := hierLongClient.Do(req)
+		if err != nil {
+			waited <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || json.Unmarshal(raw, &answer) != nil {
+			waited <- fmt.Sprintf("status %d, %v: %s", resp.StatusCode, err, raw)
+			return
+		}
+		waited <- ""
+	}()
 	var run string
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		if e := fltLog(child, "holding the acknowledgement back (test hook)"); len(e) > held {
@@ -217,6 +241,20 @@ func TestLinkFailoverParentSite(t *testing.T) {
 	})
 	t.Logf("run %s: acknowledgement sent after the SIGKILL of the parent's leader %s, recorded and verified %v after the kill",
 		run, leader.name, time.Since(killed).Round(time.Millisecond))
+	select {
+	case problem := <-waited:
+		if problem != "" {
+			t.Fatalf("replicate-now --wait asked of follower %s across the kill: %s", survivors[0].name, problem)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("replicate-now --wait asked of follower %s did not answer within 90 s of the kill", survivors[0].name)
+	}
+	if len(answer.Results) != 1 || !answer.Results[0].Done || !answer.Results[0].Verified || answer.Results[0].Run == nil {
+		t.Errorf("replicate-now --wait asked of follower %s across the kill answered %+v; want the run done and verified", survivors[0].name, answer)
+	} else {
+		t.Logf("replicate-now --wait asked of follower %s answered %v after the kill: run %s (the held one: %t), verified",
+			survivors[0].name, time.Since(killed).Round(time.Millisecond), answer.Results[0].Run.ID, answer.Results[0].Run.ID == run)
+	}
 	now := lfLeader(t, hq)
 	if len(fltLog(now, "recording a run another leader handed out, from its ticket")) == 0 {
 		t.Errorf("new parent leader %s did not log recording run %s from its ticket", now.name, run)
