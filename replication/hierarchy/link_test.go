@@ -215,3 +215,36 @@ func TestLinkRecordsTheParentsCA(t *testing.T) {
 		})
 	}
 }
+
+// TestLinkWaitsToBeConfigured: a server without --parent on a site without a link shows the
+// link as not configured, and goes on as soon as another server records one.
+func TestLinkWaitsToBeConfigured(t *testing.T) {
+	site := newMemSite(t)
+	c := NewChild(ChildConfig{Name: "c", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	c.SetBackend(site)
+	c.mu.Lock()
+	c.running = true
+	c.mu.Unlock()
+	done := make(chan bool, 1)
+	go func() { done <- c.waitConfigured(context.Background()) }()
+	waitFor(t, 5*time.Second, "the link to show as not configured", func() bool {
+		rec, ok, err := c.loadRecord()
+		return err == nil && ok && rec.State == LinkNotConfigured && rec.Error != ""
+	})
+	select {
+	case <-done:
+		t.Fatal("waitConfigured returned while the site has no link")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := site.PutSetting(SettingParent, &Link{URL: "http://parent:8400", Child: "c", NodeToken: "x.y"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ok := <-done:
+		if !ok || c.Status().State != LinkJoining {
+			t.Errorf("after a link was recorded: returned %t, state %q; want true, joining", ok, c.Status().State)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waitConfigured did not see the link recorded")
+	}
+}
