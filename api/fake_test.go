@@ -317,7 +317,9 @@ func (fakeImporter) Cancel(ctx context.Context, id string) (*importer.Progress, 
 
 func (fakeHierarchy) RootRanges() ([]string, error) { return []string{"en"}, nil }
 
-func (fakeHierarchy) Tree() (*hierarchy.Tree, error) { return &hierarchy.Tree{Sites: []hierarchy.TreeSite{}}, nil }
+func (fakeHierarchy) Tree() (*hierarchy.Tree, error) {
+	return &hierarchy.Tree{Sites: []hierarchy.TreeSite{}}, nil
+}
 
 func (fakeHierarchy) WaitCascade(ctx context.Context, id string, children []string) ([]hierarchy.SiteResult, error) {
 	return []hierarchy.SiteResult{}, nil

@@ -27,7 +27,8 @@ import (
 // views (a tag matches a set of ranges when it matches one of them). The subtests share the tree
 // and run in order: replication of an import, each tier's differential run after a changed feed,
 // the fields GET /v1/children adds for a subtree, a language alert raised and cleared along a
-// path, a relay's refused import, and faults on a relay (SIGKILLs mid-run, its parent link
+// path, a relay's refused import, a policy replicated now to every depth, the root's tree view,
+// and faults on a relay (SIGKILLs mid-run, its parent link
 // delayed and cut) that must heal with no operator action.
 func TestTiers(t *testing.T) {
 	t.Parallel()
@@ -133,6 +134,10 @@ func TestTiers(t *testing.T) {
 			checkError(t, relay.name+": POST /v1/catalog/import at a relay", st, m, raw, 409, "")
 		}
 	})
+
+	t.Run("replicate-now", func(t *testing.T) { tierCheckReplicateNow(t, tr) })
+
+	t.Run("tree", func(t *testing.T) { tierCheckTree(t, tr) })
 
 	t.Run("faults", func(t *testing.T) {
 		feed = tierKillRelay(t, tr, emeaDE, feed, feedPath)
