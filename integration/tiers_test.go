@@ -28,8 +28,8 @@ import (
 // and run in order: replication of an import, each tier's differential run after a changed feed,
 // the fields GET /v1/children adds for a subtree, a language alert raised and cleared along a
 // path, a relay's refused import, a policy replicated now to every depth, the root's tree view,
-// and faults on a relay (SIGKILLs mid-run, its parent link
-// delayed and cut) that must heal with no operator action.
+// and faults on a relay (SIGKILLs mid-run, its parent link delayed and cut) that must heal with
+// no operator action.
 func TestTiers(t *testing.T) {
 	t.Parallel()
 	src := catSharedData(t, hierMozilla)
