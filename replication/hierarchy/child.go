@@ -183,40 +183,6 @@ type partialRun struct {
 	keep, sentPolicies, sentSettings map[string]bool
 }
 
-// dropsOf is what a run's policies and settings sections remove from this replica: the
-// parent's policies it no longer has, and (settings being sent whole) the parent's settings
-// documents the run did not carry. Nil when nothing goes.
-func (c *Child) dropsOf(h RunHeader, pr *partialRun) (*store.CatalogBatch, error) {
-	drop := &store.CatalogBatch{Replica: true}
-	state := c.backend.State()
-	if h.Policies != nil {
-		all, err := state.Policies(nil)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range all {
-			if p.Origin == store.OriginParent && !pr.keep[p.ID] {
-				drop.DeletePolicies = append(drop.DeletePolicies, p.ID)
-			}
-		}
-	}
-	if h.Settings != nil {
-		docs, err := state.SettingDocs(nil)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range docs {
-			if d.Origin == store.OriginParent && !pr.sentSettings[d.Name] {
-				drop.DeleteSettingDocs = append(drop.DeleteSettingDocs, d.Name)
-			}
-		}
-	}
-	if len(drop.DeletePolicies)+len(drop.DeleteSettingDocs) == 0 {
-		return nil, nil
-	}
-	return drop, nil
-}
-
 // NewChild returns the child side; SetBackend connects it to its server.
 func NewChild(cfg ChildConfig) *Child {
 	if cfg.Client == nil {
@@ -569,6 +535,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		c.cfg.Logger.Info("resuming a cut replication run", "run", h.RunID, "from_chunk", pr.next, "chunks", h.Chunks)
 	}
 	runID := stagedPrefix + h.RunID
+	carried := carriedStreams(&h)
 	fail := func(format string, args ...any) (Ack, error) {
 		if pr.stagedRows {
 			if err := c.backend.AbortCatalog(runID); err != nil {
@@ -591,23 +558,8 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		}
 		// Deletions leave tombstones here too: a relay serves its own children differentially.
 		ch.Replica, ch.Tombstones = true, true
-		for _, id := range ch.PolicyKeep {
-			pr.keep[id] = true
-		}
-		ch.PolicyKeep = nil
-		for _, p := range ch.Policies {
-			pr.sentPolicies[p.ID] = true
-		}
-		for _, d := range ch.SettingDocs {
-			pr.sentSettings[d.Name] = true
-		}
-		if h.Mode == ModeComplete && h.HasCatalog() {
-			for _, b := range ch.Bulletins {
-				pr.seenB[b.ID] = true
-			}
-			for _, u := range ch.Updates {
-				pr.seenU[u.ID] = true
-			}
+		for _, st := range carried {
+			st.collect(&h, pr, &ch)
 		}
 		if err := c.backend.StageCatalog(runID, &ch); err != nil {
 			return fail("stage chunk %d of run %s: %v", pr.next+1, h.RunID, err)
@@ -616,39 +568,15 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		pr.next++
 		staged++
 	}
-	drop, err := c.dropsOf(h, pr)
-	if err != nil {
-		return fail("read the replica's policies and settings: %v", err)
-	}
-	if drop != nil {
-		if err := c.backend.StageCatalog(runID, drop); err != nil {
-			return fail("stage policy deletions of run %s: %v", h.RunID, err)
-		}
-		pr.stagedRows = true
-		ack.PoliciesDeleted, ack.SettingsDeleted = len(drop.DeletePolicies), len(drop.DeleteSettingDocs)
-	}
-	if h.Mode == ModeComplete && h.HasCatalog() {
-		// A complete run is the whole view: drop what it did not contain.
-		drop := &store.CatalogBatch{Replica: true}
-		view, err := c.backend.State().CatalogView(nil)
+	state := c.backend.State()
+	for _, st := range carried {
+		parts, err := st.drops(state, &h, pr, &ack)
 		if err != nil {
-			return fail("read replica: %v", err)
+			return fail("run %s: %v", h.RunID, err)
 		}
-		view.EachBulletin(func(b *store.Bulletin) bool {
-			if !pr.seenB[b.ID] {
-				drop.DeleteBulletins = append(drop.DeleteBulletins, b.ID)
-			}
-			return true
-		})
-		view.EachUpdate(func(u *store.Update) bool {
-			if !pr.seenU[u.ID] {
-				drop.DeleteUpdates = append(drop.DeleteUpdates, u.ID)
-			}
-			return true
-		})
-		for _, part := range splitDeletes(drop, 20000) {
+		for _, part := range parts {
 			if err := c.backend.StageCatalog(runID, part); err != nil {
-				return fail("stage deletions of run %s: %v", h.RunID, err)
+				return fail("stage the %s deletions of run %s: %v", st.scope(), h.RunID, err)
 			}
 			pr.stagedRows = true
 		}
@@ -658,14 +586,8 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		State: store.ImportSucceeded, StartedAt: pr.start.UTC(), FinishedAt: now}
 	src := c.source()
 	src.LastImport, src.LastRunID = now, runID
-	if h.HasCatalog() {
-		src.Cursor, src.Ranges, src.RootVersion = h.To, h.Ranges, h.RootVersion
-	}
-	if ps := h.Policies; ps != nil && ps.Advance {
-		src.PolicyCursor, src.PolicyRanges = ps.To, ps.Ranges
-	}
-	if h.Settings != nil {
-		src.SettingsCursor = h.Settings.To
+	for _, st := range carried {
+		st.advance(&h, &src)
 	}
 	if _, err := c.backend.CommitCatalog(rec, &src); err != nil {
 		return fail("commit run %s: %v", h.RunID, err)
@@ -673,27 +595,9 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 	ack.Applied = true
 	ack.BytesWire, ack.BytesRaw = pr.wire+wire.n, pr.raw+raw.n
 	ack.DurationMS = time.Since(pr.start).Milliseconds()
-	state := c.backend.State()
-	if h.Policies != nil {
-		if ack.PolicyDigest, err = childPolicyDigest(state, h.Policies, pr.sentPolicies); err != nil {
-			ack.Error = fmt.Sprintf("read the policies replica to verify run %s: %v", h.RunID, err)
-		}
-	}
-	if h.Settings != nil {
-		if ack.SettingsDigest, err = childSettingsDigest(state); err != nil {
-			ack.Error = fmt.Sprintf("read the settings replica to verify run %s: %v", h.RunID, err)
-		}
-	}
-	if h.HasCatalog() {
-		if view, err := state.CatalogView(nil); err != nil {
-			ack.Error = fmt.Sprintf("read the catalog replica to verify run %s: %v", h.RunID, err)
-		} else {
-			ack.ChildDigest = ReplicaDigest(view)
-			ack.carried = h.Records+h.Deletes > 0
-			if ack.carried {
-				// A run that carried nothing is verified by the digest alone: no sample to send.
-				ack.Sample = sample(view, h.SamplePercent)
-			}
+	for _, st := range carried {
+		if err := st.replicaDigest(state, &h, pr, &ack); err != nil && ack.Error == "" {
+			ack.Error = fmt.Sprintf("verify run %s: %v", h.RunID, err)
 		}
 	}
 	c.cfg.Logger.Info("applied replication run", "run", h.RunID, "mode", h.Mode, "trigger", h.Trigger,

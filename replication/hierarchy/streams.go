@@ -29,6 +29,25 @@ type stream interface {
 	retry(h *RunHeader) *request
 	// carried reports whether a run carries the stream, and in which mode.
 	carried(h *RunHeader) (bool, string)
+
+	// On the child (streams_child.go), for a run that carries the stream: what each chunk tells
+	// about the section, the deletions the whole section implies once every chunk is staged,
+	// where the replica's cursor goes at the commit, and the digest it reports after it.
+	collect(h *RunHeader, pr *partialRun, ch *chunk)
+	drops(state *store.Store, h *RunHeader, pr *partialRun, ack *Ack) ([]*store.CatalogBatch, error)
+	advance(h *RunHeader, src *store.SourceState)
+	replicaDigest(state *store.Store, h *RunHeader, pr *partialRun, ack *Ack) error
+}
+
+// carriedStreams are the streams a run carries, in table order.
+func carriedStreams(h *RunHeader) []stream {
+	var out []stream
+	for _, st := range streams {
+		if ok, _ := st.carried(h); ok {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // streams is the table, in the order a run carries and a child applies the sections. A stream
