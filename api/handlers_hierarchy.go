@@ -209,13 +209,9 @@ func (s *Server) replicateNow(r *http.Request) (int, any, error) {
 			return 0, nil, fmt.Errorf("policy %q: %w", req.Policy, store.ErrNotFound)
 		}
 	}
-	timeout := 2 * time.Minute
-	if req.Timeout != "" {
-		d, err := time.ParseDuration(req.Timeout)
-		if err != nil || d <= 0 {
-			return 0, nil, fmt.Errorf("%w: timeout %q is not a positive duration such as \"90s\"", ErrBadRequest, req.Timeout)
-		}
-		timeout = d
+	timeout, err := waitTimeout(req.Timeout)
+	if err != nil {
+		return 0, nil, err
 	}
 	h, err := s.hierarchy()
 	if err != nil {
@@ -313,13 +309,9 @@ func (s *Server) replicateNowFollower(r *http.Request, req replicateNowRequest) 
 	if !ok {
 		return 0, nil, fmt.Errorf("%w: this server cannot wait for runs; ask the leader", node.ErrNotLeader)
 	}
-	timeout := 2 * time.Minute
-	if req.Timeout != "" {
-		d, err := time.ParseDuration(req.Timeout)
-		if err != nil || d <= 0 {
-			return 0, nil, fmt.Errorf("%w: timeout %q is not a positive duration such as \"90s\"", ErrBadRequest, req.Timeout)
-		}
-		timeout = d
+	timeout, err := waitTimeout(req.Timeout)
+	if err != nil {
+		return 0, nil, err
 	}
 	markAudited(r) // the leader records the request
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -656,4 +648,17 @@ func splitNonEmpty(s string) []string {
 		return []string{}
 	}
 	return strings.Split(s, ",")
+}
+
+// waitTimeout is a replicate-now's wait bound: 2 minutes unless the request gives a positive
+// Go duration.
+func waitTimeout(raw string) (time.Duration, error) {
+	if raw == "" {
+		return 2 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%w: timeout %q is not a positive duration such as \"90s\"", ErrBadRequest, raw)
+	}
+	return d, nil
 }

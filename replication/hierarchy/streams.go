@@ -246,3 +246,13 @@ func (c *ackCheck) repairPolicies(bad bool) {
 	}
 	c.u.PoliciesNeedComplete = &bad
 }
+
+// digestCheck ends the check of a policies or settings section: a mismatch marks both for a
+// complete run and says which digests differ.
+func (c *ackCheck) digestCheck(scope string, ok bool, child, parent string) (bool, string) {
+	c.repairPolicies(!ok)
+	if ok {
+		return true, ""
+	}
+	return false, fmt.Sprintf("%s: child digest %s, parent %s", scope, abbrev(child), abbrev(parent))
+}

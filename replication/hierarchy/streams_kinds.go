@@ -168,11 +168,7 @@ func (policiesStream) verify(c *ackCheck) (bool, string) {
 		to := rp.To
 		c.u.PolicyCursor = &to
 	}
-	c.repairPolicies(!rp.Verified)
-	if rp.Verified {
-		return true, ""
-	}
-	return false, fmt.Sprintf("policies: child digest %s, parent %s", abbrev(c.ack.PolicyDigest), abbrev(ps.Digest))
+	return c.digestCheck(ScopePolicies, rp.Verified, c.ack.PolicyDigest, ps.Digest)
 }
 
 func (policiesStream) retry(h *RunHeader) *request {
@@ -238,11 +234,7 @@ func (settingsStream) verify(c *ackCheck) (bool, string) {
 	rs.Verified = c.ack.SettingsDigest == ss.Digest
 	to := rs.To
 	c.u.SettingsCursor = &to
-	c.repairPolicies(!rs.Verified)
-	if rs.Verified {
-		return true, ""
-	}
-	return false, fmt.Sprintf("settings: child digest %s, parent %s", abbrev(c.ack.SettingsDigest), abbrev(ss.Digest))
+	return c.digestCheck(ScopeSettings, rs.Verified, c.ack.SettingsDigest, ss.Digest)
 }
 
 func (settingsStream) retry(h *RunHeader) *request {
