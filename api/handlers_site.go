@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -32,8 +33,11 @@ func (s *Server) health(r *http.Request) (int, any, error) {
 	case "":
 	case "ready":
 		if !ready {
-			return 0, nil, fmt.Errorf("%w: this server has not applied the site's log through the commit index it learned from the leader",
-				node.ErrNotReady)
+			why := st.NotReady
+			if why == "" {
+				why = "this server has not applied the site's log through the commit index it learned from the leader"
+			}
+			return 0, nil, fmt.Errorf("%w: %s", node.ErrNotReady, strings.TrimPrefix(why, node.ErrNotReady.Error()+": "))
 		}
 	case "leader":
 		if !leader {

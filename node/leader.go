@@ -311,14 +311,28 @@ func (n *Node) markCaughtUp() {
 }
 
 // Ready reports whether this server has caught up with the site's log at least once since it
-// started. Before that, its state (tokens included) may lag behind what was acknowledged.
-func (n *Node) Ready() bool { return n.caughtUp.Load() }
+// started (before that, its state, tokens included, may lag behind what was acknowledged) and
+// its data dir takes writes (else it cannot follow the log).
+func (n *Node) Ready() bool { return n.NotReady() == nil }
 
-// WaitReady blocks until Ready or ctx ends.
+// NotReady says why this server is not ready (nil: it is).
+func (n *Node) NotReady() error {
+	if !n.caughtUp.Load() {
+		return fmt.Errorf("%w: this server has not applied the site's log through the commit index it learned from the leader (leader: %q)",
+			ErrNotReady, n.leaderID())
+	}
+	if err := n.probe.problem(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return nil
+}
+
+// WaitReady blocks until this server has caught up (or ctx ends), then answers whether it is
+// ready.
 func (n *Node) WaitReady(ctx context.Context) error {
 	select {
 	case <-n.caughtUpCh:
-		return nil
+		return n.NotReady()
 	case <-ctx.Done():
 		return fmt.Errorf("%w: this server has not caught up with the site's log yet (leader: %q)", ErrNotReady, n.leaderID())
 	}

@@ -59,6 +59,8 @@ type Node struct {
 	// caughtUp becomes true once this server has applied the site's log up to a commit index it
 	// learned from a leader; until then its reads (and token checks) could be stale.
 	caughtUp   atomic.Bool
+	// probe says whether the data dir takes writes (writeprobe.go).
+	probe *writeProbe
 	caughtUpCh chan struct{}
 	readyOnce  sync.Once
 
@@ -104,6 +106,7 @@ func New(cfg Config) (*Node, error) {
 		fsm:        fsm,
 		leaderCh:   make(chan bool, 1),
 		shutdownCh: make(chan struct{}),
+		probe:      newWriteProbe(cfg.DataDir, cfg.Logger),
 		running:    map[string]bool{},
 		caughtUpCh: make(chan struct{}),
 		fatal:      make(chan error, 1),
@@ -115,6 +118,7 @@ func New(cfg Config) (*Node, error) {
 	n.wg.Add(3)
 	go n.monitorLeadership()
 	go n.trackCatchUp()
+	go n.probe.run(n.shutdownCh)
 	go n.registerSelf()
 	return n, nil
 }

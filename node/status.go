@@ -8,13 +8,15 @@ import (
 
 // Status is what GET /v1/status reports about this server and its site.
 type Status struct {
-	Name        string     `json:"name"`
-	Role        string     `json:"role"`
-	SiteID      string     `json:"site_id"`
-	NodeID      string     `json:"node_id"`
-	Index       uint64     `json:"index"`
-	Languages   []string   `json:"languages"`
-	Ready       bool       `json:"ready"`
+	Name      string   `json:"name"`
+	Role      string   `json:"role"`
+	SiteID    string   `json:"site_id"`
+	NodeID    string   `json:"node_id"`
+	Index     uint64   `json:"index"`
+	Languages []string `json:"languages"`
+	Ready     bool     `json:"ready"`
+	// NotReady says why the server is not ready (empty when it is).
+	NotReady    string     `json:"not_ready,omitempty"`
 	Raft        RaftStatus `json:"raft"`
 	LeaderLoops []string   `json:"leader_loops"`
 	// Catalog is the catalog's version and counts.
@@ -57,7 +59,7 @@ func (n *Node) Status() (*Status, error) {
 	state := n.State()
 	st := &Status{
 		Name: n.cfg.Name, Role: n.cfg.Role, NodeID: n.id, Index: state.LatestIndex(),
-		Ready: n.Ready(), LeaderLoops: n.RunningLoops(), Languages: []string{},
+		Ready: n.Ready(), NotReady: reason(n.NotReady()), LeaderLoops: n.RunningLoops(), Languages: []string{},
 	}
 	site, err := state.Site(nil)
 	if err != nil {
@@ -124,4 +126,12 @@ func (n *Node) Servers() ([]ServerStatus, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// reason is an error's message, or "" for none.
+func reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
