@@ -10,6 +10,7 @@ import (
 	"patchtree/node"
 	"patchtree/replication/hierarchy"
 	"patchtree/store"
+	"patchtree/version"
 )
 
 // healthResponse is GET /v1/health: liveness, plus readiness for orchestration and tests.
@@ -57,6 +58,8 @@ type statusResponse struct {
 	Parent   *hierarchy.ChildState   `json:"parent,omitempty"`
 	Children []hierarchy.ChildStatus `json:"children"`
 	Alerts   []hierarchy.Alert       `json:"alerts"`
+	// Version is the build this server runs.
+	Version version.Info `json:"version"`
 }
 
 func (s *Server) status(r *http.Request) (int, any, error) {
@@ -64,7 +67,7 @@ func (s *Server) status(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	resp := statusResponse{Status: st, Children: []hierarchy.ChildStatus{}, Alerts: []hierarchy.Alert{}}
+	resp := statusResponse{Status: st, Children: []hierarchy.ChildStatus{}, Alerts: []hierarchy.Alert{}, Version: version.Get()}
 	if s.opts.ParentLink != nil {
 		resp.Parent = s.opts.ParentLink()
 	}

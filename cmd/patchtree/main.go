@@ -46,6 +46,7 @@ func commands() []command {
 		{"settings", "list | show NAME | set NAME FILE|-", "read and replace settings documents", runSettings},
 		{"audit", "[--action PREFIX] [--since KEY] [--limit N]", "show the audit log", runAudit},
 		{"scan", "submit FILE|- [--ndjson]", "post system assessment scans to a site", runScan},
+		{"version", "[--json]", "show this binary's version, commit and Go version", runVersion},
 		{"compliance", "[--by site|bulletin] [--site NAME] [--severity S] [--vendor V] [--output table|json|csv]", "show compliance rolled up across the sites", runCompliance},
 	}
 }

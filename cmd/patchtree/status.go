@@ -10,6 +10,7 @@ import (
 
 	"patchtree/node"
 	"patchtree/replication/hierarchy"
+	"patchtree/version"
 )
 
 func runStatus(args []string) error {
@@ -27,12 +28,16 @@ func runStatus(args []string) error {
 	}
 	var st struct {
 		node.Status
-		Parent *hierarchy.ChildState `json:"parent"`
+		Parent  *hierarchy.ChildState `json:"parent"`
+		Version *version.Info         `json:"version"`
 	}
 	if printed, err := c.request(http.MethodGet, "/v1/status", nil, &st); printed || err != nil {
 		return err
 	}
 	printStatus(os.Stdout, c.base, &st.Status)
+	if st.Version != nil {
+		fmt.Fprintf(os.Stdout, "  version     %s (commit %s, %s)\n", st.Version.Version, st.Version.ShortCommit(), st.Version.GoVersion)
+	}
 	if st.Parent != nil {
 		printParentLink(os.Stdout, st.Parent)
 	}
