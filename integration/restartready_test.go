@@ -19,9 +19,9 @@ import (
 // ready never comes from an older state.
 func TestRestartedFollowerReadyOnlyWhenCaughtUp(t *testing.T) {
 	t.Parallel()
-	cycles := 8
+	cycles := 20
 	if soak() {
-		cycles = 20
+		cycles = 100
 	}
 	a := startSite(t, siteOpts{Name: "node-a", Site: "ready3", RaftListen: fmt.Sprintf("127.0.0.1:%d", freePort(t))})
 	nodes := []*proc{a}
@@ -101,6 +101,40 @@ func TestRestartedFollowerReadyOnlyWhenCaughtUp(t *testing.T) {
 	if acked == 0 {
 		t.Fatal("no background write was acknowledged")
 	}
+	checkUnwritableFollower(t, follower, admin)
+}
+
+// checkUnwritableFollower makes a follower's data dir refuse writes (a directory where the
+// server's write probe writes its file, as a full or read-only disk refuses them): within 10 s
+// its health says not ready and names the cause, and it serves no read; once the data dir takes
+// writes again it is ready again.
+func checkUnwritableFollower(t *testing.T, follower *proc, admin string) {
+	t.Helper()
+	probe := filepath.Join(follower.dataDir, ".write-probe")
+	if err := os.Remove(probe); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(probe, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		st, raw, err := tryDo(context.Background(), "GET", follower.url+"/v1/health?require=ready", "", nil)
+		return err == nil && st == 503 && strings.Contains(string(raw), "cannot write the data dir"),
+			fmt.Sprintf("health of a follower that cannot write: %d %v %s", st, err, raw)
+	})
+	took := time.Since(start)
+	if st, raw, err := tryDo(context.Background(), "GET", follower.url+"/v1/status", admin, nil); err != nil || st != 503 {
+		t.Errorf("a read from a follower that cannot write its data dir: %d %v %s, want 503", st, err, raw)
+	}
+	if err := os.Remove(probe); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		st, raw, err := tryDo(context.Background(), "GET", follower.url+"/v1/health?require=ready", "", nil)
+		return err == nil && st == 200, fmt.Sprintf("health once the data dir takes writes again: %d %v %s", st, err, raw)
+	})
+	t.Logf("a follower whose data dir refused writes was not ready after %v, and ready again once it took them", took.Round(time.Millisecond))
 }
 
 // waitFirstReady polls a starting server's /v1/health?require=ready as fast as it answers and
