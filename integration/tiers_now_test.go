@@ -101,7 +101,7 @@ func tierCheckTree(t *testing.T, tr *tierTree) {
 			switch {
 			case !ok:
 				return false, fmt.Sprintf("the tree lacks %s: %+v", s.path(), tree.Sites)
-			case r.Depth != s.depth() || r.Role != s.role || !sameSet(r.Ranges, s.own):
+			case r.Depth != s.depth() || r.Role != s.role || !tierSameSet(r.Ranges, s.own):
 				return false, fmt.Sprintf("tree row %+v, want depth %d, role %s, ranges %v", r, s.depth(), s.role, s.own)
 			case s != tr.root && (!r.Connected || r.LagIndex != 0 || r.RootVersion != tree.RootVersion || len(r.Alerts) != 0):
 				return false, fmt.Sprintf("tree row %+v: want connected, root version %d, no lag, no alerts", r, tree.RootVersion)
@@ -111,6 +111,7 @@ func tierCheckTree(t *testing.T, tr *tierTree) {
 	})
 }
 
-func sameSet(a, b []string) bool {
+// tierSameSet reports whether two range lists hold the same ranges, in any order.
+func tierSameSet(a, b []string) bool {
 	return fmt.Sprint(tierSet(a)) == fmt.Sprint(tierSet(b))
 }
