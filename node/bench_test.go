@@ -18,7 +18,7 @@ func benchNode(b *testing.B, durable bool) *Node {
 	b.Helper()
 	cfg := Config{Name: "hq", Role: RoleParent, DataDir: b.TempDir(), RaftBind: "127.0.0.1:0",
 		APIAddr: "http://127.0.0.1:1", Languages: []string{"en"}, raftConf: fastRaft,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard}
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if !durable {
 		_, cfg.transport = raft.NewInmemTransport("")
 		cfg.inmem = true

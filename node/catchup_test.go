@@ -74,7 +74,7 @@ func TestFollowerReadyOnlyOnceItsFSMApplied(t *testing.T) {
 	late, err := New(Config{
 		Name: "hq", Role: RoleParent, DataDir: t.TempDir(), NodeID: "late",
 		APIAddr: "http://api-late", Languages: []string{"en"},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		transport: trans, inmem: true, skipBootstrap: true, raftConf: fastRaft,
 		beforeApply: func(*raft.Log) { <-gate },
 	})

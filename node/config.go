@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -68,9 +68,20 @@ type Config struct {
 	JoinToken string
 	// LeaderLoops run on whichever server of the site leads.
 	LeaderLoops []LeaderLoop
-	Logger      *slog.Logger
-	// RaftLogOutput receives hashicorp/raft's own log lines (warnings and errors); default stderr.
-	RaftLogOutput io.Writer
+
+	// Raft snapshot settings (zero: hashicorp/raft's defaults): take a snapshot once this many
+	// entries were applied since the last one (SnapshotThreshold), checking this often
+	// (SnapshotInterval), and keep this many entries in the log behind a snapshot (TrailingLogs)
+	// so that a lagging follower catches up from the log rather than a whole snapshot.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// MaxSnapshotBytes bounds the size of a backup that PUT /v1/snapshot accepts (zero:
+	// DefaultMaxSnapshotBytes).
+	MaxSnapshotBytes int64
+	// Logger receives the server's log lines, hashicorp/raft's own included (raftlog.go maps
+	// its levels); default: text on stderr.
+	Logger *slog.Logger
 
 	// Test hooks: an in-memory transport and log store instead of TCP and bolt.
 	transport     raft.Transport
@@ -91,6 +102,8 @@ func (c *Config) validate() error {
 		return errors.New("data directory is required (--data-dir)")
 	case c.APIAddr == "":
 		return errors.New("API address is required")
+	case c.SnapshotInterval < 0 || c.MaxSnapshotBytes < 0:
+		return errors.New("snapshot interval and maximum snapshot size must not be negative")
 	case c.JoinSite != "" && c.JoinToken == "":
 		return errors.New("joining a site needs its admin token (--token or PATCHTREE_TOKEN)")
 	}

@@ -90,7 +90,7 @@ func testCluster(t *testing.T, size int, probe *loopProbe) ([]*Node, []*raft.Inm
 		cfg := Config{
 			Name: "hq", Role: RoleParent, DataDir: t.TempDir(), NodeID: id,
 			APIAddr: "http://api-" + id, Languages: []string{"en"},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 			LeaderLoops: []LeaderLoop{probe.loop(id)},
 			transport:   trans[i], inmem: true, skipBootstrap: i > 0, raftConf: fastRaft,
 		}
@@ -181,7 +181,7 @@ func startLoneServer(t *testing.T, dir string) *Node {
 	t.Helper()
 	n, err := New(Config{Name: "hq", Role: RoleParent, DataDir: dir, RaftBind: "127.0.0.1:0",
 		APIAddr: "http://127.0.0.1:1", Languages: []string{"en"}, raftConf: fastRaft,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
@@ -58,9 +57,9 @@ type Node struct {
 	established atomic.Bool
 	// caughtUp becomes true once this server has applied the site's log up to a commit index it
 	// learned from a leader; until then its reads (and token checks) could be stale.
-	caughtUp   atomic.Bool
+	caughtUp atomic.Bool
 	// probe says whether the data dir takes writes (writeprobe.go).
-	probe *writeProbe
+	probe      *writeProbe
 	caughtUpCh chan struct{}
 	readyOnce  sync.Once
 
@@ -128,11 +127,8 @@ func (n *Node) setupRaft() error {
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(n.id)
 	conf.NotifyCh = n.leaderCh
-	out := n.cfg.RaftLogOutput
-	if out == nil {
-		out = os.Stderr
-	}
-	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
+	conf.Logger = newRaftLogger(n.logger, "raft")
+	n.applySnapshotConfig(conf)
 	if n.cfg.raftConf != nil {
 		n.cfg.raftConf(conf)
 	}

@@ -74,7 +74,7 @@ func startSite(tb testing.TB, name, role string, ranges []string, join *hierarch
 		loops = append(loops, node.LeaderLoop{Name: "catalog-import", Run: imp.LeaderLoop})
 	}
 	n, err := node.New(node.Config{Name: name, Role: role, DataDir: dir, RaftBind: "127.0.0.1:0", APIAddr: "http://" + s.srv.Listener.Addr().String(),
-		Languages: ranges, Logger: logger, RaftLogOutput: io.Discard, LeaderLoops: loops})
+		Languages: ranges, Logger: logger, LeaderLoops: loops})
 	if err != nil {
 		return nil, err
 	}

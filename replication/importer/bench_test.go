@@ -24,7 +24,7 @@ func benchSite(b *testing.B, ranges ...string) (*node.Node, *Importer) {
 	im := New(Config{Logger: logger})
 	n, err := node.New(node.Config{
 		Name: "hq", Role: node.RoleParent, DataDir: b.TempDir(), RaftBind: "127.0.0.1:0",
-		APIAddr: "http://127.0.0.1:1", Languages: ranges, Logger: logger, RaftLogOutput: io.Discard,
+		APIAddr: "http://127.0.0.1:1", Languages: ranges, Logger: logger,
 		LeaderLoops: []node.LeaderLoop{{Name: "catalog-import", Run: im.LeaderLoop}},
 	})
 	if err != nil {
