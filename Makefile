@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSettings -fuzztime 30s ./replication/policy/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./replication/compliance/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSummary -fuzztime 30s ./replication/compliance/
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 30s ./backup/
 
 clean:
 	rm -rf bin
