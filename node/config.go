@@ -60,6 +60,9 @@ type Config struct {
 	APIAddr string
 	// Languages are the managed ranges a new site starts with (validated by the caller).
 	Languages []string
+	// LanguagesGiven says Languages came from an explicit flag: on a restart they must then equal
+	// the site's managed ranges (sitecheck.go); otherwise they only seed a new site.
+	LanguagesGiven bool
 	// AdminToken, if set, is the bearer string of the first admin token instead of a random one.
 	AdminToken string
 	// JoinSite is the API URL of a server of an existing site to join (only used when this data

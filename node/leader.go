@@ -127,10 +127,7 @@ func (n *Node) initSite() error {
 		return err
 	}
 	if site != nil {
-		if site.Name != n.cfg.Name || site.Role != n.cfg.Role {
-			n.logger.Warn("flags differ from the stored site identity; the stored one wins",
-				"site", site.Name, "role", site.Role, "flag_name", n.cfg.Name, "flag_role", n.cfg.Role)
-		}
+		// New refused to start if the flags name another site identity (sitecheck.go).
 		return nil
 	}
 	id, bearer, hash := newSecret()

@@ -114,6 +114,12 @@ func New(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
+	if err := n.checkStoredSite(); err != nil {
+		if serr := n.Shutdown(); serr != nil {
+			n.logger.Error("stop after a refused start", "error", serr)
+		}
+		return nil, err
+	}
 	n.wg.Add(3)
 	go n.monitorLeadership()
 	go n.trackCatchUp()

@@ -92,6 +92,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
+	cfg.LanguagesGiven = fs.Changed("languages")
 	return serve(f, cfg, logger)
 }
 
