@@ -144,6 +144,10 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		return path + "?cursor=0&wait=1ms", nil
 	case "GET /v1/hierarchy/v1/site":
 		return path, nil
+	case "GET /v1/snapshot":
+		return path, nil
+	case "PUT /v1/snapshot":
+		return path, snapBackupOf(t, f.s)
 	case "POST /v1/hierarchy/v1/ack":
 		return path, map[string]any{"run_id": "r1", "applied": true}
 	}
@@ -153,8 +157,8 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 
 func send(t *testing.T, h http.Handler, method, path, token string, body any) *httptest.ResponseRecorder {
 	t.Helper()
-	var buf []byte
-	if body != nil {
+	buf, isRaw := body.([]byte)
+	if body != nil && !isRaw {
 		var err error
 		if buf, err = json.Marshal(body); err != nil {
 			t.Fatal(err)

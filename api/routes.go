@@ -1,6 +1,7 @@
 package api
 
 import (
+	"math"
 	"net/http"
 
 	"patchtree/replication/hierarchy"
@@ -115,6 +116,10 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/settings/{name}", anyRole, false, s.getSettings, 0},
 		{http.MethodPut, "/v1/settings/{name}", adminOnly, true, s.putSettings, 0},
 		{http.MethodGet, "/v1/audit", adminAudit, false, s.listAudit, 0},
+		// A backup is served by the leader (the latest committed state) and restored there; the
+		// upload's own limit is --max-snapshot-bytes, checked by the handler.
+		{http.MethodGet, "/v1/snapshot", adminOnly, true, s.getSnapshot, 0},
+		{http.MethodPut, "/v1/snapshot", adminOnly, true, s.putSnapshot, math.MaxInt64},
 
 		// A scan batch of many computers: a thousand results each is about 40 KB of JSON.
 		{http.MethodPost, "/v1/scans", agentAdmin, true, s.postScans, 256 << 20},

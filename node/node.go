@@ -134,6 +134,7 @@ func (n *Node) setupRaft() error {
 	conf.LocalID = raft.ServerID(n.id)
 	conf.NotifyCh = n.leaderCh
 	conf.Logger = newRaftLogger(n.logger, "raft")
+	n.applySnapshotConfig(conf)
 	if n.cfg.raftConf != nil {
 		n.cfg.raftConf(conf)
 	}

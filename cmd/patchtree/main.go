@@ -45,6 +45,7 @@ func commands() []command {
 		{"policy", "create --bulletin ID ... | list | show ID | enable ID | disable ID | delete ID", "create and administer software update policies", runPolicy},
 		{"settings", "list | show NAME | set NAME FILE|-", "read and replace settings documents", runSettings},
 		{"audit", "[--action PREFIX] [--since KEY] [--limit N]", "show the audit log", runAudit},
+		{"snapshot", "save FILE | restore FILE [--force] | inspect FILE", "back up and restore the whole state of a site", runSnapshot},
 		{"scan", "submit FILE|- [--ndjson]", "post system assessment scans to a site", runScan},
 		{"version", "[--json]", "show this binary's version, commit and Go version", runVersion},
 		{"compliance", "[--by site|bulletin] [--site NAME] [--severity S] [--vendor V] [--output table|json|csv]", "show compliance rolled up across the sites", runCompliance},

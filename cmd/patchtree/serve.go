@@ -45,6 +45,7 @@ type serveFlags struct {
 	parentAddressRefresh                   time.Duration
 	limits                                 httpLimits
 	secretFiles                            secretFiles
+	snapshots                              snapshotFlags
 }
 
 func runServe(args []string) error {
@@ -77,6 +78,7 @@ func runServe(args []string) error {
 	fs.BoolVar(&f.tlsClientRequire, "tls-client-require", false, "refuse API clients without a certificate from --tls-client-ca")
 	f.secretFiles.register(fs)
 	f.limits.register(fs)
+	f.snapshots.register(fs)
 	fs.DurationVar(&f.parentAddressRefresh, "parent-address-refresh", hierarchy.DefaultAddressRefresh, "how often the parent link asks its parent site for the API addresses of its servers (also after a failover)")
 	fs.BoolVar(&f.testHooks, "test-hooks", false, "enable hooks for fault tests (altering a child's replica); never in production")
 	fs.MarkHidden("test-hooks")
@@ -143,11 +145,15 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 	if err != nil {
 		return node.Config{}, nil, fmt.Errorf("--languages: %w", err)
 	}
-	return node.Config{
+	cfg := node.Config{
 		Name: f.name, Role: f.role, DataDir: f.dataDir, RaftBind: f.raftListen,
 		Languages: ranges, AdminToken: f.adminToken, JoinSite: f.joinSite, JoinToken: f.token,
 		Logger: logger,
-	}, logger, nil
+	}
+	if err := f.snapshots.apply(&cfg); err != nil {
+		return node.Config{}, nil, err
+	}
+	return cfg, logger, nil
 }
 
 // serve runs the server until SIGINT/SIGTERM or a fatal node error.
