@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -224,13 +223,14 @@ func runCatalogShow(args []string) error {
 	q := fs.String("q", "", "only bulletins whose id, title or CVEs contain this text")
 	page := fs.Int("page", 1, "page number")
 	perPage := fs.Int("per-page", 50, "bulletins per page")
+	wide := fs.Bool("wide", false, wideUsage+" (titles are cut at 100 columns otherwise)")
 	cf := addClientFlags(fs)
 	c, err := cf.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if fs.NArg() == 1 {
-		return showBulletin(c, cf, fs.Arg(0))
+		return showBulletin(c, cf, fs.Arg(0), *wide)
 	}
 	if fs.NArg() > 1 {
 		return usageError{fmt.Errorf("catalog show takes at most one bulletin id")}
@@ -265,7 +265,7 @@ func runCatalogShow(args []string) error {
 		return err
 	}
 	fmt.Printf("catalog version %d: %d bulletins, %d updates; %d match, page %d\n\n", info.Version, info.Bulletins, info.Updates, list.Total, *page)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(os.Stdout, *wide)
 	fmt.Fprintln(tw, "ID\tRELEASED\tSEVERITY\tUPDATES\tTITLE")
 	for _, b := range list.Bulletins {
 		sev := b.Severity
@@ -281,7 +281,7 @@ func runCatalogShow(args []string) error {
 	return tw.Flush()
 }
 
-func showBulletin(c *apiClient, cf *clientFlags, id string) error {
+func showBulletin(c *apiClient, cf *clientFlags, id string, wide bool) error {
 	var resp struct {
 		Bulletin struct {
 			ID, Vendor, Title, Severity, Released, Revised, Description, Feed string
@@ -301,7 +301,7 @@ func showBulletin(c *apiClient, cf *clientFlags, id string) error {
 	b := resp.Bulletin
 	fmt.Printf("%s  %s\n  vendor %s, severity %s, custom severity %q, released %s, revised %s, feed %s, disabled %t\n  CVEs %s\n\n%s\n\n",
 		b.ID, b.Title, b.Vendor, b.Severity, b.CustomSeverity, b.Released, b.Revised, b.Feed, b.Disabled, strings.Join(b.CVEs, ", "), b.Description)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(os.Stdout, wide)
 	fmt.Fprintln(tw, "UPDATE\tLANGUAGE\tFILE\tTITLE")
 	for _, u := range resp.Updates {
 		lang := u.Language

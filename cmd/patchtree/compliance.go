@@ -91,6 +91,7 @@ type complianceQuery struct {
 	by     string // site or bulletin
 	site   string
 	depth  int        // --by site: the deepest sites listed (-1: all)
+	wide   bool       // tables: every column with its full header, however wide
 	filter url.Values // the bulletin report's filters
 	cf     *clientFlags
 }
@@ -132,6 +133,7 @@ func parseCompliance(args []string) (*complianceQuery, error) {
 	from := fs.String("released-from", "", "bulletins released on or after this day, YYYY-MM-DD (--by bulletin)")
 	to := fs.String("released-to", "", "bulletins released on or before this day, YYYY-MM-DD (--by bulletin)")
 	bulletin := fs.String("bulletin", "", "only this bulletin (--by bulletin)")
+	wide := fs.Bool("wide", false, wideUsage+" (tables within 100 columns use short headers and leave some columns out)")
 	cf := addClientFlags(fs)
 	fs.Lookup("output").Usage = "output format: table, json or csv"
 	if err := parseFlags(fs, args); err != nil {
@@ -145,7 +147,7 @@ func parseCompliance(args []string) (*complianceQuery, error) {
 	default:
 		return nil, usageError{fmt.Errorf("--output must be table, json or csv, not %q", cf.output)}
 	}
-	q := &complianceQuery{by: *by, site: strings.TrimSpace(*site), depth: *depth, filter: url.Values{}, cf: cf}
+	q := &complianceQuery{by: *by, site: strings.TrimSpace(*site), depth: *depth, filter: url.Values{}, cf: cf, wide: *wide}
 	if fs.Changed("site") && q.site == "" {
 		return nil, usageError{errors.New("compliance: --site needs a site name")}
 	}
@@ -233,7 +235,7 @@ func complianceBySite(c *apiClient, q *complianceQuery, w io.Writer) error {
 	case "csv":
 		return writeSiteCSV(w, o.Sites)
 	}
-	return printSiteTable(w, &o, q.site == "")
+	return printSites(w, &o, q.site == "", q.wide)
 }
 
 // printSelectedSite prints the server's JSON line of one site.
@@ -300,8 +302,18 @@ func hasRelays(sites []siteCompliance) bool {
 // printSiteTable prints one line per site and, with total, a TOTAL line; with relays, each
 // line also shows its subtree's computers and compliance.
 func printSiteTable(w io.Writer, o *complianceOverview, total bool) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	return printSites(w, o, total, true)
+}
+
+// printSites prints the site table: with every column and its full header when wide, else
+// within tableWidth columns (short headers, the time without seconds; with relays, the cell
+// counts and time are left out for the SUBTREE columns).
+func printSites(w io.Writer, o *complianceOverview, total, wide bool) error {
 	tree := hasRelays(o.Sites)
+	if !wide {
+		return printSitesNarrow(w, o, total, tree)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := "SITE\tCOMPUTERS\tCOMPLIANT\tCOMPLIANCE %\tREQUIRED CELLS\tUNKNOWN CELLS\tAS OF\tSTALE"
 	if tree {
 		head += "\tSUBTREE SITES\tSUBTREE COMPUTERS\tSUBTREE COMPLIANCE %"
@@ -334,6 +346,55 @@ func printSiteTable(w io.Writer, o *complianceOverview, total bool) error {
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// printSitesNarrow is printSites within tableWidth columns.
+func printSitesNarrow(w io.Writer, o *complianceOverview, total, tree bool) error {
+	tw := newTable(w, false)
+	if tree {
+		fmt.Fprintln(tw, "SITE\tCOMPUTERS\tCOMPLIANT\tCOMPLIANCE %\tSTALE\tSUB SITES\tSUB COMPUTERS\tSUB %")
+	} else {
+		fmt.Fprintln(tw, "SITE\tCOMPUTERS\tCOMPLIANT\tCOMPLIANCE %\tREQUIRED\tUNKNOWN\tAS OF (UTC)\tSTALE")
+	}
+	for i := range o.Sites {
+		s := &o.Sites[i]
+		stale := "no"
+		if s.Stale {
+			stale = "yes"
+		}
+		label := truncate(siteLabel(s), 32)
+		if tree {
+			sub := s.Subtree
+			if sub == nil {
+				sub = &subtreeTotal{}
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\n", label, s.Computers, s.Compliant, percent(s.Compliance), stale,
+				sub.Sites, sub.Computers, percent(sub.Compliance))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n", label, s.Computers, s.Compliant, percent(s.Compliance),
+			s.Cells.Required, s.Cells.Unknown, shortAsOf(s.AsOf), stale)
+	}
+	if total {
+		t := &o.Totals
+		stale := fmt.Sprintf("%d of %d", t.StaleSites, t.Sites)
+		if tree {
+			fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t%s\t%d\t%d\t%s\n", t.Computers, t.Compliant, percent(t.Compliance), stale,
+				t.Sites, t.Computers, percent(t.Compliance))
+		} else {
+			fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n", t.Computers, t.Compliant, percent(t.Compliance),
+				t.Cells.Required, t.Cells.Unknown, shortAsOf(o.AsOf), stale)
+		}
+	}
+	return tw.Flush()
+}
+
+// shortAsOf is asOf without the year and seconds.
+func shortAsOf(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("01-02 15:04")
 }
 
 func asOf(t time.Time) string {
@@ -410,7 +471,7 @@ func complianceByBulletin(c *apiClient, q *complianceQuery, w io.Writer) error {
 		printJSON(raw)
 		return nil
 	}
-	return printBulletinTable(w, ans.Bulletins)
+	return printBulletins(w, ans.Bulletins, q.wide)
 }
 
 // severityCell shows the custom severity when one is set, else the vendor's; long ones (a vendor
@@ -423,16 +484,26 @@ func severityCell(b *bulletinCompliance) string {
 }
 
 // printBulletinTable prints one line per bulletin.
-func printBulletinTable(w io.Writer, rows []bulletinCompliance) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BULLETIN\tSEVERITY\tRELEASED\tSITES\tINSTALLED\tREQUIRED\tNOT REQUIRED\tUNKNOWN\tCOMPLIANCE %")
+// printBulletins prints one line per bulletin; within tableWidth columns unless wide (short
+// headers, the severity cut).
+func printBulletins(w io.Writer, rows []bulletinCompliance, wide bool) error {
+	tw := newTable(w, wide)
+	if wide {
+		fmt.Fprintln(tw, "BULLETIN\tSEVERITY\tRELEASED\tSITES\tINSTALLED\tREQUIRED\tNOT REQUIRED\tUNKNOWN\tCOMPLIANCE %")
+	} else {
+		fmt.Fprintln(tw, "BULLETIN\tSEVERITY\tRELEASED\tSITES\tINSTALLED\tREQUIRED\tNOT REQ\tUNKNOWN\tCOMPL %")
+	}
 	for i := range rows {
 		b := &rows[i]
 		released := b.Released
 		if len(released) > 10 {
 			released = released[:10]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Bulletin, severityCell(b), orDash(released), b.Sites,
+		sev := severityCell(b)
+		if !wide {
+			sev = truncate(sev, 20)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Bulletin, sev, orDash(released), b.Sites,
 			b.Installed, b.Required, b.NotRequired, b.Unknown, percent(b.Compliance))
 	}
 	return tw.Flush()

@@ -256,7 +256,7 @@ const overviewJSON = `{"as_of":"2026-11-21T10:00:00Z",
 
 func TestComplianceBySite(t *testing.T) {
 	server, got := stubServer(t, http.StatusOK, overviewJSON)
-	code, out := runCaptured(t, "compliance", "--server", server, "--token", "auditor-secret")
+	code, out := runCaptured(t, "compliance", "--server", server, "--token", "auditor-secret", "--wide")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out.stderr)
 	}
@@ -325,7 +325,7 @@ const bulletinsJSON = `{"as_of":"2026-11-21T10:00:00Z","bulletins":[
 
 func TestComplianceByBulletin(t *testing.T) {
 	server, got := stubServer(t, http.StatusOK, bulletinsJSON)
-	code, out := runCaptured(t, "compliance", "--by", "bulletin", "--severity", "urgent", "--server", server)
+	code, out := runCaptured(t, "compliance", "--by", "bulletin", "--severity", "urgent", "--server", server, "--wide")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out.stderr)
 	}
@@ -471,7 +471,7 @@ const treeJSON = `{"as_of":"2026-11-21T10:00:00Z",
 
 func TestComplianceBySitePath(t *testing.T) {
 	server, got := stubServer(t, http.StatusOK, treeJSON)
-	code, out := runCaptured(t, "compliance", "--server", server, "--depth", "2")
+	code, out := runCaptured(t, "compliance", "--server", server, "--depth", "2", "--wide")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out.stderr)
 	}

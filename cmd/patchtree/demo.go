@@ -126,8 +126,7 @@ func runDemo(args []string) error {
 		fmt.Println("patchtree demo: report done; stopping the sites (--exit)")
 		return nil
 	}
-	fmt.Printf("patchtree demo: per bulletin: patchtree compliance --by bulletin --server %s --token \"$(cat %s)\"\n",
-		hq.url, node.AdminTokenPath(hq.dir))
+	printDemoHint(os.Stdout, exe, hq.url, node.AdminTokenPath(hq.dir))
 	fmt.Println("patchtree demo: sites are running; press Ctrl-C to stop them")
 	select {
 	case <-sigs:

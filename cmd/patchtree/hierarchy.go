@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"patchtree/replication/hierarchy"
@@ -45,7 +45,7 @@ func runChildRotate(args []string) error {
 }
 
 func runChildAdd(args []string) error {
-	fs := newFlags("child add", "NAME [flags]", "Enrol a child site; prints its one-time join token (start the child with\n--parent URL --join-token TOKEN).")
+	fs := newFlags("child add", "NAME [flags]", "Enrol a child site: prints its one-time join token on stdout, and on stderr the\n'patchtree serve' line that starts the child with it.")
 	cf := addClientFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -64,11 +64,17 @@ func runChildAdd(args []string) error {
 		return err
 	}
 	fmt.Println(ans.JoinToken)
+	parentURL, ranges, err := siteAPIURL(c)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "(%v; the line below uses %s)\n", oneLine(err), parentURL)
+	}
+	printChildServeHint(os.Stderr, fs.Arg(0), parentURL, ans.JoinToken, ranges)
 	return nil
 }
 
 func runChildList(args []string) error {
 	fs := newFlags("child list", "[flags]", "List the enrolled children with their replication status.")
+	wide := fs.Bool("wide", false, wideUsage)
 	cf := addClientFlags(fs)
 	c, err := cf.parse(fs, args)
 	if err != nil {
@@ -80,14 +86,28 @@ func runChildList(args []string) error {
 	if printed, err := c.request(http.MethodGet, "/v1/children", nil, &ans); printed || err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	return printChildren(os.Stdout, ans.Children, *wide)
+}
+
+// printChildren prints one line per child: within tableWidth columns (ranges and the last run
+// shortened, the status cut), or in full when wide.
+func printChildren(w io.Writer, children []hierarchy.ChildStatus, wide bool) error {
+	tw := newTable(w, wide)
 	fmt.Fprintln(tw, "CHILD\tCONNECTED\tRANGES\tCURSOR\tLAG\tLAST RUN\tSTATUS")
-	for _, ch := range ans.Children {
-		last := "-"
-		if r := ch.LastRun; r != nil {
+	for _, ch := range children {
+		last, ranges := "-", strings.Join(ch.Ranges, ",")
+		if r := ch.LastRun; r != nil && wide {
 			last = fmt.Sprintf("%s %s, %d records, verified %t", r.Mode, r.Trigger, r.Records, r.Verified)
+		} else if r != nil {
+			last = fmt.Sprintf("%s %d rec", r.Mode, r.Records)
+			if !r.Verified {
+				last += " unverified"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%t\t%s\t%d\t%d\t%s\t%s\n", ch.Name, ch.Connected, strings.Join(ch.Ranges, ","), ch.Cursor, ch.LagIndex, last, ch.Status)
+		if !wide {
+			ranges = truncate(ranges, 16)
+		}
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%d\t%d\t%s\t%s\n", ch.Name, ch.Connected, ranges, ch.Cursor, ch.LagIndex, last, cell(ch.Status))
 	}
 	return tw.Flush()
 }
@@ -212,6 +232,7 @@ func runRuns(args []string) error {
 	fs := newFlags("runs", "[--child NAME] [flags]", "Replication run history, newest first. RECORDS and DELETES count the catalog\nsection; POLICIES the policies section's records/deletes and its selection.")
 	child := fs.String("child", "", "only this child's runs")
 	limit := fs.Int("limit", 50, "at most this many runs")
+	wide := fs.Bool("wide", false, wideUsage+" (adds TRIGGER, POLICIES, WIRE and RAW bytes, the full start time)")
 	cf := addClientFlags(fs)
 	c, err := cf.parse(fs, args)
 	if err != nil {
@@ -227,13 +248,55 @@ func runRuns(args []string) error {
 	if printed, err := c.request(http.MethodGet, "/v1/replication/runs?"+q.Encode(), nil, &ans); printed || err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STARTED\tCHILD\tSCOPE\tMODE\tTRIGGER\tFROM→TO\tRECORDS\tDELETES\tPOLICIES\tWIRE\tRAW\tMS\tVERIFIED\tERROR")
-	for _, r := range ans.Runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d→%d\t%d\t%d\t%s\t%d\t%d\t%d\t%t\t%s\n", r.StartedAt.Format(time.RFC3339), r.Child, orDash(r.Scope),
-			r.Mode, r.Trigger, r.From, r.To, r.Records, r.Deletes, policiesCell(r.Policies), r.BytesWire, r.BytesRaw, r.DurationMS, r.Verified, r.Error)
+	return printRuns(os.Stdout, ans.Runs, *wide)
+}
+
+// printRuns prints the run history: within tableWidth columns (start time without the year,
+// the error cut), or every column in full when wide.
+func printRuns(w io.Writer, runs []replicationRun, wide bool) error {
+	tw := newTable(w, wide)
+	if wide {
+		fmt.Fprintln(tw, "STARTED\tCHILD\tSCOPE\tMODE\tTRIGGER\tFROM→TO\tRECORDS\tDELETES\tPOLICIES\tWIRE\tRAW\tMS\tVERIFIED\tERROR")
+	} else {
+		fmt.Fprintln(tw, "STARTED (UTC)\tCHILD\tSCOPE\tMODE\tFROM→TO\tRECORDS\tMS\tOK\tERROR")
+	}
+	for _, r := range runs {
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d→%d\t%d\t%d\t%s\t%d\t%d\t%d\t%t\t%s\n", r.StartedAt.Format(time.RFC3339), r.Child, orDash(r.Scope),
+				r.Mode, r.Trigger, r.From, r.To, r.Records, r.Deletes, policiesCell(r.Policies), r.BytesWire, r.BytesRaw, r.DurationMS, r.Verified, r.Error)
+			continue
+		}
+		ok := "no"
+		if r.Verified {
+			ok = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d→%d\t%d\t%d\t%s\t%s\n", r.StartedAt.UTC().Format("01-02 15:04:05"), truncate(r.Child, 16),
+			shortScope(r.Scope), shortMode(r.Mode), r.From, r.To, r.Records, r.DurationMS, ok, orDash(cell(r.Error)))
 	}
 	return tw.Flush()
+}
+
+// shortScope abbreviates a run's sections when there are several: "catalog+policies" is
+// "cat+pol".
+func shortScope(scope string) string {
+	if !strings.Contains(scope, "+") {
+		return orDash(scope)
+	}
+	parts := strings.Split(scope, "+")
+	for i, p := range parts {
+		if len(p) > 3 {
+			parts[i] = p[:3]
+		}
+	}
+	return strings.Join(parts, "+")
+}
+
+// shortMode abbreviates "differential" to "diff".
+func shortMode(mode string) string {
+	if mode == "differential" {
+		return "diff"
+	}
+	return mode
 }
 
 func orDash(s string) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -173,6 +174,7 @@ func runPolicyCreate(args []string) error {
 func runPolicyList(args []string) error {
 	fs := newFlags("policy list", "[--folder F] [flags]", "List software update policies, sorted by folder, then name.")
 	folder := fs.String("folder", "", "only policies in this folder")
+	wide := fs.Bool("wide", false, wideUsage)
 	cf := addClientFlags(fs)
 	c, err := cf.parse(fs, args)
 	if err != nil {
@@ -191,17 +193,25 @@ func runPolicyList(args []string) error {
 	if printed, err := c.request(http.MethodGet, path, nil, &ans); printed || err != nil {
 		return err
 	}
-	return printPolicyTable(os.Stdout, ans.Policies)
+	return printPolicies(os.Stdout, ans.Policies, *wide)
 }
 
-// printPolicyTable prints one line per policy.
-func printPolicyTable(w io.Writer, ps []policy) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+// printPolicyTable prints one line per policy with every column in full.
+func printPolicyTable(w io.Writer, ps []policy) error { return printPolicies(w, ps, true) }
+
+// printPolicies prints one line per policy: within tableWidth columns (name, folder and
+// bulletins shortened), or with longer cells when wide.
+func printPolicies(w io.Writer, ps []policy, wide bool) error {
+	name, folder, bulletins := 16, 12, 20
+	if wide {
+		name, folder, bulletins = 48, math.MaxInt, math.MaxInt
+	}
+	tw := newTable(w, wide)
 	fmt.Fprintln(tw, "ID\tNAME\tFOLDER\tENABLED\tBULLETINS\tUPDATES\tORIGIN\tREVISION")
 	for i := range ps {
 		p := &ps[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%d/%d\t%s\t%d\n", p.ID, truncate(cell(p.Name), 48), p.Folder, p.Enabled,
-			bulletinSummary(p.Bulletins), p.enabledUpdates(), len(p.Updates), p.Origin, p.Revision)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%d/%d\t%s\t%d\n", p.ID, truncate(cell(p.Name), name), truncate(cell(p.Folder), folder), p.Enabled,
+			truncate(bulletinSummary(p.Bulletins), bulletins), p.enabledUpdates(), len(p.Updates), p.Origin, p.Revision)
 	}
 	return tw.Flush()
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 // runTree prints GET /v1/tree: this site and every site below it, indented by depth.
 func runTree(args []string) error {
 	fs := newFlags("tree", "[flags]", "Every site below this one, at every depth: role, ranges, link, the root catalog version it\nholds and its lag, its last catalog run and the next one, and language alerts.")
+	wide := fs.Bool("wide", false, wideUsage)
 	cf := addClientFlags(fs)
 	c, err := cf.parse(fs, args)
 	if err != nil {
@@ -21,11 +24,26 @@ func runTree(args []string) error {
 	if printed, err := c.request(http.MethodGet, "/v1/tree", nil, &tree); printed || err != nil {
 		return err
 	}
+	return printTree(os.Stdout, &tree, *wide)
+}
+
+// treeColumns are the widths of the tree's columns up to LAST CATALOG RUN.
+type treeColumns struct{ site, ranges, version, lag, last int }
+
+// printTree prints one line per site, indented by depth: within tableWidth columns (names and
+// ranges clipped, the alerts cut), or with wider columns when wide.
+func printTree(w io.Writer, tree *hierarchy.Tree, wide bool) error {
+	cols := treeColumns{site: 22, ranges: 12, version: 7, lag: 10, last: 24}
+	if wide {
+		cols = treeColumns{site: 32, ranges: 40, version: 9, lag: 12, last: 26}
+	}
+	format := fmt.Sprintf("%%-%ds %%-6s %%-%ds %%-4s %%%dv %%%ds %%-%ds %%s\n", cols.site, cols.ranges, cols.version, cols.lag, cols.last)
+	var b strings.Builder
 	top := 0
 	if len(tree.Sites) > 0 {
 		top = tree.Sites[0].Depth
 	}
-	fmt.Printf("%-32s %-6s %-14s %-6s %9s %12s %-26s %s\n", "SITE", "ROLE", "RANGES", "LINK", "VERSION", "LAG", "LAST CATALOG RUN", "ALERTS")
+	fmt.Fprintf(&b, format, "SITE", "ROLE", "RANGES", "LINK", "VERSION", "LAG", "LAST CATALOG RUN", "ALERTS")
 	for i, s := range tree.Sites {
 		name := s.Path
 		if j := strings.LastIndex(name, "/"); j >= 0 && i > 0 {
@@ -46,23 +64,18 @@ func runTree(args []string) error {
 		if r, ok := s.LastRuns["catalog"]; ok {
 			last = fmt.Sprintf("%s %s", r.Mode, r.FinishedAt.Local().Format("01-02 15:04"))
 			if !r.Verified {
-				last += " UNVERIFIED"
+				last = "UNVERIFIED " + last
 			}
 		}
 		alerts := "-"
 		if len(s.Alerts) > 0 {
 			alerts = strings.Join(s.Alerts, ",")
 		}
-		fmt.Printf("%-32s %-6s %-14s %-6s %9d %12s %-26s %s\n", clip(strings.Repeat("  ", s.Depth-top)+name, 32), s.Role,
-			clip(strings.Join(s.Ranges, ","), 14), link, s.RootVersion, lag, last, alerts)
+		fmt.Fprintf(&b, format, clip(strings.Repeat("  ", s.Depth-top)+name, cols.site), s.Role,
+			clip(strings.Join(s.Ranges, ","), cols.ranges), link, s.RootVersion, lag, clip(last, cols.last), alerts)
 	}
-	return nil
+	return writeFitted(w, b.String(), wide)
 }
 
 // clip shortens s to n characters, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-1] + "…"
-}
+func clip(s string, n int) string { return truncate(s, n) }
