@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // snapStartParent starts a one-server parent on a fixed API port (so that a child still finds
@@ -173,5 +174,64 @@ func TestSnapshotBackupRestore(t *testing.T) {
 			t.Errorf("run to the child after wipe and restore: %v", run)
 		}
 		hierCheckView(t, child, oldView, 10)
+	})
+}
+
+// snapDigests returns every server's GET /v1/digest.
+func snapDigests(t *testing.T, nodes []*proc, token string) []catDigest {
+	t.Helper()
+	out := make([]catDigest, len(nodes))
+	for i, n := range nodes {
+		doJSON(t, "GET", n.url+"/v1/digest", token, nil, 200, &out[i])
+	}
+	return out
+}
+
+// TestSnapshotRestoreSite3: on a three-server site, a backup saved and restored through
+// followers (forwarded to the leader) reaches every server: all three digests are equal and are
+// the backup's, a token created after the backup is refused everywhere, and a follower restarted
+// afterwards comes back from the restored snapshot with the same digest.
+func TestSnapshotRestoreSite3(t *testing.T) {
+	t.Parallel()
+	nodes := uffSite3(t, "vault", "parent", []string{"en"}, nil, nil)
+	admin := nodes[0].token
+	leader := waitAgreement(t, nodes, admin, 3)
+	followers := uffOthers(nodes, leader)
+	putLanguages(t, leader.url, admin, []string{"en", "fr"})
+	waitFor(t, 15*time.Second, func() (bool, string) {
+		ds := snapDigests(t, nodes, admin)
+		return ds[0].Digest == ds[1].Digest && ds[1].Digest == ds[2].Digest, "servers differ before the backup"
+	})
+	saved := snapDigests(t, []*proc{leader}, admin)[0]
+	backupPath := filepath.Join(t.TempDir(), "vault.snap")
+	snapCLI(t, followers[0], admin, "save", backupPath)
+
+	later := createToken(t, leader.url, admin, "auditor", "after-backup")
+	putLanguages(t, leader.url, admin, []string{"de"})
+	uffWaitToken(t, nodes, later.Token, "/v1/status")
+
+	out := snapCLI(t, followers[1], admin, "restore", backupPath)
+	t.Logf("restore through follower %s: %s", followers[1].name, strings.TrimSpace(out))
+	var ds []catDigest
+	if !eventually(t, 30*time.Second, func() (bool, string) {
+		ds = snapDigests(t, nodes, admin)
+		return ds[0].Digest == ds[1].Digest && ds[1].Digest == ds[2].Digest,
+			fmt.Sprintf("digests %s %s %s", ds[0].Digest, ds[1].Digest, ds[2].Digest)
+	}) {
+		t.Fatalf("the servers' digests differ after the restore")
+	}
+	for i, n := range nodes {
+		snapSameState(t, n.name+" after the restore", saved, ds[i])
+		if st, _, raw := do(t, "GET", n.url+"/v1/status", later.Token, nil); st != 401 {
+			t.Errorf("%s: token created after the backup: %d %s, want 401", n.name, st, raw)
+		}
+	}
+
+	f := followers[0]
+	f.stop(t)
+	f.restart(t)
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		d := snapDigests(t, []*proc{f, leader}, admin)
+		return d[0].Digest == d[1].Digest, fmt.Sprintf("%s restarted: digest %s, leader %s", f.name, d[0].Digest, d[1].Digest)
 	})
 }
