@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -187,8 +188,9 @@ func snapDigests(t *testing.T, nodes []*proc, token string) []catDigest {
 	return out
 }
 
-// TestSnapshotRestoreSite3: on a three-server site, a backup saved and restored through
-// followers (forwarded to the leader) reaches every server: all three digests are equal and are
+// TestSnapshotRestoreSite3: on a three-server site, truncated and altered uploads are refused
+// with 400 and change nothing; a backup saved and restored through followers (forwarded to the
+// leader) reaches every server: all three digests are equal and are
 // the backup's, a token created after the backup is refused everywhere, and a follower restarted
 // afterwards comes back from the restored snapshot with the same digest.
 func TestSnapshotRestoreSite3(t *testing.T) {
@@ -209,6 +211,21 @@ func TestSnapshotRestoreSite3(t *testing.T) {
 	later := createToken(t, leader.url, admin, "auditor", "after-backup")
 	putLanguages(t, leader.url, admin, []string{"de"})
 	uffWaitToken(t, nodes, later.Token, "/v1/status")
+
+	raw, err := os.ReadFile(backupPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapDigests(t, []*proc{leader}, admin)[0]
+	for name, body := range map[string][]byte{"truncated": raw[:len(raw)/2], "altered": append(bytes.Clone(raw[:len(raw)-1]), raw[len(raw)-1]^1)} {
+		st, _, answer := do(t, "PUT", followers[1].url+"/v1/snapshot", admin, body)
+		if st != 400 {
+			t.Errorf("%s backup: %d %s, want 400", name, st, answer)
+		}
+	}
+	if after := snapDigests(t, []*proc{leader}, admin)[0]; after.Digest != before.Digest {
+		t.Errorf("refused restores changed the state")
+	}
 
 	out := snapCLI(t, followers[1], admin, "restore", backupPath)
 	t.Logf("restore through follower %s: %s", followers[1].name, strings.TrimSpace(out))
