@@ -237,6 +237,8 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	srv := f.limits.server(api.New(n, apiOpts))
 	ln = f.limits.listener(ln, logger)
 	srv.TLSConfig = apiTLSConfig
+	stopReloads := watchReloads(f, apiTLSConfig, logger) // SIGHUP re-reads the API certificate (reload.go)
+	defer stopReloads()
 	serveErr := make(chan error, 1)
 	go func() {
 		if srv.TLSConfig != nil {
