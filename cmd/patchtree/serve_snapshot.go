@@ -31,6 +31,8 @@ func (s *snapshotFlags) apply(cfg *node.Config) error {
 		return errors.New("--snapshot-threshold must be positive")
 	case s.interval <= 0:
 		return errors.New("--snapshot-interval must be positive")
+	case s.trailingLogs == 0:
+		return errors.New("--trailing-logs must be positive: a follower that lags by one entry would need a whole snapshot")
 	case s.maxBytes <= 0:
 		return errors.New("--max-snapshot-bytes must be positive")
 	}

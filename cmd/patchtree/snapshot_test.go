@@ -33,7 +33,7 @@ func TestSnapshotFlags(t *testing.T) {
 	if err != nil || cfg.SnapshotThreshold != 500 || cfg.SnapshotInterval != 30*time.Second || cfg.TrailingLogs != 100 || cfg.MaxSnapshotBytes != 1000 {
 		t.Fatalf("set: %+v, %v", cfg, err)
 	}
-	for _, bad := range [][]string{{"--snapshot-threshold", "0"}, {"--snapshot-interval", "0s"}, {"--max-snapshot-bytes", "0"}} {
+	for _, bad := range [][]string{{"--snapshot-threshold", "0"}, {"--snapshot-interval", "0s"}, {"--trailing-logs", "0"}, {"--max-snapshot-bytes", "0"}} {
 		if _, err := parse(bad...); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
