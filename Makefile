@@ -2,9 +2,11 @@
 GO         ?= go
 BIN        ?= bin/patchtree
 # The release version stamped into the binary (`patchtree version`, `patchtree status`,
-# GET /v1/status); the commit comes from the Go toolchain's VCS stamp.
+# GET /v1/status); the commit comes from the Go toolchain's VCS stamp, which BUILDVCS turns on
+# even where GOFLAGS says -buildvcs=false (set BUILDVCS=-buildvcs=false where git cannot run).
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    ?= -X patchtree/version.Version=$(VERSION)
+BUILDVCS   ?= -buildvcs=auto
 DEMO_FLAGS ?=
 # Packages whose tests start real processes or Raft groups get a generous timeout. Integration
 # tests run in parallel, four at a time (each mostly waits on its servers).
@@ -17,7 +19,7 @@ BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
 .PHONY: build test soak demo bench lint fuzz clean
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/patchtree
+	$(GO) build $(BUILDVCS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/patchtree
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
