@@ -67,6 +67,8 @@ type ChildBackend interface {
 // started without them runs the link its site already has in its replicated state.
 type ChildConfig struct {
 	ParentURL string
+	// Health turns the link's consecutive failures into its health (zero: the defaults).
+	Health    HealthThresholds
 	JoinToken string
 	Name      string
 	Client    *http.Client
@@ -125,7 +127,11 @@ type ChildState struct {
 	Uncovered      []string  `json:"uncovered_ranges"`
 	LastRun        string    `json:"last_run,omitempty"`
 	LastVerified   bool      `json:"last_verified"`
-	Error          string    `json:"error,omitempty"`
+	// Health is the link's health (active, degraded, failed) after ConsecutiveFailures failed
+	// requests or unverified runs in a row (link_health.go).
+	Health              string `json:"health"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	Error               string `json:"error,omitempty"`
 	// Problem is what this server lacks to run the link as it was set up (TLS files).
 	Problem string `json:"problem,omitempty"`
 	// LastSummary is the compliance summary rule's last firing.
@@ -155,6 +161,9 @@ type Child struct {
 	// refusedSince is when the parent began refusing the stored credential (zero: it is not;
 	// under mu). A success resets it.
 	refusedSince time.Time
+	// contactFailures and runFailures are the failed requests since the last contact and the
+	// unverified runs since the last verified one (link_health.go; under mu).
+	contactFailures, runFailures int
 	// running says this server runs the link (its leader loop); under mu.
 	running bool
 	// active is the link in use, current the parent address in use and client the HTTP client
@@ -201,7 +210,7 @@ func NewChild(cfg ChildConfig) *Child {
 		cfg.AddressRefresh = DefaultAddressRefresh
 	}
 	cfg.ParentURL = normURL(cfg.ParentURL)
-	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, State: LinkJoining, Uncovered: []string{}},
+	return &Child{cfg: cfg, ready: make(chan struct{}), state: ChildState{URL: cfg.ParentURL, State: LinkJoining, Uncovered: []string{}, Health: HealthActive},
 		report: make(chan struct{}, 1), refresh: make(chan struct{}, 1), instance: newInstanceID()}
 }
 
@@ -246,9 +255,12 @@ func (c *Child) setErr(err error) {
 		c.state.Error = ""
 		c.state.LastContact = time.Now()
 		c.refusedSince = time.Time{}
+		c.contactFailures = 0
 	default:
 		c.state.Error = err.Error()
+		c.contactFailures++
 	}
+	c.updateHealth()
 	c.mu.Unlock()
 	c.saveState()
 }
@@ -437,6 +449,12 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 	}
 	c.mu.Lock()
 	c.state.LastRun, c.state.LastVerified = ack.RunID, ar.Verified
+	if ar.Verified {
+		c.runFailures = 0
+	} else {
+		c.runFailures++
+	}
+	c.updateHealth()
 	c.mu.Unlock()
 	c.saveState()
 	c.afterRun(ack.header, ar.Verified)

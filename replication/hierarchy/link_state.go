@@ -29,12 +29,17 @@ type linkRecord struct {
 	Uncovered      []string  `json:"uncovered_ranges,omitempty"`
 	LastRun        string    `json:"last_run,omitempty"`
 	LastVerified   bool      `json:"last_verified,omitempty"`
+	// Health changes are written; Failures only goes along with a write (a count per failed
+	// request would be a Raft entry per retry while the parent is down).
+	Health   string `json:"health,omitempty"`
+	Failures int    `json:"consecutive_failures,omitempty"`
 }
 
 // recordOf is what of a status is replicated.
 func recordOf(st ChildState) linkRecord {
 	r := linkRecord{State: st.State, URL: st.URL, Error: st.Error, Problem: st.Problem, RangesReported: st.RangesReported,
-		Uncovered: st.Uncovered, LastRun: st.LastRun, LastVerified: st.LastVerified}
+		Uncovered: st.Uncovered, LastRun: st.LastRun, LastVerified: st.LastVerified,
+		Health: st.Health, Failures: st.ConsecutiveFailures}
 	if !st.LastContact.IsZero() {
 		r.LastContact = st.LastContact.UTC().Truncate(contactGrain)
 	}
@@ -44,7 +49,7 @@ func recordOf(st ChildState) linkRecord {
 func (r linkRecord) same(o linkRecord) bool {
 	return r.State == o.State && r.URL == o.URL && r.Error == o.Error && r.Problem == o.Problem &&
 		r.LastContact.Equal(o.LastContact) && r.RangesReported == o.RangesReported &&
-		slices.Equal(r.Uncovered, o.Uncovered) && r.LastRun == o.LastRun && r.LastVerified == o.LastVerified
+		slices.Equal(r.Uncovered, o.Uncovered) && r.LastRun == o.LastRun && r.LastVerified == o.LastVerified && r.Health == o.Health
 }
 
 // loadRecord reads the replicated status (false: none yet).
@@ -97,6 +102,10 @@ func (c *Child) resumeState() {
 	}
 	c.state.LastRun, c.state.LastVerified, c.state.LastContact = rec.LastRun, rec.LastVerified, rec.LastContact
 	c.state.RangesReported, c.state.Error = rec.RangesReported, rec.Error
+	if rec.Health != "" {
+		// The previous leader's streak goes on here.
+		c.runFailures, c.state.Health, c.state.ConsecutiveFailures = rec.Failures, rec.Health, rec.Failures
+	}
 	if rec.Uncovered != nil {
 		c.state.Uncovered = rec.Uncovered
 	}
@@ -105,7 +114,8 @@ func (c *Child) resumeState() {
 // replicatedStatus is the status as the replicated state has it, on a server that does not run
 // the link (a follower, or a leader whose loop has not started).
 func (c *Child) replicatedStatus(mem ChildState) ChildState {
-	st := ChildState{URL: c.cfg.ParentURL, State: LinkJoining, Uncovered: []string{}, LastSummary: mem.LastSummary}
+	st := ChildState{URL: c.cfg.ParentURL, State: LinkJoining, Uncovered: []string{}, LastSummary: mem.LastSummary,
+		Health: HealthActive}
 	link, err := c.link()
 	if err != nil {
 		st.Error = err.Error()
@@ -127,6 +137,9 @@ func (c *Child) replicatedStatus(mem ChildState) ChildState {
 			st.URL = rec.URL
 		}
 		st.LastContact, st.RangesReported, st.LastRun, st.LastVerified = rec.LastContact, rec.RangesReported, rec.LastRun, rec.LastVerified
+		if rec.Health != "" {
+			st.Health, st.ConsecutiveFailures = rec.Health, rec.Failures
+		}
 		if rec.Uncovered != nil {
 			st.Uncovered = rec.Uncovered
 		}

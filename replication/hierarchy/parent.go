@@ -67,6 +67,9 @@ type Parent struct {
 	alerts map[string]bool
 	// guard holds the security alerts and each child's poller (security.go).
 	guard *guard
+	// thresholds and health are the links' health and its log (link_health.go).
+	thresholds HealthThresholds
+	health     *healthLog
 }
 
 // NewParent returns the parent side; SetBackend connects it to its server.
@@ -74,7 +77,7 @@ func NewParent(logger *slog.Logger) *Parent {
 	return &Parent{
 		ready: make(chan struct{}), logger: logger, pollWait: 55 * time.Second,
 		polls: newPolls(), requests: newRequests(), runs: newRunsOut(), schedule: newSchedule(),
-		alerts: map[string]bool{}, guard: newGuard(),
+		alerts: map[string]bool{}, guard: newGuard(), thresholds: DefaultHealthThresholds, health: newHealthLog(),
 	}
 }
 

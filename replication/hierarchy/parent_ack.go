@@ -115,6 +115,7 @@ func (p *Parent) AckTicketed(child string, ta TicketedAck) (*AckResponse, error)
 	if _, err := p.backend.RecordReplicationRun(run, u); err != nil {
 		return nil, err
 	}
+	go p.noteRunHealth(run) // off the acknowledgement's path: the child waits for its answer
 	p.runs.signal()
 	return resp, nil
 }

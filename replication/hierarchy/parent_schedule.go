@@ -22,6 +22,7 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 		return
 	}
 	p.leading.Store(true)
+	p.health.forget() // another leader may have recorded runs since this server last led
 	defer func() {
 		p.leading.Store(false)
 		p.runs.reset()

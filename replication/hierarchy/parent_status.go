@@ -30,6 +30,10 @@ type ChildStatus struct {
 	LastRun        *store.ReplicationRun `json:"last_run,omitempty"`
 	NextRun        *time.Time            `json:"next_run,omitempty"`
 	Status         string                `json:"status"`
+	// Health is the link's health (active, degraded, failed) after ConsecutiveFailures runs
+	// in a row that failed or did not verify (link_health.go).
+	Health              string `json:"health"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
 	// PolicyCursor and SettingsCursor are the policies and settings indexes the child holds;
 	// PolicyLag is how many policy writes it is behind. LastRuns is the last run per scope.
 	PolicyCursor   uint64                           `json:"policy_cursor"`
@@ -78,6 +82,7 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 			}
 		}
 	}
+	failures := consecutiveFailures(runs)
 	pidx := state.PoliciesIndex(nil)
 	sums, err := state.ChildSummaries(nil)
 	if err != nil {
@@ -99,6 +104,8 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		if st.OwnRanges == nil {
 			st.OwnRanges = c.Ranges // a child from before relays reports only its own ranges
 		}
+		st.ConsecutiveFailures = failures[c.Name]
+		st.Health = p.thresholds.Of(st.ConsecutiveFailures)
 		if pidx > c.PolicyCursor {
 			st.PolicyLag = pidx - c.PolicyCursor
 		}

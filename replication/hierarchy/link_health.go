@@ -1,0 +1,202 @@
+package hierarchy
+
+// Link health, as ConfigMgr reports its replication links: a link is active, degraded after
+// DegradedAfter consecutive failures, and failed after FailedAfter. At the parent a failure is
+// a run of the child that failed or did not verify (the child's run history, newest first);
+// at the child it is a request to the parent that failed (a missed contact) or a run that did
+// not verify. A verified run (and, at the child, a contact) ends the streak.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"patchtree/store"
+)
+
+// The health of a link.
+const (
+	HealthActive   = "active"
+	HealthDegraded = "degraded"
+	HealthFailed   = "failed"
+)
+
+// The default thresholds (serve --link-degraded-after, --link-failed-after).
+const (
+	DefaultDegradedAfter = 3
+	DefaultFailedAfter   = 10
+)
+
+// HealthThresholds turn a count of consecutive failures into a health.
+type HealthThresholds struct {
+	DegradedAfter int
+	FailedAfter   int
+}
+
+// DefaultHealthThresholds are the defaults.
+var DefaultHealthThresholds = HealthThresholds{DegradedAfter: DefaultDegradedAfter, FailedAfter: DefaultFailedAfter}
+
+// Validate checks that the thresholds are positive and in order.
+func (t HealthThresholds) Validate() error {
+	if t.DegradedAfter < 1 || t.FailedAfter < t.DegradedAfter {
+		return fmt.Errorf("link health: degraded after %d and failed after %d failures: need 1 <= degraded <= failed",
+			t.DegradedAfter, t.FailedAfter)
+	}
+	return nil
+}
+
+// Of is the health after failures consecutive failures.
+func (t HealthThresholds) Of(failures int) string {
+	if t.DegradedAfter < 1 {
+		t = DefaultHealthThresholds
+	}
+	switch {
+	case failures >= t.FailedAfter:
+		return HealthFailed
+	case failures >= t.DegradedAfter:
+		return HealthDegraded
+	default:
+		return HealthActive
+	}
+}
+
+// runFailed reports whether a run counts as a failure: it failed, or it did not verify.
+func runFailed(r *store.ReplicationRun) bool { return r.Error != "" || !r.Verified }
+
+// consecutiveFailures counts, per child, its newest runs that failed, up to its newest good one.
+func consecutiveFailures(runs []*store.ReplicationRun) map[string]int {
+	byChild := map[string][]*store.ReplicationRun{}
+	for _, r := range runs {
+		byChild[r.Child] = append(byChild[r.Child], r)
+	}
+	out := make(map[string]int, len(byChild))
+	for child, rs := range byChild {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].ID > rs[j].ID })
+		n := 0
+		for _, r := range rs {
+			if !runFailed(r) {
+				break
+			}
+			n++
+		}
+		out[child] = n
+	}
+	return out
+}
+
+// healthLog keeps each link's count of consecutive failures, as of the runs the leader recorded,
+// and logs the link's health once per transition.
+type healthLog struct {
+	mu       sync.Mutex
+	last     map[string]string
+	failures map[string]int
+	// lastRun is the newest run counted per link: the runs are counted off the
+	// acknowledgement's path, and one that comes in after a newer one is not counted again.
+	lastRun map[string]string
+}
+
+func newHealthLog() *healthLog {
+	return &healthLog{last: map[string]string{}, failures: map[string]int{}, lastRun: map[string]string{}}
+}
+
+// record counts a run of a link: it returns the link's consecutive failures after it, seeding
+// the count from the run history (seed) the first time it sees the link. A run older than one
+// already counted changes nothing.
+func (h *healthLog) record(link, runID string, failed bool, seed func() (int, error)) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, ok := h.failures[link]
+	if ok && runID <= h.lastRun[link] {
+		return n, nil
+	}
+	h.lastRun[link] = runID
+	if !ok {
+		// The history already holds this run: it is counted in the seed.
+		seeded, err := seed()
+		if err != nil {
+			return 0, err
+		}
+		h.failures[link] = seeded
+		return seeded, nil
+	}
+	if failed {
+		n++
+	} else {
+		n = 0
+	}
+	h.failures[link] = n
+	return n, nil
+}
+
+// forget drops the counts, which the next run of each link seeds again from the history.
+func (h *healthLog) forget() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.failures)
+	clear(h.lastRun)
+}
+
+// note records a link's health and logs it when it changed (not the first time a link is
+// seen active, which is no news).
+func (h *healthLog) note(logger *slog.Logger, link, health string, failures int) {
+	h.mu.Lock()
+	prev, seen := h.last[link]
+	h.last[link] = health
+	h.mu.Unlock()
+	if prev == health || (!seen && health == HealthActive) {
+		return
+	}
+	from := prev
+	if !seen {
+		from = HealthActive
+	}
+	level := slog.LevelWarn
+	if health == HealthActive {
+		level = slog.LevelInfo
+	}
+	logger.Log(context.Background(), level, "link health changed", "link", link, "from", from, "to", health, "consecutive_failures", failures)
+}
+
+// SetHealthThresholds sets the thresholds of the links to the children (before SetBackend).
+func (p *Parent) SetHealthThresholds(t HealthThresholds) { p.thresholds = t }
+
+// noteRunHealth logs a child's link health if the run the leader just recorded changed it. The
+// count goes on from the previous run's (the run history is read once per child and leader
+// process), so that an acknowledgement waits for no scan of the history.
+func (p *Parent) noteRunHealth(run store.ReplicationRun) {
+	n, err := p.health.record(run.Child, run.ID, runFailed(&run), func() (int, error) {
+		runs, err := p.backend.State().ReplicationRuns(nil)
+		if err != nil {
+			return 0, fmt.Errorf("read the run history for the link health: %w", err)
+		}
+		return consecutiveFailures(runs)[run.Child], nil
+	})
+	if err != nil {
+		p.logger.Warn("link health", "child", run.Child, "error", err)
+		return
+	}
+	p.health.note(p.logger, run.Child, p.thresholds.Of(n), n)
+}
+
+// updateHealth sets the child side's health of its parent link from the failures of its
+// requests (reset by a contact) and of its runs (reset by a verified run), and logs a change.
+// Under c.mu.
+func (c *Child) updateHealth() {
+	n := c.contactFailures + c.runFailures
+	health := c.cfg.Health.Of(n)
+	prev := c.state.Health
+	c.state.Health, c.state.ConsecutiveFailures = health, n
+	if prev != health && (prev != "" || health != HealthActive) {
+		if prev == "" {
+			prev = HealthActive
+		}
+		level := slog.LevelWarn
+		if health == HealthActive {
+			level = slog.LevelInfo
+		}
+		c.cfg.Logger.Log(context.Background(), level, "parent link health changed", "from", prev, "to", health,
+			"consecutive_failures", n)
+	}
+}
