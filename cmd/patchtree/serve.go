@@ -158,6 +158,7 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 
 // serve runs the server until SIGINT/SIGTERM or a fatal node error.
 func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
+	slog.SetDefault(logger) // the log package's lines (net/http's errors) take the same format
 	// The data dir's lock comes first: a second server on the same dir stops here at once.
 	lock, err := node.LockDataDir(f.dataDir, logger)
 	if err != nil {
