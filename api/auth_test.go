@@ -36,7 +36,7 @@ var callers = []caller{
 // needs one: a new route without a sample fails the matrix test.
 func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 	switch method + " " + path {
-	case "GET /v1/health", "GET /v1/status", "GET /v1/digest", "GET /v1/languages", "GET /v1/tokens", "GET /v1/site/servers":
+	case "GET /v1/health", "GET /v1/status", "GET /v1/digest", "GET /metrics", "GET /v1/languages", "GET /v1/tokens", "GET /v1/site/servers":
 		return path, nil
 	case "PUT /v1/languages":
 		return path, map[string]any{"ranges": []string{"de", "fr"}}
@@ -179,7 +179,7 @@ func TestAuthMatrix(t *testing.T) {
 	f := newFake(t)
 	f.addBulletin(t, "B1")
 	f.addBulletin(t, "B2")
-	srv := New(f, Options{Importer: fakeImporter{}, Hierarchy: fakeHierarchy{}})
+	srv := New(f, Options{Importer: fakeImporter{}, Hierarchy: fakeHierarchy{}, Metrics: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})})
 
 	table := map[string]route{}
 	for _, rt := range srv.routes() {

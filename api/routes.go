@@ -64,6 +64,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/health", public, false, s.health, 0},
 		{http.MethodGet, "/v1/status", anyRole, false, s.status, 0},
 		{http.MethodGet, "/v1/digest", anyRole, false, s.digest, 0},
+		{http.MethodGet, "/metrics", s.metricsAccess(), false, s.metrics, 0},
 
 		{http.MethodGet, "/v1/languages", anyRole, false, s.getLanguages, 0},
 		{http.MethodPut, "/v1/languages", adminOnly, true, s.putLanguages, 0},

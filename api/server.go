@@ -83,6 +83,9 @@ type Options struct {
 	TestHooks bool
 	// Limits are the per-client-address rate limits (zero: none).
 	Limits Limits
+	// Metrics serves GET /metrics (nil: no metrics); MetricsPublic lets anyone scrape it.
+	Metrics       http.Handler
+	MetricsPublic bool
 }
 
 // rawResponse is a handler result that writes the response itself (a stream).

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/klauspost/compress/zstd"
@@ -335,10 +336,12 @@ type fsmSnapshot struct {
 
 // Persist writes the zstd-compressed snapshot stream to the sink, cancelling it on any error.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.persist(sink); err != nil {
+	start, counted := time.Now(), &countingWriter{w: sink}
+	if err := s.persist(counted); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot %s: %w", sink.ID(), err)
 	}
+	observeSnapshot(start, counted.n)
 	return sink.Close()
 }
 

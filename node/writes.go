@@ -37,7 +37,9 @@ func (n *Node) applyResponse(t MessageType, req any) (any, uint64, error) {
 	start := time.Now()
 	f := n.raft.Apply(buf, applyTimeout)
 	err = f.Error()
-	if d := time.Since(start); d > slowApply {
+	d := time.Since(start)
+	observeApply(t, d)
+	if d > slowApply {
 		n.logger.Warn("slow raft apply", "type", t.String(), "bytes", len(buf), "duration", d.Round(time.Millisecond))
 	}
 	if err != nil {

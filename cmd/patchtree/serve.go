@@ -45,6 +45,7 @@ type serveFlags struct {
 	parentAddressRefresh                   time.Duration
 	limits                                 httpLimits
 	secretFiles                            secretFiles
+	metrics                                metricsFlags
 	snapshots                              snapshotFlags
 }
 
@@ -78,6 +79,7 @@ func runServe(args []string) error {
 	fs.BoolVar(&f.tlsClientRequire, "tls-client-require", false, "refuse API clients without a certificate from --tls-client-ca")
 	f.secretFiles.register(fs)
 	f.limits.register(fs)
+	f.metrics.register(fs)
 	f.snapshots.register(fs)
 	fs.DurationVar(&f.parentAddressRefresh, "parent-address-refresh", hierarchy.DefaultAddressRefresh, "how often the parent link asks its parent site for the API addresses of its servers (also after a failover)")
 	fs.BoolVar(&f.testHooks, "test-hooks", false, "enable hooks for fault tests (altering a child's replica); never in production")
@@ -141,6 +143,9 @@ func (f *serveFlags) config(nargs int) (node.Config, *slog.Logger, error) {
 	if err := f.limits.validate(); err != nil {
 		return node.Config{}, nil, err
 	}
+	if err := f.metrics.validate(); err != nil {
+		return node.Config{}, nil, err
+	}
 	ranges, err := langalert.ParseRanges([]string{f.languages})
 	if err != nil {
 		return node.Config{}, nil, fmt.Errorf("--languages: %w", err)
@@ -200,6 +205,7 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	imp := importer.New(importer.Config{DefaultSource: f.catalogSource, MaxFeedBytes: f.catalogMaxBytes, Logger: logger,
 		Allow: allow, StallTimeout: f.importStall})
 	parent := hierarchy.NewParent(logger.With("side", "parent"))
+	parent.SetHealthThresholds(f.metrics.thresholds())
 	cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-parent", Run: parent.LeaderLoop})
 	// Every server of a child or relay site runs the parent link when it leads: the link is in
 	// the site's replicated state, and --parent and --join-token only seed it.
@@ -214,7 +220,8 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 		}
 		child = hierarchy.NewChild(hierarchy.ChildConfig{ParentURL: f.parent, JoinToken: f.joinToken, Name: f.name,
 			Client: client, CAPEM: caPEM, ClientCert: f.tlsCert != "", Logger: logger.With("side", "child"),
-			RefusalGrace: f.parentRefusalGrace, Downstream: parent, AddressRefresh: f.parentAddressRefresh, AckDelay: f.testAckDelay})
+			RefusalGrace: f.parentRefusalGrace, Downstream: parent, AddressRefresh: f.parentAddressRefresh, AckDelay: f.testAckDelay,
+			Health: f.metrics.thresholds()})
 		cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-child", Run: child.LeaderLoop})
 	}
 	if f.role == node.RoleParent {
@@ -235,7 +242,12 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 		apiOpts.ParentLink = func() *hierarchy.ChildState { st := child.Status(); return &st }
 		apiOpts.Uplink = child
 	}
-	srv := f.limits.server(api.New(n, apiOpts))
+	handler, err := f.metrics.apiHandler(n, apiOpts, parent, child, imp, logger)
+	if err != nil {
+		ln.Close()
+		return errors.Join(err, n.Shutdown())
+	}
+	srv := f.limits.server(handler)
 	ln = f.limits.listener(ln, logger)
 	srv.TLSConfig = apiTLSConfig
 	stopReloads := watchReloads(f, apiTLSConfig, logger) // SIGHUP re-reads the API certificate (reload.go)
