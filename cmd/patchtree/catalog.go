@@ -22,6 +22,7 @@ func runCatalog(args []string) error {
 	return dispatchSub("catalog", `Usage: patchtree catalog COMMAND
 
   import [SOURCE] [--complete]   import a feed file/URL or a CSAF provider (default: --catalog-source)
+  imports [ID] [--follow]        the imports, newest first; one import; follow one until it ends
   cancel ID                      cancel a running import; the catalog stays as it was
   show [BULLETIN]                the catalog, a filtered list of bulletins, or one bulletin
   generate [flags]               write a synthetic feed for tests and benchmarks
@@ -30,6 +31,7 @@ func runCatalog(args []string) error {
 
 Run 'patchtree catalog COMMAND --help' for flags.`, args, []subcommand{
 		{"import", runCatalogImport},
+		{"imports", runCatalogImports},
 		{"cancel", runCatalogCancel},
 		{"show", runCatalogShow},
 		{"generate", runCatalogGenerate},
