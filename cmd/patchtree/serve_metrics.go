@@ -23,7 +23,7 @@ type metricsFlags struct {
 
 func (m *metricsFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&m.public, "metrics-public", false, "let anyone scrape GET /metrics without a token (a scraper on a private network); default: admin and auditor tokens")
-	fs.IntVar(&m.degradedAfter, "link-degraded-after", hierarchy.DefaultDegradedAfter, "a replication link is degraded after this many failures in a row (failed or unverified runs; at a child also failed requests to the parent)")
+	fs.IntVar(&m.degradedAfter, "link-degraded-after", hierarchy.DefaultDegradedAfter, "a replication link is degraded after this many failures in a row: runs that failed or did not verify, and missed contacts (a parent: poll windows a child let pass; a child: failed requests to its parent)")
 	fs.IntVar(&m.failedAfter, "link-failed-after", hierarchy.DefaultFailedAfter, "a replication link is failed after this many failures in a row")
 }
 

@@ -2,9 +2,10 @@ package hierarchy
 
 // Link health, as ConfigMgr reports its replication links: a link is active, degraded after
 // DegradedAfter consecutive failures, and failed after FailedAfter. At the parent a failure is
-// a run of the child that failed or did not verify (the child's run history, newest first);
-// at the child it is a request to the parent that failed (a missed contact) or a run that did
-// not verify. A verified run (and, at the child, a contact) ends the streak.
+// a run of the child that failed or did not verify (the child's run history, newest first),
+// plus each poll window the child let pass without polling the leader (a missed contact); at
+// the child it is a request to the parent that failed (a missed contact) or a run that did not
+// verify. A verified run ends the run streak, a contact the missed contacts.
 
 import (
 	"context"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"patchtree/store"
 )
@@ -65,11 +67,14 @@ func (t HealthThresholds) Of(failures int) string {
 // runFailed reports whether a run counts as a failure: it failed, or it did not verify.
 func runFailed(r *store.ReplicationRun) bool { return r.Error != "" || !r.Verified }
 
-// consecutiveFailures counts, per child, its newest runs that failed, up to its newest good one.
+// consecutiveFailures counts, per child, its newest runs down the link that failed, up to its
+// newest good one (the compliance summaries coming up are not runs of the link's health).
 func consecutiveFailures(runs []*store.ReplicationRun) map[string]int {
 	byChild := map[string][]*store.ReplicationRun{}
 	for _, r := range runs {
-		byChild[r.Child] = append(byChild[r.Child], r)
+		if r.Scope != ScopeCompliance {
+			byChild[r.Child] = append(byChild[r.Child], r)
+		}
 	}
 	out := make(map[string]int, len(byChild))
 	for child, rs := range byChild {
@@ -157,6 +162,17 @@ func (h *healthLog) note(logger *slog.Logger, link, health string, failures int)
 		level = slog.LevelInfo
 	}
 	logger.Log(context.Background(), level, "link health changed", "link", link, "from", from, "to", health, "consecutive_failures", failures)
+}
+
+// missedContacts is how many poll windows (the long-poll's wait plus 10 s, as connected has it)
+// a child let pass since it last polled this leader: each counts as a failure. A child that has
+// not polled this server since it began to lead missed none here.
+func (p *Parent) missedContacts(child string, now time.Time) int {
+	seen, ok := p.polls.lastSeen(child)
+	if !ok {
+		return 0
+	}
+	return int(now.Sub(seen) / (p.pollWait + 10*time.Second))
 }
 
 // SetHealthThresholds sets the thresholds of the links to the children (before SetBackend).

@@ -1,7 +1,9 @@
 package hierarchy
 
 import (
+	"log/slog"
 	"testing"
+	"time"
 
 	"patchtree/store"
 )
@@ -35,6 +37,7 @@ func TestConsecutiveFailures(t *testing.T) {
 		run("a", "3", false, "apply failed"),
 		run("b", "1", false, "x"), run("b", "2", true, ""),
 		run("c", "1", false, "x"),
+		{Child: "c", ID: "2", Scope: ScopeCompliance, Verified: true}, // a summary coming up
 	}
 	got := consecutiveFailures(runs)
 	for child, want := range map[string]int{"a": 3, "b": 0, "c": 1, "d": 0} {
@@ -68,5 +71,22 @@ func TestHealthLogRecord(t *testing.T) {
 	h.forget()
 	if got, _ := h.record("north", "r6", true, seed(7)); got != 7 || seeds != 2 {
 		t.Errorf("after forget: record = %d after %d seeds, want 7 after 2", got, seeds)
+	}
+}
+
+// TestMissedContacts: each poll window (the long-poll's wait plus 10 s) a child lets pass
+// without polling the leader is a failure; a child it never saw poll missed none.
+func TestMissedContacts(t *testing.T) {
+	p := NewParent(slog.New(slog.DiscardHandler))
+	p.pollWait = 20 * time.Second // windows of 30 s
+	p.polls.touch("north")
+	seen, _ := p.polls.lastSeen("north")
+	for elapsed, want := range map[time.Duration]int{0: 0, 29 * time.Second: 0, 30 * time.Second: 1, 95 * time.Second: 3, 301 * time.Second: 10} {
+		if got := p.missedContacts("north", seen.Add(elapsed)); got != want {
+			t.Errorf("%v after the last poll: %d missed contacts, want %d", elapsed, got, want)
+		}
+	}
+	if got := p.missedContacts("south", seen.Add(time.Hour)); got != 0 {
+		t.Errorf("a child never seen here: %d missed contacts, want 0", got)
 	}
 }

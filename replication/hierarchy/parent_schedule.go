@@ -52,6 +52,10 @@ func (p *Parent) LeaderLoop(ctx context.Context) {
 				if err := p.pruneRuns(); err != nil {
 					p.logger.Warn("prune replication runs", "error", err)
 				}
+				// The links' health, for a child that stopped polling (Status logs a change).
+				if _, err := p.Status(""); err != nil {
+					p.logger.Warn("link health", "error", err)
+				}
 			}
 		}
 	}

@@ -83,6 +83,7 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		}
 	}
 	failures := consecutiveFailures(runs)
+	now := time.Now()
 	pidx := state.PoliciesIndex(nil)
 	sums, err := state.ChildSummaries(nil)
 	if err != nil {
@@ -92,7 +93,6 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 	for _, cs := range sums {
 		summaries[cs.Child] = &ChildCompliance{Seq: cs.Seq, AsOf: cs.AsOf, LastContact: cs.LastContact, Interval: cs.Interval.String()}
 	}
-	now := time.Now()
 	out := []ChildStatus{}
 	for _, c := range children {
 		if only != "" && c.Name != only {
@@ -104,8 +104,11 @@ func (p *Parent) Status(only string) ([]ChildStatus, error) {
 		if st.OwnRanges == nil {
 			st.OwnRanges = c.Ranges // a child from before relays reports only its own ranges
 		}
-		st.ConsecutiveFailures = failures[c.Name]
+		st.ConsecutiveFailures = failures[c.Name] + p.missedContacts(c.Name, now)
 		st.Health = p.thresholds.Of(st.ConsecutiveFailures)
+		if p.leading.Load() {
+			p.health.note(p.logger, c.Name, st.Health, st.ConsecutiveFailures)
+		}
 		if pidx > c.PolicyCursor {
 			st.PolicyLag = pidx - c.PolicyCursor
 		}
