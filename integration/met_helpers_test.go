@@ -212,3 +212,19 @@ func metRunCounts(t *testing.T, parent *proc, child string) map[string]int {
 	}
 	return out
 }
+
+// metUnverifiedRuns counts a child's runs at the parent that did not verify.
+func metUnverifiedRuns(t *testing.T, parent *proc, child string) int {
+	t.Helper()
+	var l struct {
+		Runs []cmpRun `json:"runs"`
+	}
+	doJSON(t, "GET", parent.url+"/v1/replication/runs?limit=100000&child="+url.QueryEscape(child), parent.token, nil, 200, &l)
+	n := 0
+	for _, r := range l.Runs {
+		if !r.Verified {
+			n++
+		}
+	}
+	return n
+}

@@ -30,10 +30,12 @@ func TestMetrics(t *testing.T) {
 	dir := t.TempDir()
 
 	feed := catGenerate(t, dir, "gen.json", "--bulletins", "12", "--languages", "16", "--seed", "41")
-	parent := startSite(t, siteOpts{Name: "hq", Languages: []string{"*"}, Extra: []string{"--metrics-public"}})
+	// A link is degraded after its first failure, so that one tampered replica shows it.
+	parent := startSite(t, siteOpts{Name: "hq", Languages: []string{"*"},
+		Extra: []string{"--metrics-public", "--link-degraded-after", "1", "--link-failed-after", "5"}})
 	doJSON(t, "PUT", parent.url+"/v1/replication/rules", parent.token, map[string]any{"catalog": "12h"}, 200, nil)
 	north := hierStartChild(t, parent, "north", []string{"de"})
-	south := hierStartChild(t, parent, "south", []string{"en"}, "--metrics-public")
+	south := hierStartChild(t, parent, "south", []string{"en"}, "--metrics-public", "--test-hooks")
 	hierImport(t, parent, map[string]any{"source": feed})
 	hierReplicateNow(t, parent, "", "")
 
@@ -146,6 +148,39 @@ func TestMetrics(t *testing.T) {
 			waitFor(t, 10*time.Second, func() (bool, string) {
 				got, err := m.scalar(q)
 				return err == nil && got == 1, fmt.Sprintf("%s = %v (%v), want 1", q, got, err)
+			})
+		}
+	})
+	t.Run("Health", func(t *testing.T) {
+		// A tampered replica: the next run does not verify (degraded after 1), the repair run
+		// that follows by itself does (active again); each change logged once.
+		fltSetDisabled(t, south, fltFirstBulletin(t, south), true)
+		if verified, run, _ := fltReplicateWait(t, parent, "south", "differential"); verified {
+			t.Fatalf("the run after tampering with south's replica verified: %s", run)
+		}
+		waitFor(t, 30*time.Second, func() (bool, string) {
+			c := metChildren(t, parent)["south"]
+			back := fltLogContaining(parent, "link health changed", "link=south", "to=active")
+			return c.Health == "active" && len(back) == 1, fmt.Sprintf("south: health %q after %d failures, %d changes back to active logged", c.Health, c.ConsecutiveFailures, len(back))
+		})
+		if down := fltLogContaining(parent, "link health changed", "link=south", "from=active", "to=degraded"); len(down) != 1 {
+			t.Errorf("hq logged %d changes of south's link to degraded, want 1: %q", len(down), down)
+		}
+		unverified := metUnverifiedRuns(t, parent, "south")
+		if unverified == 0 {
+			t.Errorf("hq: GET /v1/replication/runs lists no unverified run of south")
+		}
+		checks := map[string]float64{
+			`patchtree_link_verification_failures{job="hq",child="south"}`:  float64(unverified),
+			`patchtree_link_health{job="hq",child="south",health="active"}`: 1,
+		}
+		for stream, n := range metRunCounts(t, parent, "south") {
+			checks[fmt.Sprintf(`sum(patchtree_link_runs{job="hq",child="south",stream=%q})`, stream)] = float64(n)
+		}
+		for q, v := range checks {
+			waitFor(t, 10*time.Second, func() (bool, string) {
+				got, err := m.scalar(q)
+				return err == nil && got == v, fmt.Sprintf("%s = %v (%v), the API says %v", q, got, err, v)
 			})
 		}
 	})
