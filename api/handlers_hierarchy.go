@@ -264,8 +264,8 @@ func (s *Server) nowResults(ctx context.Context, h Hierarchy, resp replicateNowR
 		resp.Results = append(resp.Results, res)
 		site := hierarchy.SiteResult{Path: name, Depth: 1, Via: name, Done: res.Done, Verified: res.Verified, Error: res.Error}
 		if run := res.Run; run != nil {
-			site.Run = &store.RunBrief{ID: run.ID, Mode: run.Mode, Trigger: run.Trigger, Verified: run.Verified,
-				Records: run.Records, Deletes: run.Deletes, FinishedAt: run.FinishedAt, Error: run.Error}
+			brief := run.Brief()
+			site.Run = &brief
 		}
 		resp.Sites = append(resp.Sites, site)
 	}

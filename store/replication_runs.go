@@ -181,3 +181,9 @@ func (s *Store) PruneReplicationRuns(idx uint64, child string, keep int) (int, e
 	})
 	return dropped, err
 }
+
+// Brief is the run as a tree view and a replicate-now answer show it.
+func (r *ReplicationRun) Brief() RunBrief {
+	return RunBrief{ID: r.ID, Mode: r.Mode, Trigger: r.Trigger, Verified: r.Verified, Records: r.Records,
+		Deletes: r.Deletes, FinishedAt: r.FinishedAt, Error: r.Error}
+}

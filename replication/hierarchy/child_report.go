@@ -165,8 +165,7 @@ func newestRuns(runs []*store.ReplicationRun) map[string]*childRuns {
 			cr = &childRuns{last: map[string]store.RunBrief{}}
 			out[r.Child] = cr
 		}
-		brief := store.RunBrief{ID: r.ID, Mode: r.Mode, Trigger: r.Trigger, Verified: r.Verified, Records: r.Records,
-			Deletes: r.Deletes, FinishedAt: r.FinishedAt, Error: r.Error}
+		brief := r.Brief()
 		for _, scope := range strings.Split(r.Scope, "+") {
 			cr.last[scope] = brief
 		}
