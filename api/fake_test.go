@@ -324,3 +324,5 @@ func (fakeHierarchy) Tree() (*hierarchy.Tree, error) {
 func (fakeHierarchy) WaitCascade(ctx context.Context, id string, children []string) ([]hierarchy.SiteResult, error) {
 	return []hierarchy.SiteResult{}, nil
 }
+
+func (fakeHierarchy) SitePath() (string, error) { return "hq", nil }

@@ -36,6 +36,8 @@ type Hierarchy interface {
 	// RootRanges are the root's ranges as this site knows them (nil: not yet).
 	RootRanges() ([]string, error)
 	Tree() (*hierarchy.Tree, error)
+	// SitePath is this site's path from the root ("hq/emea").
+	SitePath() (string, error)
 	WaitCascade(ctx context.Context, id string, children []string) ([]hierarchy.SiteResult, error)
 }
 
@@ -273,15 +275,13 @@ func (s *Server) nowResults(ctx context.Context, h Hierarchy, resp replicateNowR
 	if err != nil {
 		return 0, nil, err
 	}
-	tree, err := h.Tree()
+	path, err := h.SitePath()
 	if err != nil {
 		return 0, nil, err
 	}
-	if len(tree.Sites) > 0 {
-		for i := range resp.Sites {
-			resp.Sites[i].Path = tree.Sites[0].Path + "/" + resp.Sites[i].Path
-			resp.Sites[i].Depth += tree.Sites[0].Depth
-		}
+	for i := range resp.Sites {
+		resp.Sites[i].Path = path + "/" + resp.Sites[i].Path
+		resp.Sites[i].Depth += strings.Count(path, "/")
 	}
 	resp.Sites = append(resp.Sites, below...)
 	return http.StatusOK, resp, nil

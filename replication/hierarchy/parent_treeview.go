@@ -48,6 +48,13 @@ type Tree struct {
 	Sites       []TreeSite `json:"sites"`
 }
 
+// SitePath is this site's path from the root ("hq/emea"); a site below the root that has not
+// heard it from its parent yet answers its own name.
+func (p *Parent) SitePath() (string, error) {
+	pos, err := p.position(nil)
+	return pos.path, err
+}
+
 // Tree lists this site and every site below it, depth first.
 func (p *Parent) Tree() (*Tree, error) {
 	state := p.backend.State()
