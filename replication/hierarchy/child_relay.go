@@ -72,14 +72,6 @@ func (c *Child) passOn(h RunHeader) {
 	if h.Cascade == nil || down == nil {
 		return
 	}
-	children, err := c.backend.State().Children(nil)
-	if err != nil {
-		c.cfg.Logger.Warn("pass a replicate-now on to this site's children: read them", "cascade", h.Cascade.ID, "error", err)
-		return
-	}
-	if len(children) == 0 {
-		return
-	}
 	cas := *h.Cascade
 	targeted, err := down.ReplicateNow(NowRequest{Scope: cas.Scope, Mode: cas.Mode, Policy: cas.Policy, Folder: cas.Folder,
 		Reason: "replicate-now", Cascade: &cas})
@@ -87,5 +79,7 @@ func (c *Child) passOn(h RunHeader) {
 		c.cfg.Logger.Warn("pass a replicate-now on to this site's children", "cascade", cas.ID, "error", err)
 		return
 	}
-	c.cfg.Logger.Info("passed a replicate-now on to this site's children", "cascade", cas.ID, "children", targeted)
+	if len(targeted) > 0 { // a site without children has nothing to pass on
+		c.cfg.Logger.Info("passed a replicate-now on to this site's children", "cascade", cas.ID, "children", targeted)
+	}
 }

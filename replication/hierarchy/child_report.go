@@ -124,12 +124,16 @@ func (c *Child) buildReport(ws memdb.WatchSet, state *store.Store, link *Link) (
 			return LanguageReport{}, fmt.Errorf("read this site's runs: %w", err)
 		}
 		newest := newestRuns(runs)
+		var next map[string]string // the schedule this site serves its children on: the same for each
+		if down := c.cfg.Downstream; down != nil {
+			next = down.nextRuns()
+		}
 		for _, ch := range children {
 			if !ch.RangesReported {
 				continue
 			}
 			lists = append(lists, ch.Ranges)
-			rep.Subtree = append(rep.Subtree, c.describe(link.Child, ch, newest[ch.Name]))
+			rep.Subtree = append(rep.Subtree, c.describe(link.Child, ch, newest[ch.Name], next))
 			for _, d := range ch.Subtree {
 				d.Path = link.Child + "/" + d.Path
 				rep.Subtree = append(rep.Subtree, d)
@@ -182,7 +186,7 @@ func newestRuns(runs []*store.ReplicationRun) map[string]*childRuns {
 }
 
 // describe is one direct child of this site as its parent's tree sees it.
-func (c *Child) describe(self string, ch *store.Child, runs *childRuns) store.Descendant {
+func (c *Child) describe(self string, ch *store.Child, runs *childRuns, next map[string]string) store.Descendant {
 	d := store.Descendant{Path: self + "/" + ch.Name, Role: ch.Role, Ranges: ch.OwnRanges, Cursor: ch.Cursor,
 		CursorAt: ch.CursorAt, RootVersion: ch.RootVersion}
 	if d.Role == "" {
@@ -196,7 +200,7 @@ func (c *Child) describe(self string, ch *store.Child, runs *childRuns) store.De
 	}
 	if down := c.cfg.Downstream; down != nil {
 		d.Connected = down.connected(ch.Name)
-		d.NextRuns = down.nextRuns()
+		d.NextRuns = next
 	}
 	return d
 }
