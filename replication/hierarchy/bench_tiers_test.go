@@ -90,7 +90,8 @@ func BenchmarkTiersReplicateNow(b *testing.B) {
 			b.StopTimer()
 			var p store.Policy
 			t.root.call(b, http.MethodPost, "/v1/policies", map[string]any{"bulletins": []string{bl}, "folder": "bench-tiers"}, &p)
-			time.Sleep(300 * time.Millisecond) // the continuous rule sends it first; the request is what is timed
+			// The continuous rule sends the new policy first; the replicate-now is what is timed.
+			t.waitHolds(b, p.ID)
 			b.StartTimer()
 			start := time.Now()
 			var resp struct {
@@ -138,4 +139,26 @@ func (t *tiersBench) leafRunFinished(b *testing.B, start time.Time) time.Time {
 	}
 	b.Fatalf("no replicate-now run of the leaf after %s", start)
 	return time.Time{}
+}
+
+// waitHolds waits until the child of the root and the leaf hold a policy.
+func (t *tiersBench) waitHolds(b *testing.B, id string) {
+	b.Helper()
+	for _, s := range []*site{t.child, t.leaf} {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			req, _ := http.NewRequest(http.MethodGet, s.srv.URL+"/v1/policies/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+s.admin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatalf("GET /v1/policies/%s at %s: %v", id, s.name, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s never received policy %s: %d", s.name, id, resp.StatusCode)
+			}
+		}
+	}
 }
