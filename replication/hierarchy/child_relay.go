@@ -24,7 +24,14 @@ func (p *Parent) RootRanges() ([]string, error) {
 // addRootRanges adds the root's ranges this site last heard to a pull, so that the parent
 // answers at once when they changed.
 func (c *Child) addRootRanges(q url.Values) {
-	if up, err := loadUpstream(c.backend.State(), nil); err == nil && up != nil {
+	up, err := loadUpstream(c.backend.State(), nil)
+	if err != nil {
+		// The pull goes without them: the parent then never answers early for a change of
+		// the root's ranges, and the next report learns them.
+		c.cfg.Logger.Warn("read the upstream setting for a pull", "error", err)
+		return
+	}
+	if up != nil {
 		q.Set("root", strings.Join(up.RootRanges, ","))
 	}
 }
