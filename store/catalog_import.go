@@ -381,20 +381,13 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 }
 
 // sameRow reports whether a replicated row equals the stored one but for its Raft indexes.
-func sameRow[T Bulletin | Update](old, row *T) bool {
+func sameRow[T any, P interface {
+	*T
+	indexed
+}](old, row P) bool {
 	a, b := *old, *row
-	clearIndex(&a)
-	clearIndex(&b)
+	*P(&a).raftIndex(), *P(&b).raftIndex() = RaftIndex{}, RaftIndex{}
 	return reflect.DeepEqual(a, b)
-}
-
-func clearIndex[T Bulletin | Update](r *T) {
-	switch v := any(r).(type) {
-	case *Bulletin:
-		v.RaftIndex = RaftIndex{}
-	case *Update:
-		v.RaftIndex = RaftIndex{}
-	}
 }
 
 // AbortCatalog drops everything staged for a run that will not commit.
