@@ -71,11 +71,9 @@ func printTree(w io.Writer, tree *hierarchy.Tree, wide bool) error {
 		if len(s.Alerts) > 0 {
 			alerts = strings.Join(s.Alerts, ",")
 		}
-		fmt.Fprintf(&b, format, clip(strings.Repeat("  ", s.Depth-top)+name, cols.site), s.Role,
-			clip(strings.Join(s.Ranges, ","), cols.ranges), link, s.RootVersion, lag, clip(last, cols.last), alerts)
+		fmt.Fprintf(&b, format, truncate(strings.Repeat("  ", s.Depth-top)+name, cols.site), s.Role,
+			truncate(strings.Join(s.Ranges, ","), cols.ranges), link, s.RootVersion, lag, truncate(last, cols.last), alerts)
 	}
 	return writeFitted(w, b.String(), wide)
 }
 
-// clip shortens s to n characters, marking the cut.
-func clip(s string, n int) string { return truncate(s, n) }
