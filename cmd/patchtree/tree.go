@@ -76,4 +76,3 @@ func printTree(w io.Writer, tree *hierarchy.Tree, wide bool) error {
 	}
 	return writeFitted(w, b.String(), wide)
 }
-
