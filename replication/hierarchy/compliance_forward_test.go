@@ -174,7 +174,8 @@ func TestRelayReportsWhenBelowChanges(t *testing.T) {
 		start := time.Now()
 		got := make(chan string, 1)
 		go func() { got <- r.relay.waitSchedule(ctx, fwd) }()
-		time.Sleep(50 * time.Millisecond)
+		// Before or after the wait reads the summaries, a change is seen: it compares them with
+		// what was sent, then watches them.
 		change()
 		return <-got, time.Since(start)
 	}
