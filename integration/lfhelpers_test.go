@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,16 @@ type lfLink struct {
 type lfStatus struct {
 	statusResp
 	Parent *lfLink `json:"parent"`
+}
+
+// lfFeed is a small generated feed, parsed and written to a file the parent may import.
+func lfFeed(t *testing.T) (*hierFeed, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "feed.json")
+	feed := hierParseFeed(t, uffFeed(t, dir))
+	feed.write(t, path)
+	return feed, path
 }
 
 // lfTryStatus reads a server's status without failing the test (the server may be down).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,10 +27,7 @@ func TestLinkFailoverChildLeaderKilled(t *testing.T) {
 	t.Parallel()
 	requireBinary(t)
 	start := time.Now()
-	dir := t.TempDir()
-	feedPath := filepath.Join(dir, "feed.json")
-	feed := hierParseFeed(t, uffFeed(t, dir))
-	feed.write(t, feedPath)
+	feed, feedPath := lfFeed(t)
 	parent := startSite(t, siteOpts{Name: "lf-hq", Languages: []string{"*"}})
 	doJSON(t, "PUT", parent.url+"/v1/replication/rules", parent.token, map[string]any{"catalog": "continuous"}, 200, nil)
 	hierImport(t, parent, map[string]any{"source": feedPath})
@@ -99,10 +95,7 @@ func TestLinkFailoverParentSite(t *testing.T) {
 	t.Parallel()
 	requireBinary(t)
 	start := time.Now()
-	dir := t.TempDir()
-	feedPath := filepath.Join(dir, "feed.json")
-	feed := hierParseFeed(t, uffFeed(t, dir))
-	feed.write(t, feedPath)
+	feed, feedPath := lfFeed(t)
 	hq := uffSite3(t, "hq", "parent", []string{"*"}, nil, nil)
 	leader := lfLeader(t, hq)
 	hierImport(t, leader, map[string]any{"source": feedPath})
@@ -259,16 +252,22 @@ func TestLinkFailoverParentSite(t *testing.T) {
 	if len(fltLog(now, "recording a run another leader handed out, from its ticket")) == 0 {
 		t.Errorf("new parent leader %s did not log recording run %s from its ticket", now.name, run)
 	}
-	recorded := map[string]bool{}
-	for _, r := range lfRuns(t, survivors, "emea") {
-		recorded[r.ID] = true
-	}
-	applied := lfAppliedRuns(child)
-	for _, id := range applied {
-		if !recorded[id] {
-			t.Errorf("the child applied run %s and the parent never recorded it", id)
+	// The child applies a run, then acknowledges it (retrying until recorded): the newest run it
+	// applied may still be on its way to the parent.
+	var applied []string
+	eventually(t, 15*time.Second, func() (bool, string) {
+		recorded := map[string]bool{}
+		for _, r := range lfRuns(t, survivors, "emea") {
+			recorded[r.ID] = true
 		}
-	}
+		applied = lfAppliedRuns(child)
+		for _, id := range applied {
+			if !recorded[id] {
+				return false, fmt.Sprintf("the child applied run %s and the parent never recorded it", id)
+			}
+		}
+		return true, ""
+	})
 	t.Logf("every one of the %d runs the child applied is recorded at the parent", len(applied))
 
 	// 3. The server the child was configured with is gone: the child carries on through another.
