@@ -44,6 +44,10 @@ const (
 	// SubtreeSummariesPutRequestType is written with IgnoreUnknownTypeFlag: a server from
 	// before relays has no use for the summaries a relay forwards.
 	SubtreeSummariesPutRequestType MessageType = 27
+	// AuditedRequestType wraps an administrator's write with its audit entry (AuditedRequest).
+	// It changes state, so it is not ignorable: a server from before it stops and asks to be
+	// upgraded rather than apply the change without its entry, or skip the change.
+	AuditedRequestType MessageType = 28
 )
 
 // IgnoreUnknownTypeFlag is the high bit of the type byte. It marks an entry that a server may
@@ -110,6 +114,8 @@ func (t MessageType) String() string {
 		return "child-rotate"
 	case SubtreeSummariesPutRequestType:
 		return "subtree-summaries-put"
+	case AuditedRequestType:
+		return "audited"
 	}
 	if t&IgnoreUnknownTypeFlag != 0 {
 		return fmt.Sprintf("message-type-%d(ignorable)", uint8(t&^IgnoreUnknownTypeFlag))
