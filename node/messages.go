@@ -48,6 +48,13 @@ const (
 	// It changes state, so it is not ignorable: a server from before it stops and asks to be
 	// upgraded rather than apply the change without its entry, or skip the change.
 	AuditedRequestType MessageType = 28
+	// CatalogPublishRequestType makes the next staged batch of an import part of the catalog
+	// version being published, hidden from readers until CatalogSwitchRequestType;
+	// CatalogUnpublishRequestType takes the last published batch back out (an abort). They
+	// change catalog rows, so they are not ignorable.
+	CatalogPublishRequestType   MessageType = 29
+	CatalogSwitchRequestType    MessageType = 30
+	CatalogUnpublishRequestType MessageType = 31
 )
 
 // IgnoreUnknownTypeFlag is the high bit of the type byte. It marks an entry that a server may
@@ -116,6 +123,12 @@ func (t MessageType) String() string {
 		return "subtree-summaries-put"
 	case AuditedRequestType:
 		return "audited"
+	case CatalogPublishRequestType:
+		return "catalog-publish"
+	case CatalogSwitchRequestType:
+		return "catalog-switch"
+	case CatalogUnpublishRequestType:
+		return "catalog-unpublish"
 	}
 	if t&IgnoreUnknownTypeFlag != 0 {
 		return fmt.Sprintf("message-type-%d(ignorable)", uint8(t&^IgnoreUnknownTypeFlag))
