@@ -43,7 +43,7 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 	case "POST /v1/tokens":
 		return path, map[string]any{"role": "auditor", "name": "matrix"}
 	case "DELETE /v1/tokens/{id}":
-		created, err := f.CreateToken(store.RoleAgent, "victim")
+		created, err := f.CreateToken(store.Actor{}, store.RoleAgent, "victim")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +53,7 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 	case "POST /v1/site/certificates":
 		return path, map[string]any{"id": "n9"}
 	case "DELETE /v1/site/servers/{id}":
-		if _, err := f.AddServer(joinReq("n8"), true); err != nil {
+		if _, err := f.AddServer(store.Actor{}, joinReq("n8"), true); err != nil {
 			t.Fatal(err)
 		}
 		return "/v1/site/servers/n8", nil
@@ -80,7 +80,7 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		f.mu.Lock()
 		n := fmt.Sprintf("victim-%d", f.idx)
 		f.mu.Unlock()
-		if _, err := f.ChangeSeverityLevels(store.SeverityChange{Op: "add", Name: n}); err != nil {
+		if _, err := f.ChangeSeverityLevels(store.Actor{}, store.SeverityChange{Op: "add", Name: n}); err != nil {
 			t.Fatal(err)
 		}
 		return "/v1/catalog/severities/" + n, nil
@@ -94,13 +94,13 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 	case "GET /v1/children/{name}":
 		return "/v1/children/c1", nil
 	case "DELETE /v1/children/{name}":
-		c, err := f.AddChild(fmt.Sprintf("gone-%d", f.idx))
+		c, err := f.AddChild(store.Actor{}, fmt.Sprintf("gone-%d", f.idx))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return "/v1/children/" + c.Child.Name, nil
 	case "POST /v1/children/{name}/rotate":
-		c, err := f.AddChild(fmt.Sprintf("rotated-%d", f.idx))
+		c, err := f.AddChild(store.Actor{}, fmt.Sprintf("rotated-%d", f.idx))
 		if err != nil {
 			t.Fatal(err)
 		}

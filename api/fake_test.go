@@ -73,7 +73,7 @@ func (f *fakeBackend) Servers() ([]node.ServerStatus, error) {
 	return out, err
 }
 
-func (f *fakeBackend) CreateToken(role store.Role, name string) (*node.CreatedToken, error) {
+func (f *fakeBackend) CreateToken(_ store.Actor, role store.Role, name string) (*node.CreatedToken, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if role == store.RoleNode {
@@ -88,21 +88,21 @@ func (f *fakeBackend) CreateToken(role store.Role, name string) (*node.CreatedTo
 	return &node.CreatedToken{Token: tok, Bearer: id + ".x", Index: idx}, nil
 }
 
-func (f *fakeBackend) DeleteToken(id string) (uint64, error) {
+func (f *fakeBackend) DeleteToken(_ store.Actor, id string) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
 	return idx, f.s.DeleteToken(idx, id)
 }
 
-func (f *fakeBackend) SetLanguages(ranges []string) (uint64, error) {
+func (f *fakeBackend) SetLanguages(_ store.Actor, ranges []string) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
 	return idx, f.s.SetLanguages(idx, store.LanguagesSite, ranges)
 }
 
-func (f *fakeBackend) AddServer(req node.JoinRequest, allowNew bool) (uint64, error) {
+func (f *fakeBackend) AddServer(_ store.Actor, req node.JoinRequest, allowNew bool) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
@@ -116,21 +116,21 @@ func (f *fakeBackend) IssueServerTLS(id string) (*node.SiteTLS, error) {
 	return &node.SiteTLS{CACertPEM: []byte("ca"), CAKeyPEM: []byte("ca key"), ServerCertPEM: []byte("cert " + id), ServerKeyPEM: []byte("key")}, nil
 }
 
-func (f *fakeBackend) RemoveServer(id string) (uint64, error) {
+func (f *fakeBackend) RemoveServer(_ store.Actor, id string) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
 	return idx, f.s.DeleteServer(idx, id)
 }
 
-func (f *fakeBackend) ChangeSeverityLevels(c store.SeverityChange) (uint64, error) {
+func (f *fakeBackend) ChangeSeverityLevels(_ store.Actor, c store.SeverityChange) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
 	return idx, f.s.ChangeSeverityLevels(idx, &c)
 }
 
-func (f *fakeBackend) SetBulletinAdmin(id string, sev *string, disabled *bool) (uint64, error) {
+func (f *fakeBackend) SetBulletinAdmin(_ store.Actor, id string, sev *string, disabled *bool) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
@@ -154,7 +154,7 @@ func (f *fakeBackend) addBulletin(t *testing.T, id string) {
 	}
 }
 
-func (f *fakeBackend) AddChild(name string) (*node.EnrolledChild, error) {
+func (f *fakeBackend) AddChild(_ store.Actor, name string) (*node.EnrolledChild, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := store.Child{Name: name, JoinTokenHash: store.HashSecret("join-" + name)}
@@ -162,14 +162,14 @@ func (f *fakeBackend) AddChild(name string) (*node.EnrolledChild, error) {
 	return &node.EnrolledChild{Child: c, JoinToken: "j." + "join-" + name, Index: idx}, f.s.AddChild(idx, &c)
 }
 
-func (f *fakeBackend) RemoveChild(name string) (uint64, error) {
+func (f *fakeBackend) RemoveChild(_ store.Actor, name string) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
 	return idx, f.s.RemoveChild(idx, name)
 }
 
-func (f *fakeBackend) RotateChild(name string) (*node.RotatedChild, error) {
+func (f *fakeBackend) RotateChild(_ store.Actor, name string) (*node.RotatedChild, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := f.next()
@@ -177,6 +177,10 @@ func (f *fakeBackend) RotateChild(name string) (*node.RotatedChild, error) {
 }
 
 func (f *fakeBackend) PutSetting(key string, v any) (uint64, error) {
+	return f.PutSettingAs(store.Actor{}, "", key, v)
+}
+
+func (f *fakeBackend) PutSettingAs(_ store.Actor, _, key string, v any) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	buf, err := json.Marshal(v)

@@ -301,7 +301,7 @@ func (s *Server) patchBulletin(r *http.Request) (int, any, error) {
 	if req.Disabled == nil && req.CustomSeverity == nil {
 		return 0, nil, fmt.Errorf(`%w: nothing to change: give "disabled" and/or "custom_severity"`, ErrBadRequest)
 	}
-	return s.setBulletinAdmin(mux.Vars(r)["id"], req.CustomSeverity, req.Disabled)
+	return s.setBulletinAdmin(r, mux.Vars(r)["id"], req.CustomSeverity, req.Disabled)
 }
 
 func (s *Server) putCustomSeverity(r *http.Request) (int, any, error) {
@@ -314,14 +314,14 @@ func (s *Server) putCustomSeverity(r *http.Request) (int, any, error) {
 	if req.Severity == nil {
 		return 0, nil, fmt.Errorf(`%w: field "severity" is required (a custom severity level, or "" to clear)`, ErrBadRequest)
 	}
-	return s.setBulletinAdmin(mux.Vars(r)["id"], req.Severity, nil)
+	return s.setBulletinAdmin(r, mux.Vars(r)["id"], req.Severity, nil)
 }
 
-func (s *Server) setBulletinAdmin(id string, sev *string, disabled *bool) (int, any, error) {
+func (s *Server) setBulletinAdmin(r *http.Request, id string, sev *string, disabled *bool) (int, any, error) {
 	if err := s.requireParent("changing a bulletin"); err != nil && !s.opts.TestHooks {
 		return 0, nil, err
 	}
-	idx, err := s.backend.SetBulletinAdmin(id, sev, disabled)
+	idx, err := s.backend.SetBulletinAdmin(actor(r), id, sev, disabled)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -343,11 +343,11 @@ func (s *Server) listSeverities(r *http.Request) (int, any, error) {
 	return http.StatusOK, severitiesResponse{Levels: levels}, nil
 }
 
-func (s *Server) changeSeverities(c store.SeverityChange) (int, any, error) {
+func (s *Server) changeSeverities(r *http.Request, c store.SeverityChange) (int, any, error) {
 	if err := s.requireParent("changing custom severity levels"); err != nil {
 		return 0, nil, err
 	}
-	idx, err := s.backend.ChangeSeverityLevels(c)
+	idx, err := s.backend.ChangeSeverityLevels(actor(r), c)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -365,7 +365,7 @@ func (s *Server) addSeverity(r *http.Request) (int, any, error) {
 	if req.Name == "" {
 		return 0, nil, fmt.Errorf(`%w: field "name" is required`, ErrBadRequest)
 	}
-	return s.changeSeverities(store.SeverityChange{Op: "add", Name: req.Name, Position: req.Position})
+	return s.changeSeverities(r, store.SeverityChange{Op: "add", Name: req.Name, Position: req.Position})
 }
 
 func (s *Server) setSeverities(r *http.Request) (int, any, error) {
@@ -378,9 +378,9 @@ func (s *Server) setSeverities(r *http.Request) (int, any, error) {
 	if req.Levels == nil {
 		return 0, nil, fmt.Errorf(`%w: field "levels" is required (every level, most severe first)`, ErrBadRequest)
 	}
-	return s.changeSeverities(store.SeverityChange{Op: "set", Names: *req.Levels})
+	return s.changeSeverities(r, store.SeverityChange{Op: "set", Names: *req.Levels})
 }
 
 func (s *Server) deleteSeverity(r *http.Request) (int, any, error) {
-	return s.changeSeverities(store.SeverityChange{Op: "delete", Name: mux.Vars(r)["name"]})
+	return s.changeSeverities(r, store.SeverityChange{Op: "delete", Name: mux.Vars(r)["name"]})
 }

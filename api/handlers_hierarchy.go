@@ -68,7 +68,7 @@ func (s *Server) addChild(r *http.Request) (int, any, error) {
 	if strings.ContainsAny(req.Name, "/ ") {
 		return 0, nil, fmt.Errorf(`%w: child name: may not contain spaces or "/"`, ErrBadRequest)
 	}
-	c, err := s.backend.AddChild(req.Name)
+	c, err := s.backend.AddChild(actor(r), req.Name)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -104,7 +104,7 @@ func (s *Server) getChild(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) removeChild(r *http.Request) (int, any, error) {
-	idx, err := s.backend.RemoveChild(mux.Vars(r)["name"])
+	idx, err := s.backend.RemoveChild(actor(r), mux.Vars(r)["name"])
 	if err != nil {
 		return 0, nil, err
 	}
@@ -120,7 +120,7 @@ type childRotated struct {
 }
 
 func (s *Server) rotateChild(r *http.Request) (int, any, error) {
-	c, err := s.backend.RotateChild(mux.Vars(r)["name"])
+	c, err := s.backend.RotateChild(actor(r), mux.Vars(r)["name"])
 	if err != nil {
 		return 0, nil, err
 	}
@@ -453,7 +453,7 @@ func (s *Server) putRules(r *http.Request) (int, any, error) {
 	if err := rules.Validate(); err != nil {
 		return 0, nil, err
 	}
-	if _, err := s.backend.PutSetting(hierarchy.SettingRules, rules); err != nil {
+	if _, err := s.backend.PutSettingAs(actor(r), "replication.rules-set", hierarchy.SettingRules, rules); err != nil {
 		return 0, nil, err
 	}
 	if s.opts.Hierarchy != nil {

@@ -50,7 +50,7 @@ func (s *Server) putLanguages(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	idx, err := s.backend.SetLanguages(ranges)
+	idx, err := s.backend.SetLanguages(actor(r), ranges)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -112,7 +112,7 @@ func (s *Server) joinServer(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	// The site's server token may only refresh a member's addresses; adding a server takes an admin.
-	idx, err := s.backend.AddServer(req, callerToken(r).Role == store.RoleAdmin)
+	idx, err := s.backend.AddServer(actor(r), req, callerToken(r).Role == store.RoleAdmin)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -135,11 +135,16 @@ func (s *Server) issueCertificate(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	// The material is handed out only once the issue is in the audit log.
+	if err := s.backend.Audit(actor(r), "site.certificate-issue", "server "+req.ID, nil); err != nil {
+		return 0, nil, fmt.Errorf("audit the certificate issue (nothing was handed out): %w", err)
+	}
+	markAudited(r)
 	return http.StatusOK, m, nil
 }
 
 func (s *Server) removeServer(r *http.Request) (int, any, error) {
-	idx, err := s.backend.RemoveServer(mux.Vars(r)["id"])
+	idx, err := s.backend.RemoveServer(actor(r), mux.Vars(r)["id"])
 	if err != nil {
 		return 0, nil, err
 	}

@@ -70,7 +70,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	if info.Header.SiteName != "hq" || info.Header.Tables["tokens"] != 4 {
 		t.Fatalf("header %+v: want site hq with 4 tokens", info.Header)
 	}
-	if _, err := f.CreateToken(store.RoleAgent, "extra"); err != nil {
+	if _, err := f.CreateToken(store.Actor{}, store.RoleAgent, "extra"); err != nil {
 		t.Fatal(err)
 	}
 	if rec := send(t, srv, "PUT", "/v1/snapshot", admin, saved); rec.Code != 200 {

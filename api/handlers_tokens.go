@@ -53,7 +53,7 @@ func (s *Server) createToken(r *http.Request) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	created, err := s.backend.CreateToken(req.Role, req.Name)
+	created, err := s.backend.CreateToken(actor(r), req.Role, req.Name)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -78,7 +78,7 @@ func (s *Server) listTokens(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) deleteToken(r *http.Request) (int, any, error) {
-	idx, err := s.backend.DeleteToken(mux.Vars(r)["id"])
+	idx, err := s.backend.DeleteToken(actor(r), mux.Vars(r)["id"])
 	if err != nil {
 		return 0, nil, err
 	}

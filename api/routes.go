@@ -55,7 +55,7 @@ type route struct {
 	maxBody int64
 }
 
-// key names a route "METHOD path", as auditActions, routeDeadlines and joinRoute do.
+// key names a route "METHOD path", as auditedInEntry, auditOnly, routeDeadlines and joinRoute do.
 func (rt route) key() string { return rt.method + " " + rt.path }
 
 // routes is the one route table of the API.
@@ -138,25 +138,46 @@ func (s *Server) routes() []route {
 	return append(rts, s.testRoutes()...)
 }
 
-// auditActions names the audit log action of each write that does not record its own entry
-// (policy and settings writes record theirs in the same Raft entry as the change).
-var auditActions = map[string]string{
-	"PUT /v1/languages":                              "languages.set",
-	"POST /v1/tokens":                                "token.create",
-	"DELETE /v1/tokens/{id}":                         "token.revoke",
-	"POST /v1/site/servers":                          "site.server-join",
-	"DELETE /v1/site/servers/{id}":                   "site.server-remove",
-	"POST /v1/site/certificates":                     "site.certificate-issue",
-	"POST /v1/catalog/import":                        "catalog.import",
-	"DELETE /v1/catalog/imports/{id}":                "catalog.import-cancel",
-	"PATCH /v1/catalog/bulletins/{id}":               "catalog.bulletin-update",
-	"PUT /v1/catalog/bulletins/{id}/custom-severity": "catalog.custom-severity",
-	"POST /v1/catalog/severities":                    "catalog.severity-add",
-	"PUT /v1/catalog/severities":                     "catalog.severities-set",
-	"DELETE /v1/catalog/severities/{name}":           "catalog.severity-delete",
-	"POST /v1/children":                              "child.add",
-	"DELETE /v1/children/{name}":                     "child.remove",
-	"POST /v1/children/{name}/rotate":                "child.rotate",
-	"POST /v1/replication/now":                       "replicate-now",
-	"PUT /v1/replication/rules":                      "replication.rules-set",
+// auditedInEntry are the writes whose handler passes the caller to the backend, which applies
+// the change with its audit entry in the same Raft entry (node.AuditedRequest; policies and
+// settings documents carry theirs in their own request).
+var auditedInEntry = map[string]bool{
+	"PUT /v1/languages":                              true,
+	"POST /v1/tokens":                                true,
+	"DELETE /v1/tokens/{id}":                         true,
+	"POST /v1/site/servers":                          true,
+	"DELETE /v1/site/servers/{id}":                   true,
+	"PATCH /v1/catalog/bulletins/{id}":               true,
+	"PUT /v1/catalog/bulletins/{id}/custom-severity": true,
+	"POST /v1/catalog/severities":                    true,
+	"PUT /v1/catalog/severities":                     true,
+	"DELETE /v1/catalog/severities/{name}":           true,
+	"POST /v1/children":                              true,
+	"DELETE /v1/children/{name}":                     true,
+	"POST /v1/children/{name}/rotate":                true,
+	"PUT /v1/replication/rules":                      true,
+	"POST /v1/policies":                              true,
+	"PATCH /v1/policies/{id}":                        true,
+	"DELETE /v1/policies/{id}":                       true,
+	"PUT /v1/settings/{name}":                        true,
+}
+
+// auditOnly names the audit log action of each write whose own change is not a Raft entry it
+// could share: an import's change is written later by the import; issuing a certificate writes
+// nothing (its handler records it before handing the material out); replicate-now and snapshots
+// record themselves in their handlers. Each is recorded by an audit entry of its own.
+var auditOnly = map[string]string{
+	"POST /v1/catalog/import":         "catalog.import",
+	"DELETE /v1/catalog/imports/{id}": "catalog.import-cancel",
+	"POST /v1/replication/now":        "replicate-now",
+	"GET /v1/snapshot":                "snapshot.save",
+	"PUT /v1/snapshot":                "snapshot.restore",
+	"POST /v1/site/certificates":      "site.certificate-issue",
+}
+
+// notAudited are the writes an administrator may make that are data, not administration:
+// scan results (an agent's job; an admin may post them too), and the test-only routes.
+var notAudited = map[string]bool{
+	"POST /v1/scans":           true,
+	"POST /v1/test/raft-entry": true,
 }

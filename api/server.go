@@ -32,17 +32,21 @@ type Backend interface {
 	WaitLeader(ctx context.Context) (string, error)
 	Servers() ([]node.ServerStatus, error)
 
-	CreateToken(role store.Role, name string) (*node.CreatedToken, error)
-	DeleteToken(id string) (uint64, error)
-	SetLanguages(ranges []string) (uint64, error)
-	AddServer(req node.JoinRequest, allowNew bool) (uint64, error)
-	RemoveServer(id string) (uint64, error)
+	// Writes made for a caller take it as by: each is applied with its audit entry in the same
+	// Raft entry (node.AuditedRequest).
+	CreateToken(by store.Actor, role store.Role, name string) (*node.CreatedToken, error)
+	DeleteToken(by store.Actor, id string) (uint64, error)
+	SetLanguages(by store.Actor, ranges []string) (uint64, error)
+	AddServer(by store.Actor, req node.JoinRequest, allowNew bool) (uint64, error)
+	RemoveServer(by store.Actor, id string) (uint64, error)
 	IssueServerTLS(id string) (*node.SiteTLS, error)
-	ChangeSeverityLevels(c store.SeverityChange) (uint64, error)
-	SetBulletinAdmin(id string, customSeverity *string, disabled *bool) (uint64, error)
-	AddChild(name string) (*node.EnrolledChild, error)
-	RemoveChild(name string) (uint64, error)
-	RotateChild(name string) (*node.RotatedChild, error)
+	ChangeSeverityLevels(by store.Actor, c store.SeverityChange) (uint64, error)
+	SetBulletinAdmin(by store.Actor, id string, customSeverity *string, disabled *bool) (uint64, error)
+	AddChild(by store.Actor, name string) (*node.EnrolledChild, error)
+	RemoveChild(by store.Actor, name string) (uint64, error)
+	RotateChild(by store.Actor, name string) (*node.RotatedChild, error)
+	PutSettingAs(by store.Actor, action, key string, v any) (uint64, error)
+	// PutSetting is the site's own setting write (no caller to audit).
 	PutSetting(key string, v any) (uint64, error)
 
 	CreatePolicy(actor store.Actor, in policy.Input) (*store.Policy, error)
@@ -183,7 +187,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), auditKey, audit))
 		code, v, err := rt.handler(r)
 		if err == nil && !audit.done {
-			s.auditWrite(r, rt)
+			err = s.auditWrite(r, rt)
 		}
 		switch raw, isRaw := v.(rawResponse); {
 		case err != nil:
@@ -211,22 +215,22 @@ func markAudited(r *http.Request) {
 	}
 }
 
-// auditWrite records a successful write by an administrator or rollout operator that did not
-// record itself: who, which route, which object.
-func (s *Server) auditWrite(r *http.Request, rt route) {
+// auditWrite records a successful write by an administrator or rollout operator whose change
+// carries no audit entry of its own (auditOnly): who, which route, which object. The change is
+// made by then; if its entry cannot be written the caller is told so instead of a success.
+func (s *Server) auditWrite(r *http.Request, rt route) error {
 	tok := callerToken(r)
-	if rt.method == http.MethodGet || tok == nil || (tok.Role != store.RoleAdmin && tok.Role != store.RoleRollout) {
-		return
-	}
-	action, ok := auditActions[rt.key()]
-	if !ok {
-		action = rt.key()
+	action, ok := auditOnly[rt.key()]
+	if !ok || tok == nil || (tok.Role != store.RoleAdmin && tok.Role != store.RoleRollout) {
+		return nil
 	}
 	target := ""
 	for k, v := range mux.Vars(r) {
 		target = k + " " + v
 	}
 	if err := s.backend.Audit(actor(r), action, target, nil); err != nil {
-		s.logger.Warn("audit log write failed", "action", action, "error", err)
+		s.logger.Error("audit log write failed", "action", action, "error", err)
+		return fmt.Errorf("%s was carried out, but its audit entry could not be written: %w", action, err)
 	}
+	return nil
 }

@@ -48,7 +48,7 @@ func BenchmarkApply(b *testing.B) {
 			ranges := [][]string{{"de"}, {"fr"}}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := n.SetLanguages(ranges[i%2]); err != nil {
+				if _, err := n.SetLanguages(store.Actor{}, ranges[i%2]); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -25,12 +25,25 @@ func (n *Node) AbortCatalog(runID string) error {
 	return err
 }
 
-// ChangeSeverityLevels changes the custom severity levels.
-func (n *Node) ChangeSeverityLevels(c store.SeverityChange) (uint64, error) {
-	return n.apply(SeverityChangeRequestType, &SeverityChangeRequest{Change: c})
+// ChangeSeverityLevels changes the custom severity levels, audited as by's
+// (catalog.severities-set, catalog.severity-add or catalog.severity-delete).
+func (n *Node) ChangeSeverityLevels(by store.Actor, c store.SeverityChange) (uint64, error) {
+	action, target := "catalog.severities-set", "severities"
+	switch c.Op {
+	case "add":
+		action, target = "catalog.severity-add", "severity "+c.Name
+	case "delete":
+		action, target = "catalog.severity-delete", "severity "+c.Name
+	}
+	_, idx, err := n.applyAudited(by, action, target, c, SeverityChangeRequestType, &SeverityChangeRequest{Change: c})
+	return idx, err
 }
 
-// SetBulletinAdmin sets a bulletin's custom severity and/or disabled flag.
-func (n *Node) SetBulletinAdmin(id string, customSeverity *string, disabled *bool) (uint64, error) {
-	return n.apply(BulletinAdminRequestType, &BulletinAdminRequest{ID: id, CustomSeverity: customSeverity, Disabled: disabled})
+// SetBulletinAdmin sets a bulletin's custom severity and/or disabled flag, audited as by's
+// (catalog.bulletin-update).
+func (n *Node) SetBulletinAdmin(by store.Actor, id string, customSeverity *string, disabled *bool) (uint64, error) {
+	req := &BulletinAdminRequest{ID: id, CustomSeverity: customSeverity, Disabled: disabled}
+	_, idx, err := n.applyAudited(by, "catalog.bulletin-update", "bulletin "+id,
+		map[string]any{"custom_severity": customSeverity, "disabled": disabled}, BulletinAdminRequestType, req)
+	return idx, err
 }

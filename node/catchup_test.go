@@ -61,7 +61,7 @@ func TestFollowerReadyOnlyOnceItsFSMApplied(t *testing.T) {
 	waitFor(t, 10*time.Second, func() (bool, string) { return leader.Ready(), "leader not ready" })
 	const tokens = 20
 	for i := range tokens {
-		if _, err := leader.CreateToken(store.RoleAuditor, fmt.Sprintf("t%d", i)); err != nil {
+		if _, err := leader.CreateToken(store.Actor{}, store.RoleAuditor, fmt.Sprintf("t%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestFollowerReadyOnlyOnceItsFSMApplied(t *testing.T) {
 	t.Cleanup(func() { late.Shutdown() })
 	t.Cleanup(func() { release.Do(func() { close(gate) }) }) // runs first: Shutdown waits for Apply
 	req := JoinRequest{ID: "late", RaftAddr: string(trans.LocalAddr()), APIAddr: "http://api-late", Name: "hq", Role: RoleParent}
-	if _, err := leader.AddServer(req, true); err != nil {
+	if _, err := leader.AddServer(store.Actor{}, req, true); err != nil {
 		t.Fatal(err)
 	}
 	commit := leader.raft.CommitIndex()

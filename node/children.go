@@ -17,14 +17,14 @@ type EnrolledChild struct {
 	Index     uint64
 }
 
-// AddChild enrols a child site and issues its one-time join token.
-func (n *Node) AddChild(name string) (*EnrolledChild, error) {
+// AddChild enrols a child site and issues its one-time join token, audited as by's (child.add).
+func (n *Node) AddChild(by store.Actor, name string) (*EnrolledChild, error) {
 	if name == "" {
 		return nil, fmt.Errorf("child name is required: %w", store.ErrInvalid)
 	}
 	_, bearer, hash := newSecret()
 	c := store.Child{Name: name, JoinTokenHash: hash, CreatedAt: time.Now().UTC(), Ranges: []string{}}
-	idx, err := n.apply(ChildAddRequestType, &ChildAddRequest{Child: c})
+	_, idx, err := n.applyAudited(by, "child.add", "child "+name, nil, ChildAddRequestType, &ChildAddRequest{Child: c})
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +70,10 @@ func (n *Node) JoinChild(name, joinToken string) (string, error) {
 // hashes to it.
 var unknownChildHash = strings.Repeat("0", 64)
 
-// RemoveChild removes a child and revokes its node credential.
-func (n *Node) RemoveChild(name string) (uint64, error) {
-	return n.apply(ChildRemoveRequestType, &ChildRemoveRequest{Name: name})
+// RemoveChild removes a child and revokes its node credential, audited as by's (child.remove).
+func (n *Node) RemoveChild(by store.Actor, name string) (uint64, error) {
+	_, idx, err := n.applyAudited(by, "child.remove", "child "+name, nil, ChildRemoveRequestType, &ChildRemoveRequest{Name: name})
+	return idx, err
 }
 
 // UpdateChild records what a child reported.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"patchtree/store"
 	"testing"
 	"time"
 )
@@ -12,11 +13,11 @@ func TestJoinChildRefusalWritesNothing(t *testing.T) {
 	nodes, _ := testCluster(t, 1, &loopProbe{running: map[string]int{}})
 	n := nodes[0]
 	waitFor(t, 10*time.Second, func() (bool, string) { return n.Ready(), "not ready" })
-	enrolled, err := n.AddChild("emea")
+	enrolled, err := n.AddChild(store.Actor{}, "emea")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := n.AddChild("apac")
+	other, err := n.AddChild(store.Actor{}, "apac")
 	if err != nil {
 		t.Fatal(err)
 	}

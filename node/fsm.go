@@ -183,6 +183,8 @@ func (f *FSM) apply(raw MessageType, buf []byte, idx uint64) any {
 		return f.State().RotateChild(idx, req.Name, req.JoinHash)
 	case SubtreeSummariesPutRequestType:
 		return f.applySubtreeSummariesPut(buf, idx)
+	case AuditedRequestType:
+		return f.applyAudited(buf, idx)
 	default:
 		return f.unknownType(raw, idx)
 	}

@@ -244,6 +244,16 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("subtree summaries %+v", rows)
 				}
 			}},
+		{AuditedRequestType, &AuditedRequest{Type: TokenCreateRequestType, Body: mustJSON(&TokenCreateRequest{Token: testToken("aud2", store.RoleAuditor)}),
+			Audit: &store.AuditEntry{Action: "token.create", Target: "token aud2", Actor: store.Actor{TokenID: "admin1", Role: store.RoleAdmin}}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				tok, _ := s.Token(nil, "aud2")
+				var last *store.AuditEntry
+				s.Audit(nil, "", func(e *store.AuditEntry) bool { last = e; return true })
+				if tok == nil || tok.CreateIndex != idx || last == nil || last.Action != "token.create" || last.CreateIndex != idx {
+					t.Fatalf("token %+v, last audit entry %+v: want both written by entry %d", tok, last, idx)
+				}
+			}},
 	}
 }
 
@@ -261,6 +271,14 @@ func testPolicy(id string) store.Policy {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func mustJSON(v any) json.RawMessage {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return buf
+}
 
 func mustBatch(b store.CatalogBatch) []byte {
 	buf, err := store.EncodeBatch(&b)

@@ -106,7 +106,7 @@ func testCluster(t *testing.T, size int, probe *loopProbe) ([]*Node, []*raft.Inm
 	})
 	for i := 1; i < size; i++ {
 		req := JoinRequest{ID: nodes[i].ID(), RaftAddr: string(trans[i].LocalAddr()), APIAddr: "http://api-" + nodes[i].ID(), Name: "hq", Role: RoleParent}
-		if _, err := nodes[0].AddServer(req, true); err != nil {
+		if _, err := nodes[0].AddServer(store.Actor{}, req, true); err != nil {
 			t.Fatalf("add server %d: %v", i, err)
 		}
 	}
@@ -154,7 +154,7 @@ func TestLeaderLoopsFollowLeadership(t *testing.T) {
 	}
 
 	// Writes continue on the new leader and reach the old one once it is reconnected.
-	if _, err := next.SetLanguages([]string{"de"}); err != nil {
+	if _, err := next.SetLanguages(store.Actor{}, []string{"de"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range trans {
@@ -170,7 +170,7 @@ func TestLeaderLoopsFollowLeadership(t *testing.T) {
 		return l != nil && len(l.Ranges) == 1 && l.Ranges[0] == "de" && len(r) == 1,
 			fmt.Sprintf("old leader languages %+v, probe on %v", l, r)
 	})
-	if _, err := old.SetLanguages([]string{"fr"}); err == nil && !old.IsLeader() {
+	if _, err := old.SetLanguages(store.Actor{}, []string{"fr"}); err == nil && !old.IsLeader() {
 		t.Fatal("a follower applied a write itself")
 	}
 }
@@ -194,7 +194,7 @@ func TestSingleServerBootstrapsOnceAndRecovers(t *testing.T) {
 	start := func() *Node { return startLoneServer(t, dir) }
 	n := start()
 	site, _ := n.State().Site(nil)
-	if _, err := n.SetLanguages([]string{"ja"}); err != nil {
+	if _, err := n.SetLanguages(store.Actor{}, []string{"ja"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Shutdown(); err != nil {

@@ -128,7 +128,7 @@ func TestDataDirWithoutTLSUpgradesOnRestart(t *testing.T) {
 	dir := t.TempDir()
 	start := func() *Node { return startLoneServer(t, dir) }
 	n := start()
-	if _, err := n.SetLanguages([]string{"ja"}); err != nil {
+	if _, err := n.SetLanguages(store.Actor{}, []string{"ja"}); err != nil {
 		t.Fatal(err)
 	}
 	caBefore, err := os.ReadFile(filepath.Join(dir, "tls", "ca.pem"))

@@ -17,12 +17,14 @@ type RotatedChild struct {
 // RotateChild revokes a child's node credential at once and issues a new one-time join token;
 // the child, restarted with it, gets a new credential and keeps its replica, cursors and
 // compliance sequence (docs/hierarchy.md, "Rotating a child's credential").
-func (n *Node) RotateChild(name string) (*RotatedChild, error) {
+//
+// The rotation is audited as by's (child.rotate).
+func (n *Node) RotateChild(by store.Actor, name string) (*RotatedChild, error) {
 	if name == "" {
 		return nil, fmt.Errorf("child name is required: %w", store.ErrInvalid)
 	}
 	_, bearer, hash := newSecret()
-	idx, err := n.apply(ChildRotateRequestType, &ChildRotateRequest{Name: name, JoinHash: hash})
+	_, idx, err := n.applyAudited(by, "child.rotate", "child "+name, nil, ChildRotateRequestType, &ChildRotateRequest{Name: name, JoinHash: hash})
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func TestRestoreSnapshotEveryServer(t *testing.T) {
 	leader := nodes[0]
 	saved := saveBackup(t, leader)
 	want := tokenCount(t, leader)
-	if _, err := leader.CreateToken(store.RoleAgent, "after"); err != nil {
+	if _, err := leader.CreateToken(store.Actor{}, store.RoleAgent, "after"); err != nil {
 		t.Fatal(err)
 	}
 	out, err := leader.RestoreSnapshot(bytes.NewReader(saved), false)
@@ -114,7 +114,7 @@ func TestRestoreSnapshotSurvivesRestart(t *testing.T) {
 	n := startLoneServer(t, dir)
 	saved := saveBackup(t, n)
 	want := tokenCount(t, n)
-	if _, err := n.CreateToken(store.RoleAgent, "after"); err != nil {
+	if _, err := n.CreateToken(store.Actor{}, store.RoleAgent, "after"); err != nil {
 		t.Fatal(err)
 	}
 	out, err := n.RestoreSnapshot(bytes.NewReader(saved), false)

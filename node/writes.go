@@ -99,9 +99,9 @@ type CreatedToken struct {
 	Index  uint64
 }
 
-// CreateToken issues a token for role. Node credentials (bound to a child site) come from child
-// enrolment, not from here.
-func (n *Node) CreateToken(role store.Role, name string) (*CreatedToken, error) {
+// CreateToken issues a token for role, audited as by's (token.create). Node credentials (bound
+// to a child site) come from child enrolment, not from here.
+func (n *Node) CreateToken(by store.Actor, role store.Role, name string) (*CreatedToken, error) {
 	if !role.Valid() {
 		return nil, fmt.Errorf("unknown role %q (want one of admin, rollout, auditor, agent): %w", role, store.ErrInvalid)
 	}
@@ -113,7 +113,8 @@ func (n *Node) CreateToken(role store.Role, name string) (*CreatedToken, error) 
 	}
 	id, bearer, hash := newSecret()
 	tok := store.Token{ID: id, SecretHash: hash, Role: role, Name: name, CreateTime: time.Now().UTC()}
-	idx, err := n.apply(TokenCreateRequestType, &TokenCreateRequest{Token: tok})
+	_, idx, err := n.applyAudited(by, "token.create", "token "+id, map[string]any{"role": role, "name": name},
+		TokenCreateRequestType, &TokenCreateRequest{Token: tok})
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +122,9 @@ func (n *Node) CreateToken(role store.Role, name string) (*CreatedToken, error) 
 	return &CreatedToken{Token: tok, Bearer: bearer, Index: idx}, nil
 }
 
-// DeleteToken revokes a token. Revoking the site's initial admin token is allowed only once
-// another admin token exists, so that a site never locks its administrators out.
-func (n *Node) DeleteToken(id string) (uint64, error) {
+// DeleteToken revokes a token (token.revoke). Revoking the site's initial admin token is allowed
+// only once another admin token exists, so that a site never locks its administrators out.
+func (n *Node) DeleteToken(by store.Actor, id string) (uint64, error) {
 	state := n.State()
 	tok, err := state.Token(nil, id)
 	if err != nil {
@@ -147,21 +148,34 @@ func (n *Node) DeleteToken(id string) (uint64, error) {
 			return 0, fmt.Errorf("token %q is the last admin token; create another admin token first: %w", id, store.ErrConflict)
 		}
 	}
-	return n.apply(TokenDeleteRequestType, &TokenDeleteRequest{ID: id})
+	_, idx, err := n.applyAudited(by, "token.revoke", "token "+id, map[string]any{"role": tok.Role, "name": tok.Name},
+		TokenDeleteRequestType, &TokenDeleteRequest{ID: id})
+	return idx, err
 }
 
-// SetLanguages replaces this site's managed ranges (already validated and canonical).
-func (n *Node) SetLanguages(ranges []string) (uint64, error) {
-	return n.apply(LanguagesSetRequestType, &LanguagesSetRequest{ID: store.LanguagesSite, Ranges: ranges})
+// SetLanguages replaces this site's managed ranges (already validated and canonical), audited
+// as by's (languages.set).
+func (n *Node) SetLanguages(by store.Actor, ranges []string) (uint64, error) {
+	_, idx, err := n.applyAudited(by, "languages.set", "site", map[string]any{"ranges": ranges},
+		LanguagesSetRequestType, &LanguagesSetRequest{ID: store.LanguagesSite, Ranges: ranges})
+	return idx, err
 }
 
-// PutSetting stores a typed setting under key.
+// PutSetting stores a typed setting under key (the site's own writes).
 func (n *Node) PutSetting(key string, v any) (uint64, error) {
+	return n.PutSettingAs(store.Actor{}, "", key, v)
+}
+
+// PutSettingAs stores a typed setting under key as an administrator's write, audited as action
+// with the new value.
+func (n *Node) PutSettingAs(by store.Actor, action, key string, v any) (uint64, error) {
 	buf, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("encode setting %q: %w", key, err)
 	}
-	return n.apply(SettingPutRequestType, &SettingPutRequest{Key: key, Value: buf})
+	_, idx, err := n.applyAudited(by, action, "setting "+key, json.RawMessage(buf),
+		SettingPutRequestType, &SettingPutRequest{Key: key, Value: buf})
+	return idx, err
 }
 
 // JoinRequest is what a new server sends to join a site.
@@ -175,8 +189,10 @@ type JoinRequest struct {
 
 // AddServer adds a server to the site as a voter (leader only), or refreshes a member's addresses.
 // The joining server must have been started with this site's name and role. Without allowNew
-// only a current member may re-register (the site's server token cannot add voters).
-func (n *Node) AddServer(req JoinRequest, allowNew bool) (uint64, error) {
+// only a current member may re-register (the site's server token cannot add voters). The
+// address change is audited as by's (site.server-join); the voter itself is added by Raft's own
+// configuration entry just before it.
+func (n *Node) AddServer(by store.Actor, req JoinRequest, allowNew bool) (uint64, error) {
 	if req.ID == "" || req.RaftAddr == "" || req.APIAddr == "" {
 		return 0, fmt.Errorf("join needs id, raft_addr and api_addr: %w", store.ErrInvalid)
 	}
@@ -215,11 +231,15 @@ func (n *Node) AddServer(req JoinRequest, allowNew bool) (uint64, error) {
 		}
 	}
 	srv := store.Server{ID: req.ID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr}
-	return n.apply(ServerUpsertRequestType, &ServerUpsertRequest{Server: srv})
+	_, idx, err := n.applyAudited(by, "site.server-join", "server "+req.ID,
+		map[string]any{"raft_addr": req.RaftAddr, "api_addr": req.APIAddr, "added_voter": !member},
+		ServerUpsertRequestType, &ServerUpsertRequest{Server: srv})
+	return idx, err
 }
 
-// RemoveServer removes a server from the site's Raft configuration and forgets its addresses.
-func (n *Node) RemoveServer(id string) (uint64, error) {
+// RemoveServer removes a server from the site's Raft configuration and forgets its addresses;
+// forgetting them is audited as by's (site.server-remove).
+func (n *Node) RemoveServer(by store.Actor, id string) (uint64, error) {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return 0, fmt.Errorf("raft configuration: %w", err)
@@ -237,8 +257,13 @@ func (n *Node) RemoveServer(id string) (uint64, error) {
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, applyTimeout).Error(); err != nil {
 		return 0, fmt.Errorf("remove server %s: %w", id, err)
 	}
-	idx, err := n.apply(ServerDeleteRequestType, &ServerDeleteRequest{ID: id})
+	_, idx, err := n.applyAudited(by, "site.server-remove", "server "+id, nil,
+		ServerDeleteRequestType, &ServerDeleteRequest{ID: id})
 	if errors.Is(err, store.ErrNotFound) {
+		// The server had no addresses stored; the removal itself is still recorded.
+		if err := n.Audit(by, "site.server-remove", "server "+id, nil); err != nil {
+			return 0, err
+		}
 		return n.raft.AppliedIndex(), nil
 	}
 	return idx, err

@@ -20,6 +20,9 @@ type Store struct {
 
 	// skippedRecords counts the ignorable records of unknown types Restore skipped.
 	skippedRecords uint64
+
+	// audit is the audit entry of the write being applied (Audited); only the FSM writes.
+	audit *pendingAudit
 }
 
 // New returns an empty store.
@@ -43,6 +46,9 @@ func (s *Store) write(fn func(txn *memdb.Txn) error) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	if err := fn(txn); err != nil {
+		return err
+	}
+	if err := s.takeAudit(txn); err != nil {
 		return err
 	}
 	txn.Commit()

@@ -169,7 +169,7 @@ func newHierarchyBench(b *testing.B) *hierarchyBench {
 	var wg sync.WaitGroup // children start in parallel: each takes a Raft election
 	for i, r := range benchRanges {
 		name := fmt.Sprintf("child%02d", i)
-		enrolled, err := parent.n.AddChild(name)
+		enrolled, err := parent.n.AddChild(store.Actor{}, name)
 		ranges, err2 := langalert.ParseRanges([]string{r})
 		if err != nil || err2 != nil {
 			b.Fatal(err, err2)

@@ -32,7 +32,7 @@ func newTiersBench(b *testing.B) *tiersBench {
 	root.importFeed(b, shareddata.Path(b, benchCatalog))
 	de, _ := langalert.ParseRanges([]string{"de"})
 	join := func(parent *site, name, role string) *site {
-		enrolled, err := parent.n.AddChild(name)
+		enrolled, err := parent.n.AddChild(store.Actor{}, name)
 		if err != nil {
 			b.Fatal(err)
 		}
