@@ -36,6 +36,9 @@ func callerToken(r *http.Request) *store.Token {
 func (s *Server) authenticate(r *http.Request) (*store.Token, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
+		if value, ok := sessionCookie(r); ok {
+			return s.sessionAuth(r, value) // the console's session (console_session.go)
+		}
 		return nil, fmt.Errorf("%w: missing bearer token (Authorization: Bearer <token>)", ErrUnauthorized)
 	}
 	bearer, ok := strings.CutPrefix(h, "Bearer ")

@@ -135,7 +135,8 @@ func (s *Server) routes() []route {
 		{http.MethodPost, hierarchy.ProtocolPath + "/compliance", nodeOnly, true, s.hCompliance, 32 << 20},
 		{http.MethodGet, hierarchy.ProtocolPath + hierarchy.SitePath, nodeOnly, false, s.hSite, 0},
 	}
-	return append(rts, s.testRoutes()...)
+	rts = append(rts, s.testRoutes()...)
+	return append(rts, s.consoleRoutes()...)
 }
 
 // auditedInEntry are the writes whose handler passes the caller to the backend, which applies

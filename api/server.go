@@ -103,6 +103,7 @@ type Server struct {
 	router   *mux.Router
 	reporter *compliance.Reporter
 	limits   limiters
+	console  *consoleState // the web console's sessions and event streams (console.go)
 }
 
 // handlerFunc is a thin handler: it returns a status and a value to encode, or an error.
