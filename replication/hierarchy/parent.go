@@ -70,6 +70,9 @@ type Parent struct {
 	// thresholds and health are the links' health and its log (link_health.go).
 	thresholds HealthThresholds
 	health     *healthLog
+	// cache keeps built catalog sections for the next child with the same filter and cursor
+	// (runcache.go).
+	cache *runCache
 }
 
 // NewParent returns the parent side; SetBackend connects it to its server.
@@ -78,6 +81,7 @@ func NewParent(logger *slog.Logger) *Parent {
 		ready: make(chan struct{}), logger: logger, pollWait: 55 * time.Second,
 		polls: newPolls(), requests: newRequests(), runs: newRunsOut(), schedule: newSchedule(),
 		alerts: map[string]bool{}, guard: newGuard(), thresholds: DefaultHealthThresholds, health: newHealthLog(),
+		cache: newRunCache(DefaultRunCacheBytes),
 	}
 }
 
@@ -379,12 +383,12 @@ func (p *Parent) Pull(ctx context.Context, req PullRequest) (*RunPlan, error) {
 	defer end()
 	if req.Resume != "" {
 		inf := p.runs.get(req.Resume, req.Child)
-		if inf != nil && (req.FromChunk < 0 || req.FromChunk > len(inf.plan.batches)) {
+		if inf != nil && (req.FromChunk < 0 || req.FromChunk > inf.plan.chunks()) {
 			inf = nil
 		}
 		if inf != nil {
 			p.touch(req.Child)
-			p.logger.Info("resuming replication run", "child", req.Child, "run", req.Resume, "from_chunk", req.FromChunk, "chunks", len(inf.plan.batches))
+			p.logger.Info("resuming replication run", "child", req.Child, "run", req.Resume, "from_chunk", req.FromChunk, "chunks", inf.plan.chunks())
 			return inf.plan.resumedFrom(req.FromChunk), nil
 		}
 		// This leader does not hold that run (a restart or failover): send a fresh one, of the

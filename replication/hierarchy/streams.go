@@ -170,7 +170,11 @@ type runBuild struct {
 	req    PullRequest
 	spec   *runSpec
 	header RunHeader
-	// chunks are each stream's chunks, assembled in table order.
+	// cache holds the catalog sections shared by children with the same filter and cursor;
+	// catalog is this run's (nil: the run carries no catalog).
+	cache   *runCache
+	catalog *catalogSection
+	// chunks are the other streams' chunks, assembled in table order after the catalog's.
 	chunks map[string][]*store.CatalogBatch
 }
 
@@ -184,7 +188,7 @@ func (b *runBuild) need(scope string, r *request) {
 // startRun builds a run from one consistent view: every section due, built from the last
 // stream to the first (so that a section can ask for an earlier one), carried in table order.
 func (p *Parent) startRun(state *store.Store, v *store.CatalogView, c *store.Child, req PullRequest, spec *runSpec) (*RunPlan, error) {
-	b := &runBuild{state: state, view: v, child: c, req: req, spec: spec, chunks: map[string][]*store.CatalogBatch{},
+	b := &runBuild{state: state, view: v, child: c, req: req, spec: spec, cache: p.cache, chunks: map[string][]*store.CatalogBatch{},
 		// A run without the catalog leaves the child's catalog where it is.
 		header: RunHeader{From: req.Cursor, To: req.Cursor, Ranges: req.CursorRanges}}
 	for i := len(streams) - 1; i >= 0; i-- {
@@ -195,14 +199,14 @@ func (p *Parent) startRun(state *store.Store, v *store.CatalogView, c *store.Chi
 			}
 		}
 	}
-	plan := &RunPlan{view: v, header: b.header}
+	plan := &RunPlan{view: v, header: b.header, catalog: b.catalog}
 	for _, st := range streams {
 		if spec.get(st.scope()) != nil {
 			plan.header.Scopes = append(plan.header.Scopes, st.scope())
 			plan.batches = append(plan.batches, b.chunks[st.scope()]...)
 		}
 	}
-	plan.header.Chunks = len(plan.batches)
+	plan.header.Chunks = plan.chunks()
 	now := time.Now().UTC()
 	plan.header.RunID = newRunID(now)
 	plan.header.Trigger = spec.reason()

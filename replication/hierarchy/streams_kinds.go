@@ -68,11 +68,14 @@ func dueCatalog(rules Rules, c *store.Child, req PullRequest, v *store.CatalogVi
 func (catalogStream) build(b *runBuild, r *request) error {
 	view := *b.child
 	view.Cursor, view.CursorRanges = b.req.Cursor, b.req.CursorRanges
-	plan := buildRun(b.view, &view, r.mode)
+	plan, err := planCatalog(b.cache, b.view, &view, r.mode)
+	if err != nil {
+		return err
+	}
 	h := plan.header
 	b.header.Mode, b.header.From, b.header.To, b.header.Ranges = h.Mode, h.From, h.To, h.Ranges
 	b.header.Digest, b.header.Records, b.header.Deletes = h.Digest, h.Records, h.Deletes
-	b.chunks[ScopeCatalog] = plan.batches
+	b.catalog = plan.catalog
 	return nil
 }
 

@@ -3,9 +3,8 @@ package hierarchy
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
-
-	"github.com/klauspost/compress/zstd"
 
 	"patchtree/langalert"
 	"patchtree/store"
@@ -21,10 +20,13 @@ const (
 // as one Raft entry.
 const maxChunkBytes = 512 << 10
 
-// RunPlan is one run for one child, built from one consistent view of the catalog.
+// RunPlan is one run for one child, built from one consistent view of the catalog: its
+// header (per child), the catalog section (shared by the children with the same filter and
+// cursor, see runcache.go) and the chunks of the other sections.
 type RunPlan struct {
 	header  RunHeader
-	batches []*store.CatalogBatch
+	catalog *catalogSection       // nil: the run carries no catalog chunks
+	batches []*store.CatalogBatch // the chunks after the catalog's (policies, settings)
 	view    *store.CatalogView
 	from    int // first chunk to send (a resumed run)
 }
@@ -35,6 +37,15 @@ func (p *RunPlan) resumedFrom(from int) *RunPlan {
 	r.from = from
 	r.header.FirstChunk = from
 	return &r
+}
+
+// chunks is how many chunks the run holds.
+func (p *RunPlan) chunks() int {
+	n := len(p.batches)
+	if p.catalog != nil {
+		n += p.catalog.chunks
+	}
+	return n
 }
 
 // filteredIDs is a bulletin's update ids (and their tags) that the ranges keep, in the
@@ -56,98 +67,35 @@ func filteredIDs(v *store.CatalogView, b *store.Bulletin, ranges []string) (ids,
 	return ids, tags
 }
 
-// buildRun computes what a child must receive. A complete run is the child's whole filtered view
-// (the child drops anything else). A differential run is what changed since the child's cursor:
-// records modified since, records that entered the view because the child's ranges grew, and
-// deletions (tombstones since the cursor, and records that left the view because its ranges
-// shrank). Either way the header carries the digest of the whole filtered view.
-func buildRun(v *store.CatalogView, child *store.Child, mode string) *RunPlan {
+// planCatalog is the catalog part of a child's run: its header fields and its section, taken
+// from the cache when another child with the same filter and cursor already had it (a nil
+// cache builds it). Either way the header carries the digest of the whole filtered view.
+func planCatalog(cache *runCache, v *store.CatalogView, child *store.Child, mode string) (*RunPlan, error) {
 	ranges, old, cursor := child.Ranges, child.CursorRanges, child.Cursor
 	complete := mode == ModeComplete
-	in := func(tag string) bool { return langalert.MatchAny(ranges, tag) }
-	wasIn := func(tag string) bool { return langalert.MatchAny(old, tag) }
-
 	p := &RunPlan{view: v, header: RunHeader{Mode: mode, From: cursor, To: v.Info.Version, Ranges: ranges}}
 	if complete {
 		p.header.From = 0
 	}
-	cb := &chunkBuilder{}
-	// Updates whose membership in this child's view changed without their bulletins being
-	// rewritten: only a change of the child's own ranges does that (a language change rewrites
-	// the bulletins, whose rows carry their updates' tags).
-	moved := map[string]bool{}
-	v.EachUpdate(func(u *store.Update) bool {
-		switch {
-		case in(u.Language):
-			if complete || u.ModifyIndex > cursor || !wasIn(u.Language) {
-				cb.addUpdate(u)
-			}
-			if !complete && !wasIn(u.Language) {
-				moved[u.ID] = true
-			}
-		case !complete && wasIn(u.Language):
-			cb.deleteUpdate(u.ID) // the child's ranges no longer cover it
-			moved[u.ID] = true
-		}
-		return true
-	})
-	v.EachBulletin(func(b *store.Bulletin) bool {
-		ids, tags := filteredIDs(v, b, ranges)
-		changed := complete || b.ModifyIndex > cursor || anyOf(b.UpdateIDs, moved)
-		if len(ids) == 0 {
-			if !complete && changed {
-				cb.deleteBulletin(b.ID) // it left this child's view (a no-op if the child never had it)
-			}
-			return true
-		}
-		if changed {
-			fb := *b
-			fb.UpdateIDs, fb.UpdateTags = ids, tags
-			cb.addBulletin(&fb)
-		}
-		return true
-	})
-	if !complete {
-		v.Tombstones(cursor, func(t *store.Tombstone) bool {
-			switch t.Kind {
-			case "bulletin":
-				if v.Bulletin(t.ID) == nil {
-					cb.deleteBulletin(t.ID)
-				}
-			case "update":
-				// It left the views of t.Language: a child that covered that language (now or
-				// at its cursor) drops it unless it is still in this child's view.
-				if in(t.Language) || wasIn(t.Language) {
-					if u := v.Update(t.ID); u == nil || !in(u.Language) {
-						cb.deleteUpdate(t.ID)
-					}
-				}
-			}
-			return true
-		})
-	}
-	p.batches = cb.out
 	p.header.Digest = ViewDigest(v, ranges)
-	p.header.Records, p.header.Deletes, p.header.Chunks = cb.records, cb.deletes, len(p.batches)
-	return p
-}
-
-func anyOf(ids []string, set map[string]bool) bool {
-	for _, id := range ids {
-		if set[id] {
-			return true
-		}
+	key := sectionKey(complete, ranges, old, cursor, v.Info.Version, p.header.Digest)
+	sec, err := cache.section(key, func() (*catalogSection, error) {
+		return buildCatalogSection(sectionInput{view: v, ranges: ranges, old: old, cursor: cursor, complete: complete})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build the catalog section (%s from %d to %d): %w", mode, cursor, v.Info.Version, err)
 	}
-	return false
+	p.catalog = sec
+	p.header.Records, p.header.Deletes, p.header.Chunks = sec.records, sec.deletes, sec.chunks
+	return p, nil
 }
 
-// chunkBuilder splits a run into chunks of at most maxChunkBytes.
+// chunkBuilder splits the policies and settings sections of a run into chunks of at most
+// maxChunkBytes (the catalog section has its lineBuilder, runcache_section.go).
 type chunkBuilder struct {
-	out              []*store.CatalogBatch
-	cur              *store.CatalogBatch
-	size             int
-	records, deletes int
-	deleted          map[string]bool
+	out  []*store.CatalogBatch
+	cur  *store.CatalogBatch
+	size int
 }
 
 func (c *chunkBuilder) room(n int) *store.CatalogBatch {
@@ -163,47 +111,6 @@ func (c *chunkBuilder) room(n int) *store.CatalogBatch {
 func jsonLen(v any) int {
 	buf, _ := json.Marshal(v)
 	return len(buf) + 1
-}
-
-func (c *chunkBuilder) addUpdate(u *store.Update) {
-	b := c.room(jsonLen(u))
-	b.Updates = append(b.Updates, u)
-	c.records++
-}
-
-func (c *chunkBuilder) addBulletin(x *store.Bulletin) {
-	b := c.room(jsonLen(x))
-	b.Bulletins = append(b.Bulletins, x)
-	c.records++
-}
-
-func (c *chunkBuilder) deleteUpdate(id string) {
-	if c.seen("u/" + id) {
-		return
-	}
-	b := c.room(len(id) + 4)
-	b.DeleteUpdates = append(b.DeleteUpdates, id)
-	c.deletes++
-}
-
-func (c *chunkBuilder) deleteBulletin(id string) {
-	if c.seen("b/" + id) {
-		return
-	}
-	b := c.room(len(id) + 4)
-	b.DeleteBulletins = append(b.DeleteBulletins, id)
-	c.deletes++
-}
-
-func (c *chunkBuilder) seen(key string) bool {
-	if c.deleted == nil {
-		c.deleted = map[string]bool{}
-	}
-	if c.deleted[key] {
-		return true
-	}
-	c.deleted[key] = true
-	return false
 }
 
 // checkSample compares a child's sampled records with the view the run was built from.
@@ -236,25 +143,38 @@ func checkSample(v *store.CatalogView, ranges []string, sample []SampleRecord) [
 func (p *RunPlan) Header() RunHeader { return p.header }
 
 // WriteTo writes the run as the wire format: zstd-compressed JSON lines, the header first.
+// The header, the catalog section and the other sections are consecutive zstd frames (a
+// decoder reads them as one stream); the catalog section's frame is shared by every run that
+// carries the same section.
 func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
-	enc, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return 0, err
+	f := newFrame(cw)
+	if err := json.NewEncoder(f).Encode(&p.header); err != nil {
+		f.abort()
+		return cw.n, fmt.Errorf("write the run header: %w", err)
 	}
-	je := json.NewEncoder(enc)
-	if err := je.Encode(&p.header); err != nil {
-		enc.Close()
+	if err := f.Close(); err != nil {
 		return cw.n, err
 	}
-	for _, b := range p.batches[p.from:] {
-		if err := je.Encode(b); err != nil {
-			enc.Close()
+	from := p.from
+	if p.catalog != nil {
+		if err := p.catalog.writeFrom(cw, from); err != nil {
 			return cw.n, err
 		}
+		from = max(0, from-p.catalog.chunks)
 	}
-	err = enc.Close()
-	return cw.n, err
+	if from >= len(p.batches) {
+		return cw.n, nil
+	}
+	f = newFrame(cw)
+	je := json.NewEncoder(f)
+	for _, b := range p.batches[from:] {
+		if err := je.Encode(b); err != nil {
+			f.abort()
+			return cw.n, fmt.Errorf("write a chunk of the run: %w", err)
+		}
+	}
+	return cw.n, f.Close()
 }
 
 type countWriter struct {

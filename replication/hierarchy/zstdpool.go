@@ -1,0 +1,62 @@
+package hierarchy
+
+import (
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// The run encoders are pooled: a zstd encoder allocates its history and tables once, and a
+// new one per run (their zeroing) was half of a parent's CPU in a round of complete runs.
+// Each encoder is sized to the runs it writes: a window of runWindow (two chunks: the JSON of
+// a chunk repeats the previous one's keys and values, not what came a megabyte earlier) and
+// the lower-memory encoder state.
+
+// runWindow is the window of the run encoders: a power of two, at most maxRunWindow (what a
+// child accepts).
+const runWindow = 2 * maxChunkBytes
+
+var runEncoders = sync.Pool{New: func() any {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(runWindow), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		// The options are constants: an error is a programming error, caught by every test.
+		panic(fmt.Sprintf("run encoder options: %v", err))
+	}
+	return enc
+}}
+
+// frameWriter is one zstd frame being written to w by a pooled encoder.
+type frameWriter struct {
+	enc *zstd.Encoder
+}
+
+// newFrame starts a frame written to w.
+func newFrame(w io.Writer) *frameWriter {
+	enc := runEncoders.Get().(*zstd.Encoder)
+	enc.Reset(w)
+	return &frameWriter{enc: enc}
+}
+
+func (f *frameWriter) Write(p []byte) (int, error) { return f.enc.Write(p) }
+
+// Close ends the frame and returns the encoder to the pool; after an error the encoder is
+// dropped (its state is unknown).
+func (f *frameWriter) Close() error {
+	if f.enc == nil {
+		return nil
+	}
+	enc := f.enc
+	f.enc = nil
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("finish a zstd frame: %w", err)
+	}
+	enc.Reset(nil) // drop the reference to the writer before pooling
+	runEncoders.Put(enc)
+	return nil
+}
+
+// abort ends the frame after a failed write: the encoder is not pooled again.
+func (f *frameWriter) abort() { f.enc = nil }
