@@ -43,7 +43,7 @@ const demoStartTimeout = 60 * time.Second
 
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--exit] [--dir DIR]",
-		"Start a parent (hq) and two children (emea, apac) as processes on loopback in a temporary\ndirectory: import a sample catalog at the parent, show the language alert a child raises,\nreplicate, print each site's status, feed simulated scans at both children, send their\ncompliance summaries up and print the compliance rolled up at the parent; then keep the sites\nrunning until Ctrl-C.")
+		"Start a parent (hq) and two children (emea, apac) as processes on loopback in a temporary\ndirectory: import a sample catalog at the parent, show the language alert a child raises,\nreplicate, print each site's status, feed simulated scans at both children, send their\ncompliance summaries up and print the compliance rolled up at the parent, and the web\nconsole's address with an admin sign-in link; then keep the sites running until Ctrl-C.")
 	exitAfter := fs.Bool("exit", false, "stop the sites and exit after the report")
 	dir := fs.String("dir", "", "directory for the sites' data (default: a new temporary directory, removed at exit)")
 	if err := parseFlags(fs, args); err != nil {
@@ -119,6 +119,9 @@ func runDemo(args []string) error {
 		fmt.Printf("  admin token file %s\n  log file    %s\n\n", node.AdminTokenPath(s.dir), s.dir+".log")
 	}
 	if err := demoCompliance(hq, sites[1:]); err != nil {
+		return err
+	}
+	if err := demoConsole(os.Stdout, hq); err != nil {
 		return err
 	}
 	fmt.Println()
