@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -314,6 +315,14 @@ func (fakeImporter) Run(id string) (*importer.Progress, error) {
 }
 
 func (fakeImporter) Runs() ([]*importer.Progress, error) { return nil, nil }
+
+func (fakeImporter) Upload(req importer.Request, name string, body io.Reader) (*importer.Progress, error) {
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return nil, err
+	}
+	req.Source = "upload-" + name
+	return fakeImporter{}.Start(req)
+}
 
 func (fakeImporter) Cancel(ctx context.Context, id string) (*importer.Progress, error) {
 	return &importer.Progress{ImportRun: store.ImportRun{ID: id, State: store.ImportCancelled}}, nil

@@ -32,6 +32,9 @@ func (s *Server) startImport(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := s.auditImport(r, p, p.Source); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusAccepted, p, nil
 }
 

@@ -62,6 +62,7 @@ var routeDeadlines = map[string]deadline{
 	"POST " + hierarchy.ProtocolPath + "/ack":        {bulkBodyDeadline, bulkBodyDeadline},
 	"POST " + hierarchy.ProtocolPath + "/compliance": {bulkBodyDeadline, bulkBodyDeadline},
 	"GET /v1/compliance/bulletins":                   {0, bulkBodyDeadline},
+	"POST /v1/catalog/import/upload":                 {uploadTransferDeadline, bulkBodyDeadline},
 }
 
 // joinRoute is the public route limited per client address on every request.

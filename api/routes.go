@@ -79,6 +79,8 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/site/certificates", adminOnly, false, s.issueCertificate, 0},
 
 		{http.MethodPost, "/v1/catalog/import", adminOnly, true, s.startImport, 0},
+		// The body is the feed itself; the importer bounds it by --catalog-max-bytes.
+		{http.MethodPost, "/v1/catalog/import/upload", adminOnly, true, s.uploadImport, math.MaxInt64},
 		{http.MethodGet, "/v1/catalog/imports", anyRole, true, s.listImports, 0},
 		{http.MethodGet, "/v1/catalog/imports/{id}", anyRole, true, s.getImport, 0},
 		{http.MethodDelete, "/v1/catalog/imports/{id}", adminOnly, true, s.cancelImport, 0},
@@ -169,6 +171,7 @@ var auditedInEntry = map[string]bool{
 // record themselves in their handlers. Each is recorded by an audit entry of its own.
 var auditOnly = map[string]string{
 	"POST /v1/catalog/import":         "catalog.import",
+	"POST /v1/catalog/import/upload":  "catalog.import",
 	"DELETE /v1/catalog/imports/{id}": "catalog.import-cancel",
 	"POST /v1/replication/now":        "replicate-now",
 	"GET /v1/snapshot":                "snapshot.save",

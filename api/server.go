@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -62,6 +63,8 @@ type Importer interface {
 	Start(req importer.Request) (*importer.Progress, error)
 	Run(id string) (*importer.Progress, error)
 	Runs() ([]*importer.Progress, error)
+	// Upload saves a feed streamed by an administrator and imports it (importer.Upload).
+	Upload(req importer.Request, name string, body io.Reader) (*importer.Progress, error)
 	// Cancel stops a running import (DELETE /v1/catalog/imports/{id}).
 	Cancel(ctx context.Context, id string) (*importer.Progress, error)
 }

@@ -22,6 +22,7 @@ func runCatalog(args []string) error {
 	return dispatchSub("catalog", `Usage: patchtree catalog COMMAND
 
   import [SOURCE] [--complete]   import a feed file/URL or a CSAF provider (default: --catalog-source)
+  import --upload FILE           stream a feed file on this machine to the leader and import it
   imports [ID] [--follow]        the imports, newest first; one import; follow one until it ends
   cancel ID                      cancel a running import; the catalog stays as it was
   show [BULLETIN]                the catalog, a filtered list of bulletins, or one bulletin
@@ -43,7 +44,7 @@ Run 'patchtree catalog COMMAND --help' for flags.`, args, []subcommand{
 
 func runCatalogImport(args []string) error {
 	fs := newFlags("catalog import", "[SOURCE] [flags]",
-		"Import the catalog at the parent from SOURCE (a feed file or URL, plain, gzip or zstd; or a\nCSAF 2.0 provider directory or URL ending in /), or from the server's --catalog-source.\nShows progress and exits non-zero if the import fails.")
+		"Import the catalog at the parent from SOURCE (a feed file or URL, plain, gzip or zstd; or a\nCSAF 2.0 provider directory or URL ending in /), or from the server's --catalog-source.\nSOURCE is read by the leader; with --upload, SOURCE is a feed file on this machine, streamed to\nthe leader. Shows progress and exits non-zero if the import fails.")
 	complete := fs.Bool("complete", false, "ignore the last import's validators and re-read everything; for CSAF also remove advisories the provider no longer has")
 	kind := fs.String("kind", "", "source kind: native or csaf (default: detected)")
 	include := fs.StringSlice("include-vendor", nil, "import only these vendors (repeatable)")
@@ -51,6 +52,7 @@ func runCatalogImport(args []string) error {
 	deleteExcluded := fs.Bool("delete-excluded", false, "delete stored data of now-excluded vendors or languages")
 	disableSuperseded := fs.Bool("disable-superseded", false, "mark updates that a newer update supersedes")
 	noWait := fs.Bool("no-wait", false, "print the run id and return at once")
+	upload := fs.Bool("upload", false, "SOURCE is a feed file on this machine: stream it to the leader and import it there (it need not be on the server's disk nor in --import-allow)")
 	cf := addClientFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -71,7 +73,15 @@ func runCatalogImport(args []string) error {
 		req.Source = localSource(fs.Arg(0))
 	}
 	var p importer.Progress
-	raw, err := c.do(http.MethodPost, "/v1/catalog/import", req, &p)
+	var raw []byte
+	if *upload {
+		if fs.NArg() != 1 {
+			return usageError{fmt.Errorf("catalog import --upload needs the feed FILE to upload")}
+		}
+		raw, err = uploadFeed(c, fs.Arg(0), req, &p)
+	} else {
+		raw, err = c.do(http.MethodPost, "/v1/catalog/import", req, &p)
+	}
 	if err != nil {
 		return err
 	}
@@ -89,7 +99,8 @@ func runCatalogImport(args []string) error {
 	defer signal.Stop(sigs)
 	go func() {
 		if _, ok := <-sigs; ok {
-			fmt.Fprintf(os.Stderr, "\nimport %s continues; cancel with: patchtree catalog cancel %s\n", p.ID, p.ID)
+			fmt.Fprintf(os.Stderr, "\nimport %s continues at the server; follow it with: patchtree catalog imports %s --follow\n"+
+				"  or cancel it with: patchtree catalog cancel %s\n", p.ID, p.ID, p.ID)
 			os.Exit(130)
 		}
 	}()

@@ -203,7 +203,7 @@ func serve(f serveFlags, cfg node.Config, logger *slog.Logger) error {
 	}
 	logger.Info("catalog imports may read", "import_allow", allow.String())
 	imp := importer.New(importer.Config{DefaultSource: f.catalogSource, MaxFeedBytes: f.catalogMaxBytes, Logger: logger,
-		Allow: allow, StallTimeout: f.importStall})
+		Allow: allow, StallTimeout: f.importStall, UploadDir: filepath.Join(f.dataDir, "uploads")})
 	parent := hierarchy.NewParent(logger.With("side", "parent"))
 	parent.SetHealthThresholds(f.metrics.thresholds())
 	cfg.LeaderLoops = append(cfg.LeaderLoops, node.LeaderLoop{Name: "hierarchy-parent", Run: parent.LeaderLoop})

@@ -36,8 +36,8 @@ func DefaultAllow(source string) []string {
 // checkSource refuses, before a run starts, a source outside the allow-list and a local source
 // that is a FIFO, device or socket. It says nothing about what is at a refused location.
 func (im *Importer) checkSource(src string) error {
-	if im.cfg.Allow != nil {
-		if err := im.cfg.Allow.Check(src); err != nil {
+	if allow := im.allowFor(src); allow != nil {
+		if err := allow.Check(src); err != nil {
 			return err
 		}
 	}

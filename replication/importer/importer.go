@@ -75,6 +75,8 @@ type Config struct {
 	Allow *AllowList
 	// StallTimeout ends an import whose source sends no byte for this long (default 10m).
 	StallTimeout time.Duration
+	// UploadDir keeps uploaded feeds while they are imported (Upload); "" takes no uploads.
+	UploadDir string
 }
 
 // Request starts an import.

@@ -85,7 +85,7 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 				return im.finishUnchanged(r, prev, src)
 			}
 		}
-		op, err := openNative(ctx, im.cfg.HTTPClient, im.cfg.Allow, req.Source, etag, lastMod)
+		op, err := openNative(ctx, im.cfg.HTTPClient, im.allowFor(req.Source), req.Source, etag, lastMod)
 		if err != nil {
 			return nil, err
 		}
@@ -248,7 +248,7 @@ func filterKey(ranges []string, req *Request) string {
 
 // fileHash is the SHA-256 of a file's bytes; the file is opened as a source is.
 func (im *Importer) fileHash(ctx context.Context, path string, watch *stallWatch) (string, error) {
-	f, err := im.cfg.Allow.openAllowed(path)
+	f, err := im.allowFor(path).openAllowed(path)
 	if err != nil {
 		return "", err
 	}
