@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+
 	"patchtree/store"
 )
 
@@ -46,4 +48,33 @@ func (n *Node) SetBulletinAdmin(by store.Actor, id string, customSeverity *strin
 	_, idx, err := n.applyAudited(by, "catalog.bulletin-update", "bulletin "+id,
 		map[string]any{"custom_severity": customSeverity, "disabled": disabled}, BulletinAdminRequestType, req)
 	return idx, err
+}
+
+// PublishCatalog publishes the next staged batch of a run in one bounded entry, hidden from
+// readers until SwitchCatalog, and reports how far the publish is.
+func (n *Node) PublishCatalog(runID string) (*store.PublishProgress, error) {
+	return n.publishStep(CatalogPublishRequestType, runID)
+}
+
+// UnpublishCatalog takes the last published batch of a run back out in one bounded entry.
+func (n *Node) UnpublishCatalog(runID string) (*store.PublishProgress, error) {
+	return n.publishStep(CatalogUnpublishRequestType, runID)
+}
+
+func (n *Node) publishStep(t MessageType, runID string) (*store.PublishProgress, error) {
+	resp, _, err := n.applyResponse(t, &CatalogPublishRequest{RunID: runID})
+	if err != nil {
+		return nil, err
+	}
+	prog, ok := resp.(*store.PublishProgress)
+	if !ok {
+		return nil, fmt.Errorf("%s of import %s: unexpected response %T", t, runID, resp)
+	}
+	return prog, nil
+}
+
+// SwitchCatalog makes the version a run published visible and records the run, in one small
+// entry.
+func (n *Node) SwitchCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error) {
+	return n.apply(CatalogSwitchRequestType, &CatalogCommitRequest{Run: *run, Source: src})
 }

@@ -185,6 +185,22 @@ func (f *FSM) apply(raw MessageType, buf []byte, idx uint64) any {
 		return f.applySubtreeSummariesPut(buf, idx)
 	case AuditedRequestType:
 		return f.applyAudited(buf, idx)
+	case CatalogPublishRequestType, CatalogUnpublishRequestType:
+		var req CatalogPublishRequest
+		decode(t, buf, idx, &req)
+		publish := f.State().PublishCatalog
+		if t == CatalogUnpublishRequestType {
+			publish = f.State().UnpublishCatalog
+		}
+		prog, err := publish(idx, req.RunID)
+		if err != nil {
+			return err
+		}
+		return prog
+	case CatalogSwitchRequestType:
+		var req CatalogCommitRequest
+		decode(t, buf, idx, &req)
+		return f.State().SwitchCatalog(idx, &req.Run, req.Source)
 	default:
 		return f.unknownType(raw, idx)
 	}

@@ -254,6 +254,27 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("token %+v, last audit entry %+v: want both written by entry %d", tok, last, idx)
 				}
 			}},
+		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r3", Batch: mustBatch(store.CatalogBatch{Tombstones: true,
+			Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "U9", Title: "u9", Language: "de"}, Feed: "f", Hash: "h9"}},
+		})}, nil},
+		{CatalogPublishRequestType, &CatalogPublishRequest{RunID: "r3"}, publishedCheck("r3", false)},
+		{CatalogUnpublishRequestType, &CatalogPublishRequest{RunID: "r3"}, publishedCheck("", false)},
+		{CatalogPublishRequestType, &CatalogPublishRequest{RunID: "r3"}, publishedCheck("r3", false)},
+		{CatalogSwitchRequestType, &CatalogCommitRequest{Run: store.ImportRun{ID: "r3", State: store.ImportSucceeded}},
+			publishedCheck("", true)},
+	}
+}
+
+// publishedCheck checks the publish of run r3 (U9): which run is publishing, and whether U9 is
+// visible (only after the switch, which sets the catalog version).
+func publishedCheck(publishing string, visible bool) func(*testing.T, *store.Store, uint64) {
+	return func(t *testing.T, s *store.Store, idx uint64) {
+		run, _ := s.Publishing()
+		u, _ := s.Update(nil, "U9")
+		info, _ := s.Catalog(nil)
+		if run != publishing || (u != nil) != visible || (info.Version == idx) != visible {
+			t.Fatalf("publishing %q, U9 %+v, catalog %+v at %d: want publishing %q, visible %v", run, u, info, idx, publishing, visible)
+		}
 	}
 }
 

@@ -46,7 +46,8 @@ const SettingCatalog = "catalog"
 
 // Catalog returns the catalog's version and counts (zero before the first import).
 func (s *Store) Catalog(ws memdb.WatchSet) (*CatalogInfo, error) {
-	return catalogInfo(s.db.Txn(false), ws)
+	txn, ws := s.catalogRead(ws)
+	return catalogInfo(txn, ws)
 }
 
 func catalogInfo(txn *memdb.Txn, ws memdb.WatchSet) (*CatalogInfo, error) {
@@ -59,7 +60,8 @@ func catalogInfo(txn *memdb.Txn, ws memdb.WatchSet) (*CatalogInfo, error) {
 
 // Bulletin returns the bulletin with the given id, or nil.
 func (s *Store) Bulletin(ws memdb.WatchSet, id string) (*Bulletin, error) {
-	raw, err := first(s.db.Txn(false), ws, tableBulletins, id)
+	txn, ws := s.catalogRead(ws)
+	raw, err := first(txn, ws, tableBulletins, id)
 	if raw == nil || err != nil {
 		return nil, err
 	}
@@ -68,7 +70,8 @@ func (s *Store) Bulletin(ws memdb.WatchSet, id string) (*Bulletin, error) {
 
 // Update returns the update with the given id, or nil.
 func (s *Store) Update(ws memdb.WatchSet, id string) (*Update, error) {
-	raw, err := first(s.db.Txn(false), ws, tableUpdates, id)
+	txn, ws := s.catalogRead(ws)
+	raw, err := first(txn, ws, tableUpdates, id)
 	if raw == nil || err != nil {
 		return nil, err
 	}
@@ -83,7 +86,7 @@ type CatalogView struct {
 
 // CatalogView opens a consistent read of the catalog.
 func (s *Store) CatalogView(ws memdb.WatchSet) (*CatalogView, error) {
-	txn := s.db.Txn(false)
+	txn, ws := s.catalogRead(ws)
 	info, err := catalogInfo(txn, ws)
 	if err != nil {
 		return nil, err
@@ -146,6 +149,9 @@ func eachRow(txn *memdb.Txn, table, index string, args []any, fn func(any) bool)
 // must be a defined level, or "" to clear it) and whether it is disabled. Nil leaves a field.
 func (s *Store) SetBulletinAdmin(idx uint64, id string, customSeverity *string, disabled *bool) error {
 	return s.write(func(txn *memdb.Txn) error {
+		if err := checkNotPublishing(txn); err != nil {
+			return err
+		}
 		raw, err := txn.First(tableBulletins, "id", id)
 		if err != nil {
 			return fmt.Errorf("bulletin lookup %q: %w", id, err)

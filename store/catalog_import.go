@@ -133,6 +133,8 @@ type stagedBatch struct {
 	Key   string `json:"key"`
 	RunID string `json:"run_id"`
 	Batch []byte `json:"batch"`
+	// PublishedAt is the index of the entry that published the batch (PublishCatalog), 0 before.
+	PublishedAt uint64 `json:"published_at,omitempty"`
 	RaftIndex
 }
 
@@ -183,9 +185,14 @@ func (s *Store) StageCatalog(idx uint64, runID string, batch []byte) error {
 
 // CommitCatalog makes every change staged for the run visible in one transaction, records the
 // run and the source's state, and bumps the catalog version if anything changed. Imported rows
-// keep the administrator's fields (custom severity, disabled) of the rows they replace.
+// keep the administrator's fields (custom severity, disabled) of the rows they replace. Imports
+// publish their batches in bounded entries instead (PublishCatalog, SwitchCatalog); a replica's
+// runs and imports that changed nothing commit here.
 func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) error {
 	return s.write(func(txn *memdb.Txn) error {
+		if err := checkNotPublishing(txn); err != nil {
+			return err
+		}
 		staged, err := stagedBatches(txn, run.ID)
 		if err != nil {
 			return err
@@ -217,52 +224,64 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 				return err
 			}
 		}
-		for table, changed := range map[string]bool{tablePolicies: policies, tableSettingDocs: settings} {
-			if changed {
-				if err := bumpIndex(txn, table, idx); err != nil {
-					return err
-				}
-			}
-		}
-		if catalog {
-			for _, table := range []string{tableBulletins, tableUpdates} {
-				if err := bumpIndex(txn, table, idx); err != nil {
-					return err
-				}
-			}
-			if err := bumpCatalog(txn, idx, d.bulletins, d.updates, run.FinishedAt); err != nil {
-				return err
-			}
-			if err := d.tags.commit(txn, idx); err != nil {
-				return err
-			}
-			if err := revisePolicies(txn, idx, run); err != nil {
-				return err
-			}
-			if err := recomputeCompliance(txn, idx); err != nil {
-				return err
-			}
-		}
-		info, err := catalogInfo(txn, nil)
-		if err != nil {
-			return err
-		}
-		r := *run
-		r.CatalogVersion = info.Version
-		if r.Kind != "replication" {
-			r.RootVersion = info.Version
-		}
-		if err := upsertRow(txn, tableImports, idx, r.ID, &r); err != nil {
-			return err
-		}
-		if src != nil {
-			st := *src
-			if err := upsertRow(txn, tableSources, idx, st.ID, &st); err != nil {
-				return err
-			}
-		}
-		return nil
+		return finishCommit(txn, idx, run, src, &d, catalog, policies, settings)
 	})
+}
+
+// finishCommit ends a commit or a switch: it bumps the indexes of the tables the run changed,
+// records the catalog's new version, counts and tag digests, revises policies and compliance,
+// and records the run and the source's state.
+func finishCommit(txn *memdb.Txn, idx uint64, run *ImportRun, src *SourceState, d *catalogDelta, catalog, policies, settings bool) error {
+	if d.tombstones {
+		if err := bumpIndex(txn, tableTombstones, idx); err != nil {
+			return err
+		}
+	}
+	for table, changed := range map[string]bool{tablePolicies: policies, tableSettingDocs: settings} {
+		if changed {
+			if err := bumpIndex(txn, table, idx); err != nil {
+				return err
+			}
+		}
+	}
+	if catalog {
+		for _, table := range []string{tableBulletins, tableUpdates} {
+			if err := bumpIndex(txn, table, idx); err != nil {
+				return err
+			}
+		}
+		if err := bumpCatalog(txn, idx, d.bulletins, d.updates, run.FinishedAt); err != nil {
+			return err
+		}
+		if err := d.tags.commit(txn, idx); err != nil {
+			return err
+		}
+		if err := revisePolicies(txn, idx, run); err != nil {
+			return err
+		}
+		if err := recomputeCompliance(txn, idx); err != nil {
+			return err
+		}
+	}
+	info, err := catalogInfo(txn, nil)
+	if err != nil {
+		return err
+	}
+	r := *run
+	r.CatalogVersion = info.Version
+	if r.Kind != "replication" {
+		r.RootVersion = info.Version
+	}
+	if err := upsertRow(txn, tableImports, idx, r.ID, &r); err != nil {
+		return err
+	}
+	if src != nil {
+		st := *src
+		if err := upsertRow(txn, tableSources, idx, st.ID, &st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // putTombstone records that a record left the views of language lang (lower-cased; "" for
@@ -273,11 +292,13 @@ func putTombstone(txn *memdb.Txn, idx uint64, kind, id, lang string) error {
 	return putRow(txn, tableTombstones, idx, key, &Tombstone{Key: key, Kind: kind, ID: id, Language: lang, Index: idx})
 }
 
-// catalogDelta applies batches, counts how many rows they add or remove, and accumulates the
-// per-language digest changes.
+// catalogDelta applies batches, counts how many rows they add or remove, accumulates the
+// per-language digest changes, and notes whether they wrote tombstones (whose table's index the
+// commit bumps).
 type catalogDelta struct {
 	bulletins, updates int
 	tags               tagDelta
+	tombstones         bool
 }
 
 func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error {
@@ -372,11 +393,7 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 			}
 		}
 	}
-	if b.Tombstones {
-		if err := bumpIndex(txn, tableTombstones, idx); err != nil {
-			return err
-		}
-	}
+	d.tombstones = d.tombstones || b.Tombstones
 	return nil
 }
 
@@ -391,8 +408,14 @@ func sameRow[T any, P interface {
 }
 
 // AbortCatalog drops everything staged for a run that will not commit.
+// A run whose version is being published must be unpublished first (UnpublishCatalog).
 func (s *Store) AbortCatalog(idx uint64, runID string) error {
 	return s.write(func(txn *memdb.Txn) error {
+		if st, err := getPublish(txn); err != nil {
+			return err
+		} else if st != nil && st.RunID == runID {
+			return fmt.Errorf("import %s has %d published batches: unpublish them first: %w", runID, st.Batches, ErrConflict)
+		}
 		staged, err := stagedBatches(txn, runID)
 		if err != nil || len(staged) == 0 {
 			return err

@@ -124,6 +124,9 @@ const SettingTombstoneHorizon = "tombstone-horizon"
 // CollectTombstones deletes tombstones at or below upTo and raises the horizon to it.
 func (s *Store) CollectTombstones(idx, upTo uint64) error {
 	return s.write(func(txn *memdb.Txn) error {
+		if err := checkNotPublishing(txn); err != nil {
+			return err
+		}
 		var doomed []any
 		eachRow(txn, tableTombstones, "id", nil, func(raw any) bool {
 			if raw.(*Tombstone).Index <= upTo {

@@ -66,6 +66,11 @@ func (s *Store) SetSeverityLevels(idx uint64, names []string) error {
 				}
 				return true
 			})
+			if len(assigned) > 0 {
+				if err := checkNotPublishing(txn); err != nil {
+					return err
+				}
+			}
 			td := tagDelta{}
 			for _, b := range assigned {
 				c := *b

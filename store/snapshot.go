@@ -35,17 +35,20 @@ const maxSnapshotRecord = 64 << 20
 // keeps changing.
 type Snapshot struct {
 	txn *memdb.Txn
+	// frozen is the published catalog while a version is being published (catalog_publish.go).
+	frozen *memdb.Txn
 }
 
 // Snapshot takes a point-in-time view. It is cheap: memdb is an immutable radix tree.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{txn: s.db.Txn(false)}
+	live, frozen := s.snapshotTxns()
+	return &Snapshot{txn: live, frozen: frozen}
 }
 
 // each calls fn for every row of every table in snapshot order.
 func (snap *Snapshot) each(fn func(t tableDef, row any) error) error {
 	for _, t := range tables {
-		it, err := snap.txn.Get(t.name, "id")
+		it, err := snap.tableTxn(t.name).Get(t.name, "id")
 		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", t.name, err)
 		}
@@ -155,6 +158,9 @@ func Restore(r io.Reader) (*Store, error) {
 		return nil, fmt.Errorf("snapshot has data after its trailer: %w", ErrCorruptSnapshot)
 	}
 	txn.Commit()
+	if err := s.resumePublish(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -9,7 +9,7 @@ import (
 // TableCounts returns the number of rows of every table in the snapshot's view, keyed by table
 // name (tables without rows included, with 0). A backup records it in its header.
 func (snap *Snapshot) TableCounts() (map[string]int, error) {
-	return tableCounts(snap.txn)
+	return snap.publishedCounts()
 }
 
 // Site returns the site identity in the snapshot's view (nil before the site is initialised).

@@ -21,6 +21,9 @@ type Store struct {
 	// skippedRecords counts the ignorable records of unknown types Restore skipped.
 	skippedRecords uint64
 
+	// publish holds the published catalog while a new version is being published (catalog_publish.go).
+	publish publishGate
+
 	// audit is the audit entry of the write being applied (Audited); only the FSM writes.
 	audit *pendingAudit
 }
