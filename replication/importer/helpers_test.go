@@ -22,6 +22,10 @@ type fakeBackend struct {
 	// failStage makes the n-th StageCatalog call fail (0: never), to test aborts.
 	failStage int
 	stages    int
+	// failPublish makes the n-th PublishCatalog call fail (0: never): an abort mid-publish.
+	failPublish int
+	publishes   int
+	maxRows     int // the most rows one publish entry wrote
 }
 
 func newFakeBackend(t testing.TB, ranges ...string) *fakeBackend {
@@ -60,6 +64,33 @@ func (f *fakeBackend) CommitCatalog(run *store.ImportRun, src *store.SourceState
 	defer f.mu.Unlock()
 	idx := f.next()
 	return idx, f.s.CommitCatalog(idx, run, src)
+}
+
+func (f *fakeBackend) PublishCatalog(runID string) (*store.PublishProgress, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.publishes++
+	if f.failPublish > 0 && f.publishes == f.failPublish {
+		return nil, io.ErrUnexpectedEOF
+	}
+	p, err := f.s.PublishCatalog(f.next(), runID)
+	if err == nil {
+		f.maxRows = max(f.maxRows, p.Rows)
+	}
+	return p, err
+}
+
+func (f *fakeBackend) UnpublishCatalog(runID string) (*store.PublishProgress, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.s.UnpublishCatalog(f.next(), runID)
+}
+
+func (f *fakeBackend) SwitchCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx := f.next()
+	return idx, f.s.SwitchCatalog(idx, run, src)
 }
 
 func (f *fakeBackend) AbortCatalog(runID string) error {

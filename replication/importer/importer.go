@@ -41,6 +41,9 @@ const (
 	// DefaultMaxRedirects is how many redirects a URL source may follow, each of them checked
 	// against the allow-list.
 	DefaultMaxRedirects = 10
+	// DefaultMaxBatchRows bounds the records of one staged batch, so that the entry that
+	// publishes it applies in well under a second.
+	DefaultMaxBatchRows = 4096
 	// cancelWait bounds how long a cancel waits for the run to stop before it answers.
 	cancelWait = 30 * time.Second
 )
@@ -51,6 +54,11 @@ type Backend interface {
 	StageCatalog(runID string, b *store.CatalogBatch) error
 	CommitCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error)
 	AbortCatalog(runID string) error
+	// PublishCatalog and UnpublishCatalog move one staged batch into or out of the version
+	// being published; SwitchCatalog makes that version visible (store/catalog_publish.go).
+	PublishCatalog(runID string) (*store.PublishProgress, error)
+	UnpublishCatalog(runID string) (*store.PublishProgress, error)
+	SwitchCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error)
 }
 
 // Config tunes the importer.
@@ -63,8 +71,11 @@ type Config struct {
 	MaxDocBytes int64
 	// MaxBatchBytes bounds one staged Raft entry (default 768 KiB, under node.MaxEntrySize).
 	MaxBatchBytes int
-	HTTPClient    *http.Client
-	Logger        *slog.Logger
+	// MaxBatchRows bounds the records one batch writes or removes (default 4096), and so the
+	// work of the entry that publishes it.
+	MaxBatchRows int
+	HTTPClient   *http.Client
+	Logger       *slog.Logger
 	// KeepRuns is how many finished runs stay in memory with their progress (default 100).
 	KeepRuns int
 	// ScheduleTick is how often the import schedule is checked (default 10s).
@@ -102,6 +113,7 @@ const (
 	PhaseParsing    = "parsing"
 	PhaseDiffing    = "diffing"
 	PhaseStaging    = "staging"
+	PhasePublishing = "publishing"
 	PhaseCommitting = "committing"
 	PhaseDone       = "done"
 )
@@ -114,19 +126,21 @@ type Progress struct {
 	BytesRead   int64  `json:"bytes_read"`
 	BytesTotal  int64  `json:"bytes_total"`
 	Batches     int    `json:"batches_staged"`
+	Published   int    `json:"batches_published"`
 }
 
 // run is a live import.
 type run struct {
-	mu      sync.Mutex
-	rec     store.ImportRun
-	req     Request
-	phase   string
-	batches int
-	records atomic.Int64
-	bytes   atomic.Int64
-	total   atomic.Int64
-	done    chan struct{}
+	mu        sync.Mutex
+	rec       store.ImportRun
+	req       Request
+	phase     string
+	batches   int
+	published int
+	records   atomic.Int64
+	bytes     atomic.Int64
+	total     atomic.Int64
+	done      chan struct{}
 	// cancel ends the run's context with a cause: ErrCancelled or ErrStalled.
 	cancel context.CancelCauseFunc
 }
@@ -141,7 +155,7 @@ func (r *run) progress() *Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return &Progress{ImportRun: r.rec, Phase: r.phase, RecordsRead: r.records.Load(),
-		BytesRead: r.bytes.Load(), BytesTotal: r.total.Load(), Batches: r.batches}
+		BytesRead: r.bytes.Load(), BytesTotal: r.total.Load(), Batches: r.batches, Published: r.published}
 }
 
 // Importer runs catalog imports on the site's leader.
@@ -168,6 +182,9 @@ func New(cfg Config) *Importer {
 	}
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = 768 << 10
+	}
+	if cfg.MaxBatchRows <= 0 {
+		cfg.MaxBatchRows = DefaultMaxBatchRows
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Minute}
@@ -209,7 +226,7 @@ func (im *Importer) LeaderLoop(ctx context.Context) {
 			if strings.HasPrefix(id, store.ReplicaStagePrefix) {
 				continue // a run the site's parent link is applying: that side drops its own
 			}
-			if err := im.backend.AbortCatalog(id); err != nil {
+			if err := im.dropStaged(ctx, id); err != nil {
 				im.logger.Warn("drop changes staged by an unfinished import", "run", id, "error", err)
 			} else {
 				im.logger.Info("dropped changes staged by an unfinished import", "run", id)
@@ -434,4 +451,26 @@ func (im *Importer) scheduleLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// dropStaged takes what a run published back out, one bounded entry per batch, then drops
+// what it staged. The published version stays as it was throughout.
+func (im *Importer) dropStaged(ctx context.Context, runID string) error {
+	if publishing, err := im.backend.State().Publishing(); err != nil {
+		return err
+	} else if publishing == runID {
+		for {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("unpublish import %s: %w", runID, err)
+			}
+			p, err := im.backend.UnpublishCatalog(runID)
+			if err != nil {
+				return fmt.Errorf("unpublish import %s: %w", runID, err)
+			}
+			if p.Published == 0 {
+				break
+			}
+		}
+	}
+	return im.backend.AbortCatalog(runID)
 }

@@ -172,10 +172,8 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 
 	r.setPhase(PhaseStaging)
 	staged := false
-	batches := p.batches(im.cfg.MaxBatchBytes)
-	p.rows = nil
-	for i, b := range batches {
-		batches[i] = nil // let each batch go once it is in the log
+	bt := p.batcher(im.cfg.MaxBatchBytes, im.cfg.MaxBatchRows)
+	for b := bt.next(); b != nil; b = bt.next() {
 		if err := ctx.Err(); err != nil {
 			im.abort(r.rec.ID, staged)
 			return nil, fmt.Errorf("import cancelled while staging: %w", err)
@@ -189,24 +187,59 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		r.batches++
 		r.mu.Unlock()
 	}
+	result := p.result
+	p = nil // every row is in the log now
 
-	r.setPhase(PhaseCommitting)
 	r.mu.Lock()
 	rec := r.rec
 	r.mu.Unlock()
-	rec.Result, rec.State, rec.FinishedAt = p.result, store.ImportSucceeded, time.Now().UTC()
+	rec.Result, rec.State = result, store.ImportSucceeded
 	if !staged {
-		rec.State = store.ImportUnchanged
+		// Nothing changed: one small entry records the run.
+		rec.State, rec.FinishedAt = store.ImportUnchanged, time.Now().UTC()
+		r.setPhase(PhaseCommitting)
+		if _, err := im.backend.CommitCatalog(&rec, src); err != nil {
+			return nil, fmt.Errorf("commit import: %w", err)
+		}
+		return &rec, nil
 	}
+	if err := im.publish(ctx, r); err != nil {
+		im.abort(rec.ID, staged)
+		return nil, err
+	}
+	r.setPhase(PhaseCommitting)
 	if err := ctx.Err(); err != nil {
 		im.abort(rec.ID, staged)
-		return nil, fmt.Errorf("import cancelled before its commit: %w", err)
+		return nil, fmt.Errorf("import cancelled before its switch: %w", err)
 	}
-	if _, err := im.backend.CommitCatalog(&rec, src); err != nil {
+	// The run finishes when its version becomes visible: the switch is one small entry.
+	rec.FinishedAt = time.Now().UTC()
+	if _, err := im.backend.SwitchCatalog(&rec, src); err != nil {
 		im.abort(rec.ID, staged)
-		return nil, fmt.Errorf("commit import: %w", err)
+		return nil, fmt.Errorf("switch to the imported version: %w", err)
 	}
 	return &rec, nil
+}
+
+// publish writes a run's staged batches into the version being published, one bounded entry
+// per batch; readers keep seeing the published version until the switch.
+func (im *Importer) publish(ctx context.Context, r *run) error {
+	r.setPhase(PhasePublishing)
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("import cancelled while publishing: %w", err)
+		}
+		p, err := im.backend.PublishCatalog(r.rec.ID)
+		if err != nil {
+			return fmt.Errorf("publish batch %d: %w", r.published+1, err)
+		}
+		r.mu.Lock()
+		r.published = p.Published
+		r.mu.Unlock()
+		if p.Done() {
+			return nil
+		}
+	}
 }
 
 // finishUnchanged ends a run whose source is as last imported (HTTP 304 Not Modified, or the
@@ -229,12 +262,14 @@ func (im *Importer) finishUnchanged(r *run, prev, src *store.SourceState) (*stor
 	return &rec, nil
 }
 
-// abort drops what a failed run staged; if that fails too, the next leader term drops it.
+// abort takes back what a failed run published and drops what it staged; if that fails too,
+// the next leader term does it. It runs after the run's context ended (a cancel), so it stops
+// only when leadership does (its writes then fail).
 func (im *Importer) abort(runID string, staged bool) {
 	if !staged {
 		return
 	}
-	if err := im.backend.AbortCatalog(runID); err != nil {
+	if err := im.dropStaged(context.Background(), runID); err != nil {
 		im.logger.Warn("could not drop staged import changes; the next leader term will", "run", runID, "error", err)
 	}
 }

@@ -289,39 +289,59 @@ func hashRow(dst *string, v any) (int, error) {
 	return len(buf), nil
 }
 
-// batches splits the plan into batches of at most maxBytes (estimated), deletions last.
-func (p *plan) batches(maxBytes int) []*store.CatalogBatch {
-	var out []*store.CatalogBatch
-	cur, size := &store.CatalogBatch{}, 0
-	flush := func() {
-		if size > 0 {
-			cur.Tombstones = true // children learn of deletions through tombstones
-			out = append(out, cur)
-			cur, size = &store.CatalogBatch{}, 0
+// batcher cuts a plan into batches of at most maxBytes (estimated) and maxRows records,
+// deletions last, one at a time: each row leaves the plan as its batch is cut, so a row is held
+// either by the plan or by the one batch being staged.
+type batcher struct {
+	p                 *plan
+	maxBytes, maxRows int
+	row, delB, delU   int
+}
+
+func (p *plan) batcher(maxBytes, maxRows int) *batcher {
+	return &batcher{p: p, maxBytes: maxBytes, maxRows: maxRows}
+}
+
+// next returns the next batch, or nil when the plan is used up.
+func (bt *batcher) next() *store.CatalogBatch {
+	p := bt.p
+	cur := &store.CatalogBatch{Tombstones: true} // children learn of deletions through tombstones
+	size, rows := 0, 0
+	fits := func(n int) bool {
+		if rows > 0 && (size+n > bt.maxBytes || rows >= bt.maxRows) {
+			return false
 		}
+		size, rows = size+n, rows+1
+		return true
 	}
-	add := func(n int) {
-		if size > 0 && size+n > maxBytes {
-			flush()
+	for ; bt.row < len(p.rows); bt.row++ {
+		r := p.rows[bt.row]
+		if !fits(r.size + 160) { // row JSON plus feed, hash and indexes
+			return cur
 		}
-		size += n
-	}
-	for _, r := range p.rows {
-		add(r.size + 160) // row JSON plus feed, hash and indexes
 		if r.bulletin != nil {
 			cur.Bulletins = append(cur.Bulletins, r.bulletin)
 		} else {
 			cur.Updates = append(cur.Updates, r.update)
 		}
+		p.rows[bt.row] = sized{}
 	}
-	for _, id := range p.deleteBulletins {
-		add(len(id) + 4)
+	for ; bt.delB < len(p.deleteBulletins); bt.delB++ {
+		id := p.deleteBulletins[bt.delB]
+		if !fits(len(id) + 4) {
+			return cur
+		}
 		cur.DeleteBulletins = append(cur.DeleteBulletins, id)
 	}
-	for _, id := range p.deleteUpdates {
-		add(len(id) + 4)
+	for ; bt.delU < len(p.deleteUpdates); bt.delU++ {
+		id := p.deleteUpdates[bt.delU]
+		if !fits(len(id) + 4) {
+			return cur
+		}
 		cur.DeleteUpdates = append(cur.DeleteUpdates, id)
 	}
-	flush()
-	return out
+	if rows == 0 {
+		return nil
+	}
+	return cur
 }

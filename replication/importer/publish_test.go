@@ -1,0 +1,135 @@
+package importer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"patchtree/replication/feedgen"
+	"patchtree/store"
+)
+
+// genFeed writes a generated feed of n updates in 3 languages (seed picks the content).
+func genFeed(t *testing.T, path string, n int, seed int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feedgen.Generate(f, feedgen.Options{Updates: n, Languages: 3, Seed: seed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestImportPublishesInBoundedBatches(t *testing.T) {
+	f := newFakeBackend(t, "*")
+	im := newTestImporter(t, f, Config{MaxBatchRows: 50})
+	src := filepath.Join(t.TempDir(), "feed.json")
+	genFeed(t, src, 1200, 1)
+	p := runImport(t, im, Request{Source: src})
+	if p.State != store.ImportSucceeded {
+		t.Fatalf("import: %s %s", p.State, p.Error)
+	}
+	rows := p.Result.Updates.Added + p.Result.Bulletins.Added
+	if p.Batches < rows/50 || p.Published != p.Batches {
+		t.Fatalf("%d rows in %d batches, %d published: want batches of at most 50 rows, all published", rows, p.Batches, p.Published)
+	}
+	f.mu.Lock()
+	publishes, maxRows := f.publishes, f.maxRows
+	f.mu.Unlock()
+	if publishes != p.Batches || maxRows > 50 || maxRows == 0 {
+		t.Fatalf("%d publish entries for %d batches, largest %d rows: want one entry per batch of at most 50", publishes, p.Batches, maxRows)
+	}
+	info, err := f.s.Catalog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != p.CatalogVersion || info.Updates != p.Result.Updates.Added || !info.UpdatedAt.Equal(p.FinishedAt) {
+		t.Fatalf("catalog %+v after run %+v", info, p.ImportRun)
+	}
+	if run, _ := f.s.Publishing(); run != "" {
+		t.Fatalf("still publishing %q", run)
+	}
+}
+
+func TestFailedPublishIsRolledBack(t *testing.T) {
+	f := newFakeBackend(t, "*")
+	im := newTestImporter(t, f, Config{MaxBatchRows: 40})
+	src := filepath.Join(t.TempDir(), "feed.json")
+	genFeed(t, src, 400, 1)
+	if p := runImport(t, im, Request{Source: src}); p.State != store.ImportSucceeded {
+		t.Fatalf("first import: %s %s", p.State, p.Error)
+	}
+	before := catalogDigest(t, f.s)
+	infoBefore, _ := f.s.Catalog(nil)
+
+	genFeed(t, src, 600, 2) // every record changes
+	f.mu.Lock()
+	f.failPublish = f.publishes + 4 // the fourth publish entry of the next run
+	f.mu.Unlock()
+	p := runImport(t, im, Request{Source: src})
+	if p.State != store.ImportFailed || !strings.Contains(p.Error, "publish batch 4") {
+		t.Fatalf("import with a failing publish: %s %q, want failed at publish batch 4", p.State, p.Error)
+	}
+	if p.Published != 3 {
+		t.Fatalf("batches published before the failure = %d, want 3", p.Published)
+	}
+	if catalogDigest(t, f.s) != before {
+		t.Fatal("the failed publish changed the catalog tables")
+	}
+	if info, _ := f.s.Catalog(nil); *info != *infoBefore {
+		t.Fatalf("catalog %+v, before %+v", info, infoBefore)
+	}
+	if run, _ := f.s.Publishing(); run != "" {
+		t.Fatalf("still publishing %q after the abort", run)
+	}
+	if staged, _ := f.s.StagedRuns(); len(staged) != 0 {
+		t.Fatalf("staged runs after the abort: %v", staged)
+	}
+	if again := runImport(t, im, Request{Source: src}); again.State != store.ImportSucceeded || again.Result.Updates.Added == 0 {
+		t.Fatalf("retry: %s %q %+v", again.State, again.Error, again.Result)
+	}
+}
+
+// TestLeaderDropsAnUnfinishedPublish: a leader that stopped mid-publish leaves published
+// batches; the next term takes them back out and drops them, and the version stays.
+func TestLeaderDropsAnUnfinishedPublish(t *testing.T) {
+	f := newFakeBackend(t, "*")
+	im := newTestImporter(t, f, Config{MaxBatchRows: 40})
+	src := filepath.Join(t.TempDir(), "feed.json")
+	genFeed(t, src, 300, 1)
+	if p := runImport(t, im, Request{Source: src}); p.State != store.ImportSucceeded {
+		t.Fatalf("first import: %s %s", p.State, p.Error)
+	}
+	before := catalogDigest(t, f.s)
+	batch := &store.CatalogBatch{Tombstones: true, DeleteUpdates: []string{"gone"}}
+	for i := 0; i < 3; i++ {
+		if err := f.StageCatalog("orphan", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := f.PublishCatalog("orphan"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newTestImporter(t, f, Config{}) // a new leader term drops leftovers as it starts
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		run, _ := f.s.Publishing()
+		staged, _ := f.s.StagedRuns()
+		if run == "" && len(staged) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a new term: publishing %q, staged runs %v", run, staged)
+		}
+	}
+	if catalogDigest(t, f.s) != before {
+		t.Fatal("the dropped publish changed the catalog")
+	}
+}
