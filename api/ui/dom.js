@@ -104,12 +104,14 @@ export function pct(ratio, opts = {}) {
   return derived((ratio * 100).toFixed(1) + ' %', opts);
 }
 
-// when formats an RFC 3339 time as "2026-12-02 22:56:50 UTC" with a relative hint.
-export function when(iso) {
+// when formats an RFC 3339 time as "2026-12-02 22:56:50 UTC (3 min ago)"; with short, only
+// the relative part, the full time in its title.
+export function when(iso, short) {
   if (!iso) return h('span', {class: 'na'}, '—');
   const d = new Date(iso);
   if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1970) return h('span', {class: 'na'}, '—');
   const abs = d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC').replace(/Z$/, ' UTC');
+  if (short) return h('time', {datetime: iso, title: abs}, ago(d));
   return h('time', {datetime: iso, title: abs}, abs, ' ', h('span', {class: 'ago'}, '(' + ago(d) + ')'));
 }
 

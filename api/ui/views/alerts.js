@@ -21,7 +21,7 @@ export default {
       typeof a.count === 'number' ? h('div', null, num(res, 'alerts.' + i + '.count'), a.first ? h('div', {class: 'small'}, 'first ', when(a.first)) : null, a.last ? h('div', {class: 'small'}, 'last ', when(a.last)) : null) : '',
       a.message || '',
     ]);
-    return h('div', null,
+    return h('section', {class: 'card'},
       h('p', {class: 'meta'}, derived(fmtNumber(list.length), {of: 'alerts'}), list.length === 1 ? ' alert.' : ' alerts.'),
       table('Alerts', ['kind', 'site', 'through child', 'range', 'ranges above', 'count', 'message'], rows, {quietCaption: true}));
   },

@@ -55,7 +55,7 @@ export default {
       detail(e.detail),
       h('code', {class: 'small'}, e.key || ''),
     ]);
-    return h('div', null,
+    return h('section', {class: 'card'},
       h('p', {class: 'meta'}, derived(fmtNumber(list.length), {of: 'entries'}), ' entries, oldest first', since ? ', from key ' + since : '', '.'),
       table('Audit entries', ['at', 'actor', 'action', 'target', 'detail', 'key'], rows, {quietCaption: true}),
       nav);

@@ -15,12 +15,12 @@ const COLUMNS = [
   {key: 'vendor', label: 'vendor', val: (r) => r.vendor || ''},
   {key: 'severity', label: 'severity', val: (r) => r.custom_severity || r.severity || ''},
   {key: 'released', label: 'released', val: (r) => r.released || ''},
-  {key: 'days', label: 'days since release', val: (r) => daysSince(r.released) ?? -1},
+  {key: 'days', label: 'days old', val: (r) => daysSince(r.released) ?? -1},
   {key: 'sites', label: 'sites', val: (r) => r.sites},
   {key: 'applicable', label: 'applicable', val: (r) => r.applicable},
   {key: 'installed', label: 'installed', val: (r) => r.installed},
   {key: 'required', label: 'required', val: (r) => r.required},
-  {key: 'not_required', label: 'not required', val: (r) => r.not_required},
+  {key: 'not_required', label: 'not req.', val: (r) => r.not_required},
   {key: 'unknown', label: 'unknown', val: (r) => r.unknown},
   {key: 'compliance', label: 'compliance', val: (r) => (r.compliance === null || r.compliance === undefined ? -1 : r.compliance)},
 ];
@@ -96,7 +96,7 @@ function filterForm(ctx) {
       sort: ctx.params.get('sort') || '',
     }));
   });
-  return h('div', null, form, h('p', null, h('a', {'data-csv': true, href: apiURL(p, {format: 'csv'}), download: 'bulletins.csv'}, 'Download CSV'),
+  return h('section', {class: 'card'}, form, h('p', null, h('a', {'data-csv': true, href: apiURL(p, {format: 'csv'}), download: 'bulletins.csv'}, 'Download CSV'),
     ' (the same selection, from ', h('code', null, apiURL(p, {format: 'csv'})), ')'));
 }
 
@@ -152,7 +152,7 @@ export default {
         h('td', {class: 'title'}, r.title || ''),
         h('td', null, r.vendor || ''),
         h('td', null, r.severity || '', r.custom_severity ? h('div', null, badge(r.custom_severity, 'custom')) : null),
-        h('td', null, r.released || ''),
+        h('td', {class: 'nowrap'}, r.released || ''),
         h('td', {class: 'n'}, days === null ? '—' : derived(fmtNumber(days), {of: b + '.released'})),
         h('td', {class: 'n'}, num(res, b + '.sites', {href: bulletinHref(r.bulletin)})),
         h('td', {class: 'n'}, num(res, b + '.applicable')),
@@ -162,6 +162,6 @@ export default {
         h('td', {class: 'n'}, num(res, b + '.unknown')),
         h('td', {class: 'n'}, pct(r.compliance, {of: b + '.compliance'})));
     });
-    return h('div', null, summary, table('Bulletins across sites', COLUMNS.map((c) => headerCell(ctx, c, sort)), body, {quietCaption: true, class: 'numeric'}));
+    return h('section', {class: 'card'}, summary, table('Bulletins across sites', COLUMNS.map((c) => headerCell(ctx, c, sort)), body, {quietCaption: true, class: 'numeric bulletins'}));
   },
 };

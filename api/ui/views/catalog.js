@@ -110,7 +110,7 @@ export default {
       const rows = list.map((r, i) => [
         h('code', null, r.id), badge(r.state || '', stateKind(r.state)),
         h('div', null, h('code', {class: 'wrap'}, r.source || ''), h('div', {class: 'small muted'}, [r.kind, r.mode, r.feed].filter(Boolean).join(' · '))),
-        when(r.started_at), r.finished_at ? when(r.finished_at) : '—',
+        when(r.started_at, true), r.finished_at ? when(r.finished_at, true) : '—',
         progress(imp, i), resultCell(imp, i),
         r.catalog_version ? num(imp, 'imports.' + i + '.catalog_version') : '—',
         h('div', null, r.error ? h('div', {class: 'error-text'}, r.error) : null,

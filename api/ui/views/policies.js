@@ -31,7 +31,7 @@ function childCell(children, k, p) {
   return h('td', null,
     reached(c, p) ? badge('has it', 'ok') : badge('pending', 'warn'),
     h('div', {class: 'small'}, 'cursor ', num(children, 'children.' + k + '.policy_cursor'),
-      run ? h('span', null, ', last run ', when(run.finished_at), run.verified ? '' : ' (not verified)') : null));
+      run ? h('span', null, ', last run ', when(run.finished_at, true), run.verified ? '' : ' (not verified)') : null));
 }
 
 export default {
@@ -75,7 +75,7 @@ export default {
           h('td', null, p.enabled ? badge('enabled', 'ok') : badge('disabled', 'warn')),
           h('td', {class: 'n'}, num(pol, b + '.revision')),
           h('td', null, p.origin || ''),
-          h('td', null, when(p.updated_at), h('div', {class: 'small muted'}, p.updated_by || '')),
+          h('td', null, when(p.updated_at, true), h('div', {class: 'small muted'}, p.updated_by || '')),
           ...kids.map((c, k) => childCell(children, k, p)),
           ctx.can('policy.toggle') ? h('td', {class: 'actions'}, actions(ctx, p)) : null);
       });

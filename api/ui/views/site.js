@@ -5,6 +5,7 @@ import * as api from '../api.js';
 import {h, num, pct, when, badge, table, empty, errorBox, section, siteHref, bytes} from '../dom.js';
 import {timeSeries, stackedBars, legend} from '../chart.js';
 import {healthKind, runsCell, nextCell, complianceIndex} from './sites.js';
+import {sortSeverities} from './overview.js';
 
 // RUN_LIMIT is how many runs the history asks for (the API's default page).
 const RUN_LIMIT = 100;
@@ -75,7 +76,7 @@ function complianceFacts(comp, j) {
     ]));
   }
   const sev = s.severities || {};
-  const names = Object.keys(sev);
+  const names = sortSeverities(Object.keys(sev), []);
   if (names.length) {
     out.push(h('div', {class: 'chart-wrap'}, stackedBars('Computer and bulletin pairs by state, per severity, at ' + s.path, names.map((n) => ({label: n, values: sev[n]})))), legend());
   }
@@ -96,7 +97,7 @@ function history(runs, child) {
   const rows = list.map((r, i) => {
     const b = 'runs.' + i;
     return [
-      when(r.finished_at || r.started_at), r.scope || '', r.mode || '', r.trigger || '',
+      when(r.finished_at || r.started_at, true), r.scope || '', r.mode || '', r.trigger || '',
       num(runs, b + '.records'), num(runs, b + '.deletes'),
       h('span', {title: bytes(r.bytes_wire)}, num(runs, b + '.bytes_wire')),
       h('span', {title: bytes(r.bytes_raw)}, num(runs, b + '.bytes_raw')),

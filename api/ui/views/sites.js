@@ -23,9 +23,9 @@ export function runsCell(tree, i) {
   if (!names.length) return h('span', {class: 'na'}, '—');
   return h('ul', {class: 'runs'}, names.map((s) => {
     const r = runs[s];
-    return h('li', null, h('span', {class: 'stream'}, s), ' ', when(r.finished_at), ' ',
-      r.error ? badge('error', 'bad') : r.verified ? badge('verified', 'ok') : badge('not verified', 'warn'),
-      ' ', num(tree, 'sites.' + i + '.last_runs.' + s + '.records'), ' records',
+    return h('li', null, h('span', {class: 'stream'}, s), ' ',
+      r.error ? badge('error', 'bad') : r.verified ? badge('verified', 'ok') : badge('not verified', 'warn'), ' ',
+      when(r.finished_at, true), ', ', num(tree, 'sites.' + i + '.last_runs.' + s + '.records'), ' rec.',
       r.error ? h('div', {class: 'error-text'}, r.error) : null);
   }));
 }
@@ -35,7 +35,7 @@ export function nextCell(next) {
   const names = streamsOf(next);
   if (!names.length) return h('span', {class: 'na'}, '—');
   return h('ul', {class: 'runs'}, names.map((s) => h('li', null, h('span', {class: 'stream'}, s), ' ',
-    next[s] === 'continuous' ? 'continuous' : when(next[s]))));
+    next[s] === 'continuous' ? 'continuous' : when(next[s], true))));
 }
 
 // complianceIndex maps a site path (and its `site` key) to its line index in /v1/compliance.
@@ -58,7 +58,7 @@ function siteCell(path, depth) {
   const cell = h('div', {class: 'tree-site depth-' + Math.min(depth, 8)},
     depth ? h('span', {class: 'tree-branch', 'aria-hidden': 'true'}, '└ ') : null,
     h('a', {href: siteHref(path)}, name(path)),
-    h('div', {class: 'tree-path'}, path));
+    path !== name(path) ? h('div', {class: 'tree-path'}, path) : null);
   cell.style.paddingLeft = (depth * 1.25) + 'rem';
   return cell;
 }
@@ -71,7 +71,7 @@ function complianceCells(comp, j) {
     num(comp, base + '.computers', {href: '#/bulletins?site=' + encodeURIComponent(line.site)}),
     num(comp, base + '.compliant', {href: '#/bulletins?site=' + encodeURIComponent(line.site)}),
     pct(line.compliance, {of: base + '.compliance'}),
-    h('div', null, line.stale ? badge('stale', 'bad') : badge('fresh', 'ok'), ' ', when(line.as_of)),
+    h('div', null, line.stale ? badge('stale', 'bad') : badge('fresh', 'ok'), ' ', when(line.as_of, true)),
   ];
 }
 
@@ -94,9 +94,9 @@ function treeTable(tree, comp, health) {
       h('td', null, (s.alerts || []).length ? h('a', {href: '#/alerts'}, badge((s.alerts || []).join(', '), 'warn')) : ''),
       ...complianceCells(comp, j).map((c, k) => h('td', {class: k < 3 ? 'n' : null}, c)));
   });
-  return table('Sites below ' + (tree.data.sites[0] ? tree.data.sites[0].path : 'this site'),
+  return table('Sites: ' + (tree.data.sites[0] ? tree.data.sites[0].path : 'this site') + ' and every site below it',
     ['site', 'role', 'ranges', 'link', 'lag (index)', 'lag (s)', 'last run per stream', 'next run', 'alerts', 'computers', 'compliant', 'compliance', 'summary'],
-    rows, {quietCaption: true, class: 'tree'});
+    rows, {class: 'tree'});
 }
 
 // complianceOnly is the tree for a role that may not read /v1/tree (rollout): the compliance
@@ -123,10 +123,10 @@ export default {
     if (tree.data) {
       out.push(h('p', {class: 'meta'}, 'Root catalog version ', num(tree, 'root_version'), '; tree as of ', when(tree.data.as_of),
         comp.data ? h('span', null, '; compliance as of ', when(comp.data.as_of)) : null));
-      out.push(treeTable(tree, comp.data ? comp : null, health));
+      out.push(h('section', {class: 'card'}, treeTable(tree, comp.data ? comp : null, health)));
     } else if (comp.data) {
       out.push(h('p', {class: 'note'}, 'Your role may not read the tree of links (', tree.error.message, '); the sites below come from the compliance report.'));
-      out.push(comp.data.sites && comp.data.sites.length ? complianceOnly(comp) : empty('No site has sent a compliance summary yet.'));
+      out.push(h('section', {class: 'card'}, comp.data.sites && comp.data.sites.length ? complianceOnly(comp) : empty('No site has sent a compliance summary yet.')));
     } else {
       out.push(section('Sites', errorBox(tree.error), errorBox(comp.error)));
     }
