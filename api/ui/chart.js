@@ -19,11 +19,11 @@ export function legend(parts = PARTS) {
 // stackedBars draws one horizontal bar per row, each the 100 % of its parts.
 // rows: [{label, values: {installed, required, not_required, unknown}, href?}].
 export function stackedBars(title, rows, parts = PARTS) {
-  const labelW = 230;
-  const barW = 520;
+  const labelW = 170;
+  const barW = 330;
   const rowH = 30;
   const top = 6;
-  const width = labelW + barW + 90;
+  const width = labelW + barW + 70;
   const height = top + rows.length * rowH + 6;
   const root = svg('svg', {
     viewBox: `0 0 ${width} ${height}`,
@@ -36,7 +36,7 @@ export function stackedBars(title, rows, parts = PARTS) {
   rows.forEach((row, i) => {
     const y = top + i * rowH;
     const total = parts.reduce((s, p) => s + (row.values[p.key] || 0), 0);
-    const label = row.label.length > 32 ? row.label.slice(0, 31) + '…' : row.label;
+    const label = row.label.length > 24 ? row.label.slice(0, 23) + '…' : row.label;
     const text = svg('text', {x: labelW - 8, y: y + rowH / 2 + 4, 'text-anchor': 'end', class: 'chart-label'}, label);
     text.appendChild(svg('title', null, row.label));
     root.appendChild(text);
