@@ -1,0 +1,228 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestConsole drives the web console in headless Chromium against a parent and two children
+// holding the Mozilla catalog, a policy and scans. As auditor it opens every view and finds each
+// number shown equal to the API's answer for the same URL, no write control, and its forged
+// writes refused with 403 (with the CSRF token: by role; without: by the CSRF check). The
+// overview follows a new compliance summary at the parent within 2 s without a reload, and an
+// idle page sends no request that no change event asked for. As admin it replicates a policy
+// now from the policies view and sees both children reach it. Every view is captured at
+// 1280x800 (into $PATCHTREE_SCREENSHOTS_DIR too: `make screenshots`).
+func TestConsole(t *testing.T) {
+	t.Parallel()
+	feed := hierMozillaFeed(t)
+	ctx, net := conBrowser(t)
+	start := time.Now()
+
+	parent := hierStartParent(t, "hq", []string{"*"})
+	// Policies replicate when the console asks, not on their own.
+	doJSON(t, "PUT", parent.url+"/v1/replication/rules", parent.token, map[string]any{"catalog": "12h", "policies": "12h"}, 200, nil)
+	east := hierStartChild(t, parent, "east", []string{"de"})
+	west := hierStartChild(t, parent, "west", []string{"ja"})
+	hierImport(t, parent, map[string]any{"source": feed})
+	hierReplicateNow(t, parent, "", "")
+	var list catList
+	doJSON(t, "GET", parent.url+"/v1/catalog/bulletins?per_page=3", parent.token, nil, 200, &list)
+	if len(list.Bulletins) == 0 {
+		t.Fatal("the parent lists no bulletin after the import")
+	}
+	bid := list.Bulletins[0].ID
+	pol := polWrite(t, "POST", parent.url+"/v1/policies", parent.token, map[string]any{"bulletins": []string{bid}, "folder": "console"}, 201)
+	for _, k := range []*proc{east, west} {
+		conScan(t, k, "pc-"+k.name+"-1")
+	}
+	conWaitComputers(t, parent, 2)
+	auditor := createToken(t, parent.url, parent.token, "auditor", "console-auditor").Token
+	t.Logf("setup: 3 sites, Mozilla catalog replicated, a policy, 2 computers, in %v", time.Since(start).Round(time.Millisecond))
+
+	// As auditor: every view, its numbers against the API, no write control.
+	conSignIn(t, ctx, parent.url, auditor, "auditor")
+	type view struct{ hash, name, shot string }
+	views := []view{{"#/overview", "overview", "overview"}, {"#/sites", "sites", "sites"}}
+	total := 0
+	visit := func(v view) {
+		conOpen(t, ctx, v.hash, v.name)
+		n := conCheckNumbers(t, ctx, parent.url, auditor, v.name)
+		total += n
+		writes := conEval[int](t, ctx, "count write controls", `document.querySelectorAll('[data-write]').length`)
+		if writes != 0 {
+			t.Errorf("console %s as auditor: %d [data-write] controls, want none", v.hash, writes)
+		}
+		conScreenshot(t, ctx, v.shot)
+		t.Logf("console %s: %d numbers equal to the API's", v.hash, n)
+	}
+	for _, v := range views {
+		visit(v)
+	}
+	// The site page and the bulletin page, by the links the lists show.
+	sitePage := conEval[string](t, ctx, "find a site link", `(document.querySelector('#view a[href^="#/sites/"]') || {}).hash || ''`)
+	if sitePage == "" {
+		t.Fatal("console #/sites links to no site page")
+	}
+	visit(view{sitePage, "site", "site"})
+	visit(view{"#/bulletins", "bulletins", "bulletins"})
+	bulletinPage := conEval[string](t, ctx, "find a bulletin link", `(document.querySelector('#view a[href^="#/bulletins/"]') || {}).hash || ''`)
+	if bulletinPage == "" {
+		t.Fatal("console #/bulletins links to no bulletin page")
+	}
+	for _, v := range []view{{bulletinPage, "bulletin", "bulletin"}, {"#/catalog", "catalog", "catalog"},
+		{"#/audit", "audit", "audit"}, {"#/alerts", "alerts", "alerts"}} {
+		visit(v)
+	}
+	if total == 0 {
+		t.Error("the console's views showed no number from the API")
+	}
+
+	// Forged writes from the page with the auditor's session: 403 with the CSRF token (the API's
+	// role check) and 403 without it (the CSRF check).
+	forged := conForge(t, ctx, bid)
+	if forged.With != 403 || !strings.Contains(forged.WithBody, `role \"auditor\" may not`) {
+		t.Errorf("auditor's forged POST /v1/policies with the CSRF token: %d %s, want 403 for the role", forged.With, forged.WithBody)
+	}
+	if forged.Without != 403 || !strings.Contains(forged.WithoutBody, "missing or invalid CSRF token") {
+		t.Errorf("auditor's POST /v1/policies without the CSRF token: %d %s, want 403 for the CSRF token", forged.Without, forged.WithoutBody)
+	}
+
+	// Live: a new compliance summary at the parent shows on the overview within 2 s, no reload.
+	conOpen(t, ctx, "#/overview", "overview")
+	const computers = `#view [data-source="/v1/compliance"][data-field="totals.computers"]`
+	before := conEval[string](t, ctx, "read the computer total", fmt.Sprintf(`window.consoleTestMark = 'no reload';
+	  (document.querySelector(%q) || {dataset: {}}).dataset.value || ''`, computers))
+	if before != "2" {
+		t.Fatalf("the overview shows %s computers, want 2", before)
+	}
+	conScan(t, east, "pc-east-2")
+	arrived := time.Now()
+	conValue(t, ctx, "the overview follows the new summary", conWait,
+		chromedp.Poll[bool](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent === '3'`, computers), chromedp.WithPollingTimeout(conWait)))
+	took := time.Since(arrived)
+	mark := conEval[string](t, ctx, "read the page's mark", `window.consoleTestMark || ''`)
+	t.Logf("live: the overview showed 3 computers %v after the summary reached the parent", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("the overview showed the new summary after %v, want within 2s", took)
+	}
+	if mark != "no reload" {
+		t.Error("the page was reloaded to show the new summary")
+	}
+	conMust(t, ctx, "overview ready", conReady("overview"))
+	conCheckNumbers(t, ctx, parent.url, auditor, "overview")
+
+	// Idle for 5 s: every request the page makes answers a change event (none without one).
+	idle := time.Now()
+	time.Sleep(5 * time.Second) // the measurement window itself
+	reqs, changes := net.since(idle)
+	for _, r := range reqs {
+		asked := false
+		for _, c := range changes {
+			if d := r.at.Sub(c); d >= 0 && d < 2*time.Second {
+				asked = true
+			}
+		}
+		if !asked {
+			t.Errorf("idle overview: request %s at +%v follows no change event", r.url, r.at.Sub(idle).Round(time.Millisecond))
+		}
+	}
+	t.Logf("idle 5 s on the overview: %d requests, %d change events", len(reqs), len(changes))
+
+	// Sign out, then as admin: replicate the policy now from the policies view.
+	conMust(t, ctx, "sign out", chromedp.Click(chromedp.CSS(`#signout`)), chromedp.WaitVisible(chromedp.CSS(`#signin`)))
+	afterSignOut := conEval[int](t, ctx, "session after sign-out", `fetch('/ui/session', {credentials: 'same-origin'}).then(r => r.status)`)
+	if afterSignOut != 401 {
+		t.Errorf("GET /ui/session after sign-out: %d, want 401", afterSignOut)
+	}
+	conSignIn(t, ctx, parent.url, parent.token, "admin")
+	conOpen(t, ctx, "#/policies", "policies")
+	conCheckNumbers(t, ctx, parent.url, parent.token, "policies")
+	noCSRF := conEval[struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+	}](t, ctx, "admin write without the CSRF token", fmt.Sprintf(`fetch('/v1/policies/%s', {method: 'PATCH',
+	  credentials: 'same-origin', headers: {'Content-Type': 'application/json'}, body: '{"enabled": false}'})
+	  .then(async r => ({status: r.status, body: await r.text()}))`, pol.ID))
+	if noCSRF.Status != 403 || !strings.Contains(noCSRF.Body, "missing or invalid CSRF token") {
+		t.Errorf("admin's PATCH without the CSRF token: %d %s, want 403", noCSRF.Status, noCSRF.Body)
+	}
+	button := fmt.Sprintf(`tr[data-policy=%q] button[data-write][data-action="replicate-now"]`, pol.ID)
+	conMust(t, ctx, "replicate now", chromedp.WaitVisible(chromedp.CSS(button)), chromedp.Click(chromedp.CSS(button)))
+	conValue(t, ctx, "both children reach the policy", 90*time.Second,
+		chromedp.Poll[bool](`document.querySelectorAll('#replicate-result [data-site-path][data-done="true"]').length >= 2`,
+			chromedp.WithPollingTimeout(90*time.Second)))
+	paths := conEval[[]string](t, ctx, "read the sites done",
+		`Array.from(document.querySelectorAll('#replicate-result [data-site-path][data-done="true"]')).map(e => e.getAttribute('data-site-path'))`)
+	conScreenshot(t, ctx, "policies")
+	for _, k := range []*proc{east, west} {
+		found := false
+		for _, p := range paths {
+			found = found || strings.HasSuffix(p, k.name)
+		}
+		if !found {
+			t.Errorf("#replicate-result shows %v done, not %s", paths, k.name)
+		}
+		if st, _, raw := do(t, "GET", k.url+"/v1/policies/"+pol.ID, k.token, nil); st != 200 {
+			t.Errorf("%s: GET /v1/policies/%s after replicate now: %d %s", k.name, pol.ID, st, raw)
+		}
+	}
+	t.Logf("console test: %d numbers compared, in %v", total, time.Since(start).Round(time.Millisecond))
+}
+
+// conScan posts one computer's scan at a child (an update installed, one required) and sends
+// the child's compliance summary up to its parent.
+func conScan(t *testing.T, child *proc, computer string) {
+	t.Helper()
+	ids := cmpReadCatalog(t, child).updateIDs()
+	if len(ids) < 2 {
+		t.Fatalf("%s holds %d updates, want at least 2", child.name, len(ids))
+	}
+	scan := map[string]any{"computer_id": computer, "scanned_at": time.Now().UTC().Format(time.RFC3339),
+		"results": map[string]string{ids[0]: "installed", ids[1]: "required"}}
+	doJSON(t, "POST", child.url+"/v1/scans", child.token, scan, 200, nil)
+	cmpComplianceNow(t, child)
+}
+
+// conWaitComputers waits until the parent's overview counts n computers.
+func conWaitComputers(t *testing.T, parent *proc, n int) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		var o struct {
+			Totals struct {
+				Computers int `json:"computers"`
+			} `json:"totals"`
+		}
+		doJSON(t, "GET", parent.url+"/v1/compliance", parent.token, nil, 200, &o)
+		return o.Totals.Computers == n, fmt.Sprintf("the parent counts %d computers, want %d", o.Totals.Computers, n)
+	})
+}
+
+// conForged is what the page's forged writes got.
+type conForged struct {
+	With        int    `json:"with"`
+	WithBody    string `json:"withBody"`
+	Without     int    `json:"without"`
+	WithoutBody string `json:"withoutBody"`
+}
+
+// conForge makes the page POST a policy with its session, once with the session's CSRF token
+// and once without.
+func conForge(t *testing.T, ctx context.Context, bulletin string) conForged {
+	t.Helper()
+	js := fmt.Sprintf(`(async () => {
+	  const s = await (await fetch('/ui/session', {credentials: 'same-origin'})).json();
+	  const body = JSON.stringify({bulletins: [%q], folder: 'forged'});
+	  const w = await fetch('/v1/policies', {method: 'POST', credentials: 'same-origin',
+	    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf}, body});
+	  const wo = await fetch('/v1/policies', {method: 'POST', credentials: 'same-origin',
+	    headers: {'Content-Type': 'application/json'}, body});
+	  return {with: w.status, withBody: await w.text(), without: wo.status, withoutBody: await wo.text()};
+	})()`, bulletin)
+	return conEval[conForged](t, ctx, "forged writes", js)
+}
