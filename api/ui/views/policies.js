@@ -45,20 +45,19 @@ export default {
     return h('div', null, message, result);
   },
   async load(ctx) {
-    const [pol, children, status] = await Promise.all([
-      api.get('/v1/policies'),
-      api.tryGet('/v1/children'),
-      api.tryGet('/v1/status'),
-    ]);
+    // GET /v1/status lists the children with their cursors for every role (GET /v1/children is
+    // admin and auditor only).
+    const [pol, status] = await Promise.all([api.get('/v1/policies'), api.tryGet('/v1/status')]);
     const st = ctx.state;
     st.siteName = status.data ? status.data.name : '';
-    st.children = children.data ? children.data.children || [] : null;
+    st.children = status.data ? status.data.children || [] : null;
     if (st.pending && st.children) markArrived(st);
     const list = pol.data.policies || [];
     if (!list.length) return empty('No policies yet. Create one with `patchtree policy create` or POST /v1/policies.');
-    const kids = children.data ? children.data.children || [] : [];
+    const kids = st.children || [];
+    const children = status;
     const out = [];
-    if (children.error) out.push(h('p', {class: 'note'}, 'Replication status per child is not shown: ', children.error.message));
+    if (status.error) out.push(h('p', {class: 'note'}, 'Replication status per child is not shown: ', status.error.message));
     out.push(h('p', {class: 'meta'}, derived(fmtNumber(list.length), {of: 'policies'}), ' policies in ', derived(fmtNumber(byFolder(list).length), {of: 'policies.folder'}), ' folders.'));
     for (const [folder, rows] of byFolder(list)) {
       const head = ['policy', 'bulletins', 'updates enabled', 'run', 'state', 'revision', 'origin', 'updated',
