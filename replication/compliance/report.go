@@ -62,10 +62,12 @@ type Totals struct {
 }
 
 // Reporter answers the compliance reports of a site: its own summary (from its store) and, at
-// a parent, its children's newest summaries. Decoded summaries are cached by (child, seq).
+// a parent, its children's newest summaries. Decoded summaries are cached by (child, seq), and
+// their bulletin rows kept summed (report_totals.go).
 type Reporter struct {
-	mu    sync.Mutex
-	cache map[string]*cachedSummary
+	mu     sync.Mutex
+	cache  map[string]*cachedSummary
+	totals bulletinTotals
 }
 
 type cachedSummary struct {
@@ -75,7 +77,9 @@ type cachedSummary struct {
 }
 
 // NewReporter returns a reporter.
-func NewReporter() *Reporter { return &Reporter{cache: map[string]*cachedSummary{}} }
+func NewReporter() *Reporter {
+	return &Reporter{cache: map[string]*cachedSummary{}, totals: bulletinTotals{}}
+}
 
 func ratio(a, b int64) *float64 {
 	if b == 0 {
@@ -136,44 +140,58 @@ type BulletinRow struct {
 
 // Bulletins is the per-bulletin report across sites, sorted by release date (newest first),
 // then id. Bulletin metadata comes from this site's catalog.
+//
+// Across every site (no site filter) the rows come from the pre-aggregated totals of the
+// children's summaries, plus this site's own; a site filter sums the selected sites' rows.
 func (r *Reporter) Bulletins(s *store.Store, self string, f BulletinFilter, now time.Time) ([]BulletinRow, error) {
-	sites, err := r.sites(s, self, now)
+	sites, totals, err := r.sitesWithTotals(s, self, now, f.Site == "")
 	if err != nil {
 		return nil, err
 	}
-	found := f.Site == ""
 	view, err := s.CatalogView(nil)
 	if err != nil {
 		return nil, err
 	}
 	rows := map[string]*BulletinRow{}
 	skip := map[string]bool{}
+	count := func(id string, c [4]int64, sites int) {
+		if skip[id] || (f.Bulletin != "" && id != f.Bulletin) {
+			return
+		}
+		row := rows[id]
+		if row == nil {
+			row = &BulletinRow{Bulletin: id}
+			if b := view.Bulletin(id); b != nil {
+				row.Title, row.Vendor, row.Severity, row.CustomSeverity, row.Released = b.Title, b.Vendor, b.Severity, b.CustomSeverity, b.Released
+			}
+			if !f.match(row) {
+				skip[id] = true
+				return
+			}
+			rows[id] = row
+		}
+		row.Sites += sites
+		row.Installed += c[store.StateInstalled]
+		row.Required += c[store.StateRequired]
+		row.NotRequired += c[store.StateNotRequired]
+		row.Unknown += c[store.StateUnknown]
+	}
+	found := f.Site == ""
+	if totals != nil {
+		for id, bt := range totals {
+			count(id, bt.c, bt.sites)
+		}
+	}
 	for _, ss := range sites {
-		if f.Site != "" && !ss.selected(self, f.Site, f.Subtree) {
+		switch {
+		case totals != nil && !ss.local:
+			continue // counted in the totals
+		case f.Site != "" && !ss.selected(self, f.Site, f.Subtree):
 			continue
 		}
 		found = true
 		for _, bc := range ss.sum.Bulletins {
-			if skip[bc.ID] || (f.Bulletin != "" && bc.ID != f.Bulletin) {
-				continue
-			}
-			row := rows[bc.ID]
-			if row == nil {
-				row = &BulletinRow{Bulletin: bc.ID}
-				if b := view.Bulletin(bc.ID); b != nil {
-					row.Title, row.Vendor, row.Severity, row.CustomSeverity, row.Released = b.Title, b.Vendor, b.Severity, b.CustomSeverity, b.Released
-				}
-				if !f.match(row) {
-					skip[bc.ID] = true
-					continue
-				}
-				rows[bc.ID] = row
-			}
-			row.Sites++
-			row.Installed += bc.C[store.StateInstalled]
-			row.Required += bc.C[store.StateRequired]
-			row.NotRequired += bc.C[store.StateNotRequired]
-			row.Unknown += bc.C[store.StateUnknown]
+			count(bc.ID, bc.C, 1)
 		}
 	}
 	if !found {

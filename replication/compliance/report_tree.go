@@ -48,20 +48,27 @@ func (ss *siteSummary) selected(self, site string, subtree bool) bool {
 // computers, or nothing below it reported), then each enrolled child followed by the sites
 // below it, in path order. Decoded summaries are cached by site and sequence.
 func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSummary, error) {
+	out, _, err := r.sitesWithTotals(s, self, now, false)
+	return out, err
+}
+
+// sitesWithTotals is sites, and with withTotals also a copy of the bulletin totals of every
+// site it returns but this site's own (taken under the same lock, so they match).
+func (r *Reporter) sitesWithTotals(s *store.Store, self string, now time.Time, withTotals bool) ([]siteSummary, map[string]bulletinTotal, error) {
 	tree, err := s.SummaryTree(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []siteSummary
 	cv, err := s.Compliance(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A parent without computers of its own reports only the sites below it: no summary to build.
 	if cv.Site.Computers > 0 || len(tree.Summaries)+len(tree.Subtree) == 0 {
 		local, err := Build(s, self, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, siteSummary{sum: local, local: true, key: self})
 	}
@@ -93,7 +100,7 @@ func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSumm
 		}
 		sum, err := decode(c.Child, c.Seq, c.Digest, c.Summary)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		st := stale(c, now)
 		childStale[c.Child] = st
@@ -105,19 +112,23 @@ func (r *Reporter) sites(s *store.Store, self string, now time.Time) ([]siteSumm
 		}
 		sum, err := decode(b.Path, b.Seq, b.Digest, b.Summary)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, siteSummary{sum: sum, sub: b, key: b.Path, depth: strings.Count(b.Path, "/") + 1,
 			stale: b.Stale || childStale[b.Child]})
 	}
-	r.cache = fresh
+	r.update(fresh)
+	var totals map[string]bulletinTotal
+	if withTotals {
+		totals = r.totals.snapshot()
+	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].local != out[j].local {
 			return out[i].local
 		}
 		return lessPath(out[i].key, out[j].key)
 	})
-	return out, nil
+	return out, totals, nil
 }
 
 // lessPath orders paths part by part, so that a site comes right before the sites below it.
