@@ -217,4 +217,3 @@ func rollupPct(sorted []float64, p float64) float64 {
 	i := int(p / 100 * float64(len(sorted)-1))
 	return sorted[i]
 }
-
