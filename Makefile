@@ -16,7 +16,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 12m -parallel 4
 SOAK_FLAGS ?= -race -count=1 -timeout 60m -parallel 4
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
 
-.PHONY: build test soak demo bench lint fuzz clean
+.PHONY: build test soak demo bench lint fuzz clean screenshots
 
 build:
 	$(GO) build $(BUILDVCS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/patchtree
@@ -34,6 +34,11 @@ soak: lint
 
 demo: build
 	./$(BIN) demo $(DEMO_FLAGS)
+
+# The web console's screenshots in docs/console/ (shown by docs/console.md), taken at 1280x800 by
+# the browser test against a parent and two children with the Mozilla catalog (needs chromium).
+screenshots:
+	PATCHTREE_SCREENSHOTS_DIR=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestConsole$$' ./integration/
 
 bench:
 	$(GO) test $(BENCH_FLAGS) ./...

@@ -35,7 +35,7 @@ const (
 	settingConsole = "console"
 	// sessionTTL is how long a console session lasts.
 	sessionTTL = 12 * time.Hour
-	// maxCookieLen bounds the session cookie parsed: a valid one is about 90 bytes.
+	// maxCookieLen bounds the session cookie parsed: a valid one is about 110 bytes.
 	maxCookieLen = 256
 	// maxRevoked bounds the revoked sessions kept in the replicated state; one more sign-out
 	// replaces the key instead, which ends every session of the site.

@@ -65,12 +65,30 @@ func TestConsole(t *testing.T) {
 		visit(v)
 	}
 	// The site page and the bulletin page, by the links the lists show.
-	sitePage := conEval[string](t, ctx, "find a site link", `(document.querySelector('#view a[href^="#/sites/"]') || {}).hash || ''`)
+	// A child's page when the list links one ("hq%2Feast"), else the first site's.
+	sitePage := conEval[string](t, ctx, "find a site link", `(() => {
+	  const links = Array.from(document.querySelectorAll('#view a[href^="#/sites/"]')).map(a => a.getAttribute('href'));
+	  return links.find(h => h.includes('%2F')) || links[0] || '';
+	})()`)
 	if sitePage == "" {
 		t.Fatal("console #/sites links to no site page")
 	}
 	visit(view{sitePage, "site", "site"})
 	visit(view{"#/bulletins", "bulletins", "bulletins"})
+	// The CSV the API offers for the same query is a link on the list.
+	csv := conEval[struct {
+		Href   string `json:"href"`
+		Status int    `json:"status"`
+		Type   string `json:"type"`
+	}](t, ctx, "download the CSV", `(async () => {
+	  const a = document.querySelector('#view a[data-csv]');
+	  if (!a) return {href: '', status: 0, type: ''};
+	  const r = await fetch(a.getAttribute('href'), {credentials: 'same-origin'});
+	  return {href: a.getAttribute('href'), status: r.status, type: r.headers.get('Content-Type') || ''};
+	})()`)
+	if csv.Status != 200 || !strings.Contains(csv.Type, "csv") || !strings.Contains(csv.Href, "format=csv") {
+		t.Errorf("console #/bulletins: CSV link %q answered %d %q, want 200 text/csv", csv.Href, csv.Status, csv.Type)
+	}
 	bulletinPage := conEval[string](t, ctx, "find a bulletin link", `(document.querySelector('#view a[href^="#/bulletins/"]') || {}).hash || ''`)
 	if bulletinPage == "" {
 		t.Fatal("console #/bulletins links to no bulletin page")
