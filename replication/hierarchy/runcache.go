@@ -103,7 +103,7 @@ func (c *runCache) section(key string, build func() (*catalogSection, error)) (*
 
 // add keeps sec under key and evicts the least recently used entries past the bound (c.mu held).
 func (c *runCache) add(key string, sec *catalogSection) {
-	size := int64(len(sec.frame)) + int64(len(key)) + entryOverhead
+	size := int64(len(sec.frame)+len(sec.lines)+len(key)) + entryOverhead
 	if size > c.max {
 		c.stats.Uncached++
 		return

@@ -522,3 +522,81 @@ func TestCachedRunIsFreshRun(t *testing.T) {
 		t.Fatal("two different sections share a key")
 	}
 }
+
+// runLines decodes a run body (its frames as one stream) into its JSON lines.
+func runLines(t *testing.T, body []byte) [][]byte {
+	t.Helper()
+	dec, err := zstd.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	raw, err := io.ReadAll(dec)
+	if err != nil {
+		t.Fatalf("decode the run: %v", err)
+	}
+	lines := bytes.SplitAfter(raw, []byte("\n"))
+	if len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+// TestRunWireFormat: whether the catalog section is small (in the header's frame) or large
+// (its own shared frame), a run, whole or resumed, reads as the header, the catalog chunks
+// from the first one sent, then the other sections' chunks.
+func TestRunWireFormat(t *testing.T) {
+	p := bigParent(t)
+	cursor := func() uint64 { v, _ := p.site.s.CatalogView(nil); return v.Info.Version }()
+	for i := 0; i < 40; i++ { // a differential section of two small chunks
+		u := *p.updates[fmt.Sprintf("u%05d", i)]
+		u.Title = fmt.Sprintf("%s %0*d", u.Title, 200, i)
+		p.updates[u.ID] = &u
+		p.commit(t, &store.CatalogBatch{Updates: []*store.Update{&u}})
+	}
+	v, _ := p.site.s.CatalogView(nil)
+	settings := &store.CatalogBatch{Replica: true, SettingDocs: []*store.SettingDoc{{Name: "s1", Body: json.RawMessage(`{"a":1}`)}}}
+	for _, tc := range []struct {
+		name  string
+		child *store.Child
+		mode  string
+		small bool
+	}{
+		{"large complete", &store.Child{Name: "a", Ranges: []string{"*"}}, ModeComplete, false},
+		{"small differential", &store.Child{Name: "b", Ranges: []string{"*"}, CursorRanges: []string{"*"}, Cursor: cursor}, ModeDifferential, true},
+		{"empty differential", &store.Child{Name: "c", Ranges: []string{"*"}, CursorRanges: []string{"*"}, Cursor: v.Info.Version}, ModeDifferential, true},
+	} {
+		plan := buildRun(v, tc.child, tc.mode)
+		if (plan.catalog.lines != nil || plan.catalog.chunks == 0) != tc.small {
+			t.Fatalf("%s: %d raw bytes kept inline: %v", tc.name, plan.catalog.raw, plan.catalog.lines != nil)
+		}
+		plan.batches = []*store.CatalogBatch{settings}
+		plan.header.Chunks = plan.chunks()
+		sec := sectionLines(t, plan.catalog)
+		var other bytes.Buffer
+		json.NewEncoder(&other).Encode(settings)
+		for from := 0; from <= plan.header.Chunks; from++ {
+			var body bytes.Buffer
+			if _, err := plan.resumedFrom(from).WriteTo(&body); err != nil {
+				t.Fatal(err)
+			}
+			got := runLines(t, body.Bytes())
+			want := append(slices.Clone(sec[min(from, len(sec)):]), other.Bytes())
+			if from == len(sec)+1 {
+				want = nil
+			}
+			var h RunHeader
+			if err := json.Unmarshal(got[0], &h); err != nil || h.FirstChunk != from {
+				t.Fatalf("%s from %d: header %s: %v", tc.name, from, got[0], err)
+			}
+			if len(got)-1 != len(want) {
+				t.Fatalf("%s from %d: %d chunk lines, want %d", tc.name, from, len(got)-1, len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i+1], want[i]) {
+					t.Fatalf("%s from %d: line %d differs:\n%.200q\n%.200q", tc.name, from, i+1, got[i+1], want[i])
+				}
+			}
+		}
+	}
+}

@@ -153,22 +153,30 @@ func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
 		f.abort()
 		return cw.n, fmt.Errorf("write the run header: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return cw.n, err
-	}
 	from := p.from
-	if p.catalog != nil {
-		if err := p.catalog.writeFrom(cw, from); err != nil {
-			return cw.n, err
+	if sec := p.catalog; sec != nil {
+		if sec.lines != nil || from >= sec.chunks {
+			// A small section goes in the header's frame (a large one has its own).
+			if _, err := f.Write(sec.linesFrom(from)); err != nil {
+				f.abort()
+				return cw.n, fmt.Errorf("write the catalog chunks: %w", err)
+			}
+		} else {
+			if err := f.Close(); err != nil {
+				return cw.n, err
+			}
+			if err := sec.writeFrom(cw, from); err != nil {
+				return cw.n, err
+			}
+			if max(0, from-sec.chunks) >= len(p.batches) {
+				return cw.n, nil // no third frame for nothing
+			}
+			f = newFrame(cw)
 		}
-		from = max(0, from-p.catalog.chunks)
+		from = max(0, from-sec.chunks)
 	}
-	if from >= len(p.batches) {
-		return cw.n, nil
-	}
-	f = newFrame(cw)
 	je := json.NewEncoder(f)
-	for _, b := range p.batches[from:] {
+	for _, b := range p.batches[min(from, len(p.batches)):] {
 		if err := je.Encode(b); err != nil {
 			f.abort()
 			return cw.n, fmt.Errorf("write a chunk of the run: %w", err)

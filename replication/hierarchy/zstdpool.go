@@ -10,17 +10,18 @@ import (
 
 // The run encoders are pooled: a zstd encoder allocates its history and tables once, and a
 // new one per run (their zeroing) was half of a parent's CPU in a round of complete runs.
-// Each encoder is sized to the runs it writes: a window of runWindow (two chunks: the JSON of
-// a chunk repeats the previous one's keys and values, not what came a megabyte earlier) and
-// the lower-memory encoder state.
+// Each encoder is sized to the runs it writes: a window of runWindow (four chunks: on the
+// Mozilla catalog it compresses as well as the default 8 MiB, 0.4 % better in fact, where one
+// chunk's window costs 5.6 % and two chunks' 1.1 %) and the lower-memory encoder state.
+// Frames carry no checksum: a run has several, and its digest checks every record end to end.
 
 // runWindow is the window of the run encoders: a power of two, at most maxRunWindow (what a
 // child accepts).
-const runWindow = 2 * maxChunkBytes
+const runWindow = 4 * maxChunkBytes
 
 var runEncoders = sync.Pool{New: func() any {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(runWindow), zstd.WithLowerEncoderMem(true))
+		zstd.WithWindowSize(runWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
 	if err != nil {
 		// The options are constants: an error is a programming error, caught by every test.
 		panic(fmt.Sprintf("run encoder options: %v", err))
