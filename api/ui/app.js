@@ -127,7 +127,7 @@ async function doSignIn(token) {
   try {
     signedIn(await api.signIn(token));
   } catch (e) {
-    showSignIn(e.status === 401 ? 'Sign-in failed: ' + e.message : 'Sign-in failed: ' + e.message);
+    showSignIn('Sign-in failed: ' + e.message);
   }
 }
 
@@ -214,9 +214,19 @@ function openEvents() {
   const live = $('live');
   live.textContent = 'connecting…';
   live.className = 'live';
-  es.addEventListener('hello', () => {
+  let helloIndex = null;
+  es.addEventListener('hello', (ev) => {
     live.textContent = 'live';
     live.className = 'live live-on';
+    // A reconnect may have missed changes: read the view again if the state moved meanwhile.
+    let idx = null;
+    try {
+      idx = JSON.parse(ev.data).index;
+    } catch (e) {
+      idx = null;
+    }
+    if (helloIndex !== null && idx !== helloIndex) refresh();
+    helloIndex = idx;
   });
   es.addEventListener('change', (ev) => {
     let msg;
@@ -227,6 +237,7 @@ function openEvents() {
     }
     const cur = state.current;
     if (!cur || !Array.isArray(msg.topics)) return;
+    if (typeof msg.index === 'number') helloIndex = msg.index;
     if (msg.topics.some((t) => (cur.mod.topics || []).includes(t))) refresh();
   });
   es.addEventListener('error', async () => {
@@ -253,7 +264,9 @@ function closeEvents() {
 }
 
 async function boot() {
-  api.setUnauthorizedHandler(() => showSignIn('Your session ended; sign in again.'));
+  api.setUnauthorizedHandler(() => {
+    if (state.session) showSignIn('Your session ended; sign in again.');
+  });
   $('signin').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const token = $('token').value.trim();
@@ -265,10 +278,19 @@ async function boot() {
     doSignIn(token);
   });
   $('signout').addEventListener('click', async () => {
+    // Stop the live updates and the view first: a load still running gets 401 once the
+    // session is gone, which is no reason to say the session ended.
+    const sess = state.session;
+    closeEvents();
+    state.current = null;
+    state.session = null;
     try {
       await api.signOut();
     } catch (e) {
       if (e.status !== 401) {
+        state.session = sess;
+        openEvents();
+        route(false);
         window.alert('Sign-out failed: ' + e.message);
         return;
       }
