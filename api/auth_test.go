@@ -59,6 +59,8 @@ func sample(t *testing.T, f *fakeBackend, method, path string) (string, any) {
 		return "/v1/site/servers/n8", nil
 	case "POST /v1/catalog/import":
 		return path, map[string]any{"source": "feed.json"}
+	case "POST /v1/catalog/import/upload":
+		return path + "?name=feed.json", map[string]any{"bulletins": []any{}}
 	case "GET /v1/catalog/imports", "GET /v1/catalog", "GET /v1/catalog/bulletins", "GET /v1/catalog/severities":
 		return path, nil
 	case "GET /v1/catalog/imports/{id}", "DELETE /v1/catalog/imports/{id}":
