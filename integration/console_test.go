@@ -1,8 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -243,4 +247,104 @@ func conForge(t *testing.T, ctx context.Context, bulletin string) conForged {
 	  return {with: w.status, withBody: await w.text(), without: wo.status, withoutBody: await wo.text()};
 	})()`, bulletin)
 	return conEval[conForged](t, ctx, "forged writes", js)
+}
+
+// TestConsoleSessionsSite3: on a three-server site, a session signed in at a follower (whose
+// leader writes the console key) works on every server; a write with its CSRF token through
+// the other follower is forwarded to the leader and done, without the token refused; a sign-out
+// at that follower is refused by it and the leader at once and by the third server within its
+// apply lag.
+func TestConsoleSessionsSite3(t *testing.T) {
+	t.Parallel()
+	requireBinary(t)
+	a := startSite(t, siteOpts{Name: "con-a", Site: "consite", RaftListen: fmt.Sprintf("127.0.0.1:%d", freePort(t))})
+	nodes := []*proc{a}
+	for _, name := range []string{"con-b", "con-c"} {
+		nodes = append(nodes, startSite(t, siteOpts{Name: name, Site: "consite", RaftListen: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			JoinSite: a.url, Token: a.token}))
+	}
+	leader := waitAgreement(t, nodes, a.token, 3)
+	var followers []*proc
+	for _, n := range nodes {
+		if n != leader {
+			followers = append(followers, n)
+		}
+	}
+
+	st, raw, cookie := conHTTP(t, "POST", followers[0].url+"/ui/session", "", "", map[string]string{"token": a.token})
+	var sess struct {
+		Role string `json:"role"`
+		CSRF string `json:"csrf"`
+	}
+	if st != 200 || json.Unmarshal(raw, &sess) != nil || sess.Role != "admin" || sess.CSRF == "" || cookie == "" {
+		t.Fatalf("sign in at follower %s: %d %s (cookie %q)", followers[0].name, st, raw, cookie)
+	}
+	for _, n := range nodes {
+		if st, raw, _ := conHTTP(t, "GET", n.url+"/ui/session", cookie, "", nil); st != 200 || !strings.Contains(string(raw), sess.CSRF) {
+			t.Errorf("%s: GET /ui/session with the session of %s: %d %s", n.name, followers[0].name, st, raw)
+		}
+	}
+	body := map[string]string{"role": "agent", "name": "from-console"}
+	if st, raw, _ := conHTTP(t, "POST", followers[1].url+"/v1/tokens", cookie, "", body); st != 403 || !strings.Contains(string(raw), "missing or invalid CSRF token") {
+		t.Errorf("%s: POST /v1/tokens with the session, without its CSRF token: %d %s, want 403", followers[1].name, st, raw)
+	}
+	if st, raw, _ := conHTTP(t, "POST", followers[1].url+"/v1/tokens", cookie, sess.CSRF, body); st != 201 {
+		t.Errorf("%s: POST /v1/tokens with the session and its CSRF token (forwarded to the leader): %d %s, want 201", followers[1].name, st, raw)
+	}
+
+	st, raw, cleared := conHTTP(t, "DELETE", followers[1].url+"/ui/session", cookie, sess.CSRF, nil)
+	if st != 204 || cleared != "" {
+		t.Fatalf("sign out at follower %s: %d %s (cookie now %q)", followers[1].name, st, raw, cleared)
+	}
+	signedOut := time.Now()
+	for _, n := range []*proc{followers[1], leader} {
+		if st, raw, _ := conHTTP(t, "GET", n.url+"/v1/status", cookie, "", nil); st != 401 || !strings.Contains(string(raw), "signed out") {
+			t.Errorf("%s: the signed-out session right after the sign-out: %d %s, want 401", n.name, st, raw)
+		}
+	}
+	waitFor(t, 5*time.Second, func() (bool, string) {
+		st, raw, _ := conHTTP(t, "GET", followers[0].url+"/v1/status", cookie, "", nil)
+		return st == 401, fmt.Sprintf("%s: the signed-out session: %d %s", followers[0].name, st, raw)
+	})
+	t.Logf("%s refused the signed-out session %v after the sign-out answered", followers[0].name, time.Since(signedOut).Round(time.Millisecond))
+}
+
+// conHTTP sends a request with a console session cookie (and CSRF token) and answers the
+// status, the body and the session cookie the answer sets ("" when it clears it or sets none).
+func conHTTP(t *testing.T, method, url, cookie, csrf string, body any) (int, []byte, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: "patchtree_session", Value: cookie})
+	}
+	if csrf != "" {
+		req.Header.Set("X-CSRF-Token", csrf)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	set := ""
+	for _, c := range resp.Cookies() {
+		if c.Name == "patchtree_session" {
+			set = c.Value
+		}
+	}
+	return resp.StatusCode, raw, set
 }
