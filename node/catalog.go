@@ -50,19 +50,29 @@ func (n *Node) SetBulletinAdmin(by store.Actor, id string, customSeverity *strin
 	return idx, err
 }
 
-// PublishCatalog publishes the next staged batch of a run in one bounded entry, hidden from
-// readers until SwitchCatalog, and reports how far the publish is.
-func (n *Node) PublishCatalog(runID string) (*store.PublishProgress, error) {
-	return n.publishStep(CatalogPublishRequestType, runID)
+// PublishCatalog stages batch b of a run and publishes it in one bounded entry (or, with a
+// nil b, publishes the run's next staged batch), hidden from readers until SwitchCatalog, and
+// reports how far the publish is.
+func (n *Node) PublishCatalog(runID string, b *store.CatalogBatch) (*store.PublishProgress, error) {
+	req := &CatalogPublishRequest{RunID: runID}
+	if b != nil {
+		raw, err := store.EncodeBatch(b)
+		if err != nil {
+			return nil, err
+		}
+		req.Batch = raw
+	}
+	return n.publishStep(CatalogPublishRequestType, req)
 }
 
 // UnpublishCatalog takes the last published batch of a run back out in one bounded entry.
 func (n *Node) UnpublishCatalog(runID string) (*store.PublishProgress, error) {
-	return n.publishStep(CatalogUnpublishRequestType, runID)
+	return n.publishStep(CatalogUnpublishRequestType, &CatalogPublishRequest{RunID: runID})
 }
 
-func (n *Node) publishStep(t MessageType, runID string) (*store.PublishProgress, error) {
-	resp, _, err := n.applyResponse(t, &CatalogPublishRequest{RunID: runID})
+func (n *Node) publishStep(t MessageType, req *CatalogPublishRequest) (*store.PublishProgress, error) {
+	runID := req.RunID
+	resp, _, err := n.applyResponse(t, req)
 	if err != nil {
 		return nil, err
 	}

@@ -188,11 +188,13 @@ func (f *FSM) apply(raw MessageType, buf []byte, idx uint64) any {
 	case CatalogPublishRequestType, CatalogUnpublishRequestType:
 		var req CatalogPublishRequest
 		decode(t, buf, idx, &req)
-		publish := f.State().PublishCatalog
+		var prog *store.PublishProgress
+		var err error
 		if t == CatalogUnpublishRequestType {
-			publish = f.State().UnpublishCatalog
+			prog, err = f.State().UnpublishCatalog(idx, req.RunID)
+		} else {
+			prog, err = f.State().PublishCatalog(idx, req.RunID, req.Batch)
 		}
-		prog, err := publish(idx, req.RunID)
 		if err != nil {
 			return err
 		}

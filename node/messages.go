@@ -265,9 +265,11 @@ func Encode(t MessageType, req any) ([]byte, error) {
 	return append([]byte{byte(t)}, body...), nil
 }
 
-// CatalogPublishRequest publishes the next staged batch of an import (CatalogPublishRequestType),
-// or takes the last published one back out (CatalogUnpublishRequestType). A
-// CatalogSwitchRequestType entry carries a CatalogCommitRequest: the run and the source's state.
+// CatalogPublishRequest stages Batch (encoded by store.EncodeBatch) and publishes it, or without
+// a batch publishes the next staged batch of an import (CatalogPublishRequestType); it takes the
+// last published batch back out as a CatalogUnpublishRequestType. A CatalogSwitchRequestType
+// entry carries a CatalogCommitRequest: the run and the source's state.
 type CatalogPublishRequest struct {
 	RunID string `json:"run_id"`
+	Batch []byte `json:"batch,omitempty"`
 }

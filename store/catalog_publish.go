@@ -173,9 +173,14 @@ func (s *Store) Publishing() (string, error) {
 }
 
 // PublishCatalog writes the next staged batch of run runID (in staging order) into the catalog
-// tables, hidden from readers until SwitchCatalog. The first call begins the publish; a run
-// whose batches are all published is answered without a write.
-func (s *Store) PublishCatalog(idx uint64, runID string) (*PublishProgress, error) {
+// tables, hidden from readers until SwitchCatalog. With a batch (as EncodeBatch made it), the
+// entry stages that batch and publishes it at once; every batch staged before must be published.
+// The first call begins the publish; a run whose batches are all published is answered
+// without a write.
+func (s *Store) PublishCatalog(idx uint64, runID string, batch []byte) (*PublishProgress, error) {
+	if runID == "" || strings.Contains(runID, "/") {
+		return nil, fmt.Errorf("published batch needs a run id without '/', not %q: %w", runID, ErrInvalid)
+	}
 	running, err := s.Publishing()
 	if err != nil {
 		return nil, err
@@ -197,9 +202,6 @@ func (s *Store) PublishCatalog(idx uint64, runID string) (*PublishProgress, erro
 		if err != nil {
 			return err
 		}
-		if len(staged) == 0 {
-			return fmt.Errorf("import %s has no staged batches to publish: %w", runID, ErrNotFound)
-		}
 		prog.Batches = len(staged)
 		var next *stagedBatch
 		for _, row := range staged {
@@ -209,7 +211,15 @@ func (s *Store) PublishCatalog(idx uint64, runID string) (*PublishProgress, erro
 			}
 			prog.Published++
 		}
-		if next == nil {
+		switch {
+		case batch != nil && next != nil:
+			return fmt.Errorf("import %s: staged batch %s is not published yet: %w", runID, next.Key, ErrConflict)
+		case batch != nil:
+			next = &stagedBatch{Key: fmt.Sprintf("%s/%020d", runID, idx), RunID: runID, Batch: batch}
+			prog.Batches++
+		case len(staged) == 0:
+			return fmt.Errorf("import %s has no staged batches to publish: %w", runID, ErrNotFound)
+		case next == nil:
 			return errNothingToWrite
 		}
 		if st == nil {

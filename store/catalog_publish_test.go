@@ -88,7 +88,7 @@ func (p *pubSite) commitVersion(t *testing.T, run string, batches []*CatalogBatc
 func (p *pubSite) publishAll(t *testing.T, run string, maxRows int) int {
 	t.Helper()
 	for n := 1; ; n++ {
-		prog, err := p.s.PublishCatalog(p.next(), run)
+		prog, err := p.s.PublishCatalog(p.next(), run, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +215,7 @@ func TestPublishReadersSeeWholeVersions(t *testing.T) {
 		}()
 	}
 	for {
-		prog, err := p.s.PublishCatalog(p.next(), "r2")
+		prog, err := p.s.PublishCatalog(p.next(), "r2", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func TestPublishAbortLeavesTheVersion(t *testing.T) {
 	p.stage(t, "r2", next)
 	// Publish all but the first... batches in order, up to the deletions, then abort.
 	for i := 0; i < len(next); i++ {
-		if _, err := p.s.PublishCatalog(p.next(), "r2"); err != nil {
+		if _, err := p.s.PublishCatalog(p.next(), "r2", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -325,7 +325,7 @@ func TestPublishSnapshotRestoreMidPublish(t *testing.T) {
 			next := versionBatches(300, 30, "v2", []string{"B00190"}, []string{"U00199"})
 			a.stage(t, "r2", next)
 			for i := 0; i < 4; i++ {
-				if _, err := a.s.PublishCatalog(a.next(), "r2"); err != nil {
+				if _, err := a.s.PublishCatalog(a.next(), "r2", nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -389,7 +389,7 @@ func TestPublishOtherWritesInterleave(t *testing.T) {
 	p := newPubSite(t)
 	p.commitVersion(t, "r1", versionBatches(100, 20, "v1", nil, nil))
 	p.stage(t, "r2", versionBatches(200, 20, "v2", nil, nil))
-	if _, err := p.s.PublishCatalog(p.next(), "r2"); err != nil {
+	if _, err := p.s.PublishCatalog(p.next(), "r2", nil); err != nil {
 		t.Fatal(err)
 	}
 	// Ordinary writes apply between publish entries and are visible at once.
@@ -411,7 +411,7 @@ func TestPublishOtherWritesInterleave(t *testing.T) {
 		t.Fatalf("tombstone collection during a publish: %v, want ErrConflict", err)
 	}
 	p.stage(t, "r3", versionBatches(10, 20, "v3", nil, nil))
-	if _, err := p.s.PublishCatalog(p.next(), "r3"); !errors.Is(err, ErrConflict) {
+	if _, err := p.s.PublishCatalog(p.next(), "r3", nil); !errors.Is(err, ErrConflict) {
 		t.Fatalf("a second publish: %v, want ErrConflict", err)
 	}
 	if err := p.s.CommitCatalog(p.next(), &ImportRun{ID: "r3"}, nil); !errors.Is(err, ErrConflict) {
@@ -433,7 +433,7 @@ func TestPublishWatchersWakeAtTheSwitchOnly(t *testing.T) {
 	p := newPubSite(t)
 	p.commitVersion(t, "r1", versionBatches(50, 10, "v1", nil, nil))
 	p.stage(t, "r2", versionBatches(80, 10, "v2", nil, nil))
-	if _, err := p.s.PublishCatalog(p.next(), "r2"); err != nil {
+	if _, err := p.s.PublishCatalog(p.next(), "r2", nil); err != nil {
 		t.Fatal(err)
 	}
 	ws := memdb.NewWatchSet()
@@ -443,7 +443,7 @@ func TestPublishWatchersWakeAtTheSwitchOnly(t *testing.T) {
 	if _, err := p.s.Bulletin(ws, "B00000"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.s.PublishCatalog(p.next(), "r2"); err != nil {
+	if _, err := p.s.PublishCatalog(p.next(), "r2", nil); err != nil {
 		t.Fatal(err)
 	}
 	if !ws.Watch(time.After(20 * time.Millisecond)) {
@@ -455,5 +455,41 @@ func TestPublishWatchersWakeAtTheSwitchOnly(t *testing.T) {
 	}
 	if ws.Watch(time.After(time.Second)) {
 		t.Fatal("a catalog watcher did not wake at the switch")
+	}
+}
+
+func TestPublishWithTheBatchInTheEntry(t *testing.T) {
+	p := newPubSite(t)
+	p.commitVersion(t, "r1", versionBatches(100, 25, "v1", nil, nil))
+	before := catalogState(t, p.s)
+	next := versionBatches(150, 25, "v2", nil, []string{"U00099"})
+	for i, b := range next {
+		raw, err := EncodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog, err := p.s.PublishCatalog(p.next(), "r2", raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prog.Batches != i+1 || prog.Published != i+1 || prog.Rows != batchRows(b) || !prog.Done() {
+			t.Fatalf("entry %d: %+v", i, prog)
+		}
+	}
+	if catalogState(t, p.s) != before {
+		t.Fatal("readers see a change before the switch")
+	}
+	// A batch staged on its own must be published before the next one comes with its entry.
+	p.stage(t, "r2", versionBatches(10, 25, "v3", nil, nil))
+	raw, _ := EncodeBatch(next[0])
+	if _, err := p.s.PublishCatalog(p.next(), "r2", raw); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a batch past an unpublished one: %v, want ErrConflict", err)
+	}
+	p.publishAll(t, "r2", 25)
+	if err := p.s.SwitchCatalog(p.next(), &ImportRun{ID: "r2", State: ImportSucceeded}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := p.s.Catalog(nil); info.Updates != 149 || info.Bulletins != 15 {
+		t.Fatalf("after the switch: %+v", info)
 	}
 }

@@ -19,13 +19,12 @@ type fakeBackend struct {
 	mu  sync.Mutex
 	s   *store.Store
 	idx uint64
-	// failStage makes the n-th StageCatalog call fail (0: never), to test aborts.
+	// failStage makes the n-th batch staged (StageCatalog, or PublishCatalog with a batch)
+	// fail (0: never), to test aborts.
 	failStage int
 	stages    int
-	// failPublish makes the n-th PublishCatalog call fail (0: never): an abort mid-publish.
-	failPublish int
-	publishes   int
-	maxRows     int // the most rows one publish entry wrote
+	publishes int
+	maxRows   int // the most rows one publish entry wrote
 }
 
 func newFakeBackend(t testing.TB, ranges ...string) *fakeBackend {
@@ -66,14 +65,22 @@ func (f *fakeBackend) CommitCatalog(run *store.ImportRun, src *store.SourceState
 	return idx, f.s.CommitCatalog(idx, run, src)
 }
 
-func (f *fakeBackend) PublishCatalog(runID string) (*store.PublishProgress, error) {
+func (f *fakeBackend) PublishCatalog(runID string, b *store.CatalogBatch) (*store.PublishProgress, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.publishes++
-	if f.failPublish > 0 && f.publishes == f.failPublish {
-		return nil, io.ErrUnexpectedEOF
+	var raw []byte
+	if b != nil {
+		f.stages++
+		if f.failStage > 0 && f.stages == f.failStage {
+			return nil, io.ErrUnexpectedEOF
+		}
+		var err error
+		if raw, err = store.EncodeBatch(b); err != nil {
+			return nil, err
+		}
 	}
-	p, err := f.s.PublishCatalog(f.next(), runID)
+	f.publishes++
+	p, err := f.s.PublishCatalog(f.next(), runID, raw)
 	if err == nil {
 		f.maxRows = max(f.maxRows, p.Rows)
 	}

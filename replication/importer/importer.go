@@ -42,8 +42,11 @@ const (
 	// against the allow-list.
 	DefaultMaxRedirects = 10
 	// DefaultMaxBatchRows bounds the records of one staged batch, so that the entry that
-	// publishes it applies in well under a second.
-	DefaultMaxBatchRows = 4096
+	// publishes it applies in well under a second. It also keeps the entry's memdb transaction
+	// under go-immutable-radix's 8192 tracked nodes per index, beyond which the commit walks the
+	// whole index to find what changed (slowNotify): at 4096 that walk made a 500k import
+	// quadratic.
+	DefaultMaxBatchRows = 1024
 	// cancelWait bounds how long a cancel waits for the run to stop before it answers.
 	cancelWait = 30 * time.Second
 )
@@ -51,12 +54,12 @@ const (
 // Backend is what the importer needs from a site server (node.Node implements it).
 type Backend interface {
 	State() *store.Store
-	StageCatalog(runID string, b *store.CatalogBatch) error
 	CommitCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error)
 	AbortCatalog(runID string) error
-	// PublishCatalog and UnpublishCatalog move one staged batch into or out of the version
-	// being published; SwitchCatalog makes that version visible (store/catalog_publish.go).
-	PublishCatalog(runID string) (*store.PublishProgress, error)
+	// PublishCatalog stages a batch and writes it into the version being published, hidden
+	// until SwitchCatalog makes that version visible; UnpublishCatalog takes the last one back
+	// out (store/catalog_publish.go).
+	PublishCatalog(runID string, b *store.CatalogBatch) (*store.PublishProgress, error)
 	UnpublishCatalog(runID string) (*store.PublishProgress, error)
 	SwitchCatalog(run *store.ImportRun, src *store.SourceState) (uint64, error)
 }
@@ -71,8 +74,9 @@ type Config struct {
 	MaxDocBytes int64
 	// MaxBatchBytes bounds one staged Raft entry (default 768 KiB, under node.MaxEntrySize).
 	MaxBatchBytes int
-	// MaxBatchRows bounds the records one batch writes or removes (default 4096), and so the
-	// work of the entry that publishes it.
+	// MaxBatchRows bounds the records one batch writes or removes (default DefaultMaxBatchRows;
+	// a bulletin counts once more per update it lists), and so the work of the entry that
+	// publishes it.
 	MaxBatchRows int
 	HTTPClient   *http.Client
 	Logger       *slog.Logger
@@ -113,7 +117,6 @@ const (
 	PhaseParsing    = "parsing"
 	PhaseDiffing    = "diffing"
 	PhaseStaging    = "staging"
-	PhasePublishing = "publishing"
 	PhaseCommitting = "committing"
 	PhaseDone       = "done"
 )
@@ -126,21 +129,19 @@ type Progress struct {
 	BytesRead   int64  `json:"bytes_read"`
 	BytesTotal  int64  `json:"bytes_total"`
 	Batches     int    `json:"batches_staged"`
-	Published   int    `json:"batches_published"`
 }
 
 // run is a live import.
 type run struct {
-	mu        sync.Mutex
-	rec       store.ImportRun
-	req       Request
-	phase     string
-	batches   int
-	published int
-	records   atomic.Int64
-	bytes     atomic.Int64
-	total     atomic.Int64
-	done      chan struct{}
+	mu      sync.Mutex
+	rec     store.ImportRun
+	req     Request
+	phase   string
+	batches int
+	records atomic.Int64
+	bytes   atomic.Int64
+	total   atomic.Int64
+	done    chan struct{}
 	// cancel ends the run's context with a cause: ErrCancelled or ErrStalled.
 	cancel context.CancelCauseFunc
 }
@@ -155,7 +156,7 @@ func (r *run) progress() *Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return &Progress{ImportRun: r.rec, Phase: r.phase, RecordsRead: r.records.Load(),
-		BytesRead: r.bytes.Load(), BytesTotal: r.total.Load(), Batches: r.batches, Published: r.published}
+		BytesRead: r.bytes.Load(), BytesTotal: r.total.Load(), Batches: r.batches}
 }
 
 // Importer runs catalog imports on the site's leader.

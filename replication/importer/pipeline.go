@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"patchtree/replication/csaf"
@@ -171,21 +172,10 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	col = nil // the parsed feed is no longer needed: the plan holds what will be written
 
 	r.setPhase(PhaseStaging)
-	staged := false
-	bt := p.batcher(im.cfg.MaxBatchBytes, im.cfg.MaxBatchRows)
-	for b := bt.next(); b != nil; b = bt.next() {
-		if err := ctx.Err(); err != nil {
-			im.abort(r.rec.ID, staged)
-			return nil, fmt.Errorf("import cancelled while staging: %w", err)
-		}
-		if err := im.backend.StageCatalog(r.rec.ID, b); err != nil {
-			im.abort(r.rec.ID, staged)
-			return nil, fmt.Errorf("stage batch %d: %w", r.batches+1, err)
-		}
-		staged = true
-		r.mu.Lock()
-		r.batches++
-		r.mu.Unlock()
+	staged, err := im.stageAll(ctx, r, p.batcher(im.cfg.MaxBatchBytes, im.cfg.MaxBatchRows))
+	if err != nil {
+		im.abort(r.rec.ID, staged)
+		return nil, err
 	}
 	result := p.result
 	p = nil // every row is in the log now
@@ -203,10 +193,6 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		}
 		return &rec, nil
 	}
-	if err := im.publish(ctx, r); err != nil {
-		im.abort(rec.ID, staged)
-		return nil, err
-	}
 	r.setPhase(PhaseCommitting)
 	if err := ctx.Err(); err != nil {
 		im.abort(rec.ID, staged)
@@ -221,25 +207,58 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	return &rec, nil
 }
 
-// publish writes a run's staged batches into the version being published, one bounded entry
-// per batch; readers keep seeing the published version until the switch.
-func (im *Importer) publish(ctx context.Context, r *run) error {
-	r.setPhase(PhasePublishing)
-	for {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("import cancelled while publishing: %w", err)
+// publishInFlight is how many publish entries a run keeps in flight: encoding the next batch,
+// the log's write and the FSM's apply of the one before overlap, and Raft writes entries that
+// queue up together with one fsync.
+const publishInFlight = 3
+
+// stageAll stages every batch of the plan and writes it into the version being published, one
+// bounded entry per batch; readers keep seeing the published version until the switch. Batches
+// are independent (no record is in two), so their order in the log does not matter. staged
+// reports whether any entry may have reached the log.
+func (im *Importer) stageAll(ctx context.Context, r *run, bt *batcher) (staged bool, err error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
 		}
-		p, err := im.backend.PublishCatalog(r.rec.ID)
-		if err != nil {
-			return fmt.Errorf("publish batch %d: %w", r.published+1, err)
-		}
-		r.mu.Lock()
-		r.published = p.Published
-		r.mu.Unlock()
-		if p.Done() {
-			return nil
-		}
+		mu.Unlock()
 	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	slots := make(chan struct{}, publishInFlight)
+	n := 0
+	for b := bt.next(); b != nil && !failed(); b = bt.next() {
+		if err := ctx.Err(); err != nil {
+			fail(fmt.Errorf("import cancelled while staging: %w", err))
+			break
+		}
+		slots <- struct{}{}
+		n++
+		staged = true
+		wg.Add(1)
+		go func(n int, b *store.CatalogBatch) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if _, err := im.backend.PublishCatalog(r.rec.ID, b); err != nil {
+				fail(fmt.Errorf("stage batch %d: %w", n, err))
+				return
+			}
+			r.mu.Lock()
+			r.batches++
+			r.mu.Unlock()
+		}(n, b)
+	}
+	wg.Wait()
+	return staged, first
 }
 
 // finishUnchanged ends a run whose source is as last imported (HTTP 304 Not Modified, or the

@@ -289,8 +289,8 @@ func hashRow(dst *string, v any) (int, error) {
 	return len(buf), nil
 }
 
-// batcher cuts a plan into batches of at most maxBytes (estimated) and maxRows records,
-// deletions last, one at a time: each row leaves the plan as its batch is cut, so a row is held
+// batcher cuts a plan into batches of at most maxBytes (estimated) and maxRows index entries
+// (a record counts once, a bulletin once more per update it lists), deletions last, one at a time: each row leaves the plan as its batch is cut, so a row is held
 // either by the plan or by the one batch being staged.
 type batcher struct {
 	p                 *plan
@@ -307,16 +307,20 @@ func (bt *batcher) next() *store.CatalogBatch {
 	p := bt.p
 	cur := &store.CatalogBatch{Tombstones: true} // children learn of deletions through tombstones
 	size, rows := 0, 0
-	fits := func(n int) bool {
-		if rows > 0 && (size+n > bt.maxBytes || rows >= bt.maxRows) {
+	fits := func(n, cost int) bool {
+		if rows > 0 && (size+n > bt.maxBytes || rows+cost > bt.maxRows) {
 			return false
 		}
-		size, rows = size+n, rows+1
+		size, rows = size+n, rows+cost
 		return true
 	}
 	for ; bt.row < len(p.rows); bt.row++ {
 		r := p.rows[bt.row]
-		if !fits(r.size + 160) { // row JSON plus feed, hash and indexes
+		cost := 1
+		if r.bulletin != nil {
+			cost += len(r.bulletin.UpdateIDs) // one entry per update in the bulletins' update index
+		}
+		if !fits(r.size+160, cost) { // row JSON plus feed, hash and indexes
 			return cur
 		}
 		if r.bulletin != nil {
@@ -328,14 +332,14 @@ func (bt *batcher) next() *store.CatalogBatch {
 	}
 	for ; bt.delB < len(p.deleteBulletins); bt.delB++ {
 		id := p.deleteBulletins[bt.delB]
-		if !fits(len(id) + 4) {
+		if !fits(len(id)+4, 1) {
 			return cur
 		}
 		cur.DeleteBulletins = append(cur.DeleteBulletins, id)
 	}
 	for ; bt.delU < len(p.deleteUpdates); bt.delU++ {
 		id := p.deleteUpdates[bt.delU]
-		if !fits(len(id) + 4) {
+		if !fits(len(id)+4, 1) {
 			return cur
 		}
 		cur.DeleteUpdates = append(cur.DeleteUpdates, id)
