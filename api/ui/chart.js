@@ -19,7 +19,7 @@ export function legend(parts = PARTS) {
 // stackedBars draws one horizontal bar per row, each the 100 % of its parts.
 // rows: [{label, values: {installed, required, not_required, unknown}, href?}].
 export function stackedBars(title, rows, parts = PARTS) {
-  const labelW = 170;
+  const labelW = 190;
   const barW = 330;
   const rowH = 30;
   const top = 6;
@@ -36,7 +36,7 @@ export function stackedBars(title, rows, parts = PARTS) {
   rows.forEach((row, i) => {
     const y = top + i * rowH;
     const total = parts.reduce((s, p) => s + (row.values[p.key] || 0), 0);
-    const label = row.label.length > 24 ? row.label.slice(0, 23) + '…' : row.label;
+    const label = row.label.length > 22 ? row.label.slice(0, 21) + '…' : row.label;
     const text = svg('text', {x: labelW - 8, y: y + rowH / 2 + 4, 'text-anchor': 'end', class: 'chart-label'}, label);
     text.appendChild(svg('title', null, row.label));
     root.appendChild(text);
@@ -62,12 +62,12 @@ export function stackedBars(title, rows, parts = PARTS) {
 
 // timeSeries draws values over time as a line with dots. points: [{t: Date, v: number, label}].
 export function timeSeries(title, unit, points) {
-  const width = 560;
-  const height = 200;
+  const width = 460;
+  const height = 220;
   const left = 64;
   const right = 16;
   const top = 14;
-  const bottom = 34;
+  const bottom = 40;
   const root = svg('svg', {
     viewBox: `0 0 ${width} ${height}`,
     class: 'chart chart-line',
@@ -100,9 +100,9 @@ export function timeSeries(title, unit, points) {
     if (f > 0) root.appendChild(svg('line', {x1: left, y1: y, x2: left + plotW, y2: y, class: 'grid'}));
     root.appendChild(svg('text', {x: left - 6, y: y + 4, 'text-anchor': 'end', class: 'chart-tick'}, fmtNumber(Math.round(vmax * f))));
   }
-  root.appendChild(svg('text', {x: left, y: height - 12, class: 'chart-tick'}, shortTime(new Date(t0))));
-  root.appendChild(svg('text', {x: left + plotW, y: height - 12, 'text-anchor': 'end', class: 'chart-tick'}, shortTime(new Date(t1))));
-  root.appendChild(svg('text', {x: left + plotW / 2, y: height - 12, 'text-anchor': 'middle', class: 'chart-tick'}, unit));
+  root.appendChild(svg('text', {x: left, y: height - 14, class: 'chart-tick'}, shortTime(new Date(t0))));
+  root.appendChild(svg('text', {x: left + plotW, y: height - 14, 'text-anchor': 'end', class: 'chart-tick'}, shortTime(new Date(t1))));
+  root.appendChild(svg('text', {x: left + plotW / 2, y: height - 1, 'text-anchor': 'middle', class: 'chart-tick'}, unit));
   const sorted = [...points].sort((a, b) => a.t - b.t);
   const d = sorted.map((p, i) => `${i ? 'L' : 'M'}${xOf(p.t.getTime()).toFixed(1)},${yOf(p.v).toFixed(1)}`).join(' ');
   root.appendChild(svg('path', {d, class: 'line'}));
@@ -115,5 +115,5 @@ export function timeSeries(title, unit, points) {
 }
 
 function shortTime(d) {
-  return d.toISOString().slice(5, 19).replace('T', ' ');
+  return d.toISOString().slice(5, 16).replace('T', ' ');
 }

@@ -10,8 +10,8 @@ import {sortSeverities} from './overview.js';
 // RUN_LIMIT is how many runs the history asks for (the API's default page).
 const RUN_LIMIT = 100;
 
-function dl(pairs) {
-  return h('dl', {class: 'facts'}, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+function dl(pairs, two) {
+  return h('dl', {class: two ? 'facts two' : 'facts'}, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
 }
 
 function treeFacts(tree, i) {
@@ -27,9 +27,10 @@ function treeFacts(tree, i) {
     ['catalog cursor', num(tree, b + '.cursor')],
     ['root catalog version', num(tree, b + '.root_version')],
     ['lag', h('span', null, num(tree, b + '.lag_index'), ' indexes, ', num(tree, b + '.lag_seconds'), ' s')],
+    (s.alerts || []).length ? ['alerts', h('a', {href: '#/alerts'}, badge(s.alerts.join(', '), 'warn'))] : null,
+  ], true), dl([
     ['last run per stream', runsCell(tree, i)],
     ['next run per stream', nextCell(s.next_runs)],
-    (s.alerts || []).length ? ['alerts', h('a', {href: '#/alerts'}, badge(s.alerts.join(', '), 'warn'))] : null,
   ]));
 }
 
@@ -46,7 +47,7 @@ function linkFacts(ch) {
     ['settings cursor', num(ch, 'settings_cursor')],
     ['next run', c.next_run ? when(c.next_run) : '—'],
     c.compliance ? ['summary sequence', num(ch, 'compliance.seq')] : null,
-  ]));
+  ], true));
 }
 
 function complianceFacts(comp, j) {
@@ -65,7 +66,7 @@ function complianceFacts(comp, j) {
     ['interval', s.interval || '—'],
     ['sequence', num(comp, b + '.seq')],
     ['staleness', s.stale ? badge('stale', 'bad') : badge('fresh', 'ok')],
-  ])];
+  ], true)];
   if (s.subtree && s.subtree.sites > 1) {
     out.push(h('h3', null, 'With every site below it'), dl([
       ['sites', num(comp, b + '.subtree.sites')],
@@ -73,7 +74,7 @@ function complianceFacts(comp, j) {
       ['computers', num(comp, b + '.subtree.computers', {href: '#/bulletins?subtree=true&site=' + encodeURIComponent(s.site)})],
       ['compliant computers', num(comp, b + '.subtree.compliant')],
       ['compliance', pct(s.subtree.compliance, {of: b + '.subtree.compliance'})],
-    ]));
+    ], true));
   }
   const sev = s.severities || {};
   const names = sortSeverities(Object.keys(sev), []);
@@ -117,16 +118,18 @@ export default {
   async load(ctx) {
     const path = ctx.arg;
     const [tree, comp] = await Promise.all([api.tryGet('/v1/tree'), api.tryGet('/v1/compliance')]);
-    const out = [h('p', null, h('a', {href: '#/sites'}, '← All sites'))];
+    const back = h('p', null, h('a', {href: '#/sites'}, '← All sites'));
     let depth = null;
     let child = null;
+    let treePart = null;
+    let compPart = null;
     if (tree.data) {
       const i = tree.data.sites.findIndex((s) => s.path === path);
       if (i >= 0) {
         const s = tree.data.sites[i];
         depth = s.depth;
         if (s.depth === 1) child = s.via || path.slice(path.lastIndexOf('/') + 1);
-        out.push(treeFacts(tree, i));
+        treePart = treeFacts(tree, i);
       }
     }
     const j = comp.data ? complianceIndex(comp).get(path) : undefined;
@@ -136,29 +139,30 @@ export default {
         depth = line.depth;
         if (line.depth === 1) child = line.name || line.site;
       }
-      out.push(complianceFacts(comp, j));
+      compPart = complianceFacts(comp, j);
     } else if (comp.error) {
-      out.push(section('Compliance', errorBox(comp.error)));
+      compPart = section('Compliance', errorBox(comp.error));
     } else if (comp.data) {
-      out.push(section('Compliance', empty('No compliance summary of this site has arrived.')));
+      compPart = section('Compliance', empty('No compliance summary of this site has arrived.'));
     }
     if (depth === null) {
-      if (tree.error && comp.error) return h('div', null, out, errorBox(tree.error));
-      out.push(errorBox({message: 'no site with the path "' + path + '" in this site\'s tree'}));
-      return h('div', null, out);
+      if (tree.error && comp.error) return h('div', null, back, errorBox(tree.error));
+      return h('div', null, back, errorBox({message: 'no site with the path "' + path + '" in this site\'s tree'}));
     }
+    let linkPart = null;
+    let historyPart;
     if (child) {
       const [ch, runs] = await Promise.all([
         api.tryGet('/v1/children/' + encodeURIComponent(child)),
         api.tryGet('/v1/replication/runs' + api.query({child, limit: RUN_LIMIT})),
       ]);
-      if (ch.data) out.push(linkFacts(ch));
-      out.push(runs.data ? history(runs, child) : section('Run history', errorBox(runs.error)));
+      if (ch.data) linkPart = linkFacts(ch);
+      historyPart = runs.data ? history(runs, child) : section('Run history', errorBox(runs.error));
     } else if (depth === 0) {
-      out.push(section('Run history', h('p', null, 'This is the site you are signed in to; its children\'s pages show the runs to each.')));
+      historyPart = section('Run history', h('p', null, 'This is the site you are signed in to; its children\'s pages show the runs to each.'));
     } else {
-      out.push(section('Run history', h('p', null, 'Runs to this site are recorded at its own parent; open its console to see them.')));
+      historyPart = section('Run history', h('p', null, 'Runs to this site are recorded at its own parent; open its console to see them.'));
     }
-    return h('div', null, out);
+    return h('div', null, back, treePart, historyPart, compPart, linkPart);
   },
 };
