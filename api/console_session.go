@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -248,7 +249,13 @@ func (s *Server) getSession(r *http.Request) (int, any, error) {
 
 // signIn answers POST /ui/session: an API token exchanged for a session cookie. A follower of a
 // site without a console key yet asks its leader to create one, then issues the session itself.
+//
+// The body must be sent as application/json: a form on another site cannot send that type, so it
+// cannot sign a browser in with a token of its choosing (login CSRF).
 func (s *Server) signIn(r *http.Request) (int, any, error) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return 0, nil, fmt.Errorf("%w: POST /ui/session takes Content-Type: application/json", ErrBadRequest)
+	}
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
 		return 0, nil, bodyError(err)

@@ -18,6 +18,9 @@ import (
 func consoleReq(t *testing.T, h http.Handler, method, path, cookie, csrf, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if cookie != "" {
 		req.AddCookie(&http.Cookie{Name: sessionCookieName, Value: cookie})
 	}
@@ -91,6 +94,7 @@ func TestConsoleSignInCookie(t *testing.T) {
 
 	// Under TLS the cookie is Secure.
 	req := httptest.NewRequest(http.MethodPost, "/ui/session", strings.NewReader(`{"token":"`+bearer(store.RoleAdmin)+`"}`))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.TLS = &tls.ConnectionState{}
 	rec = httptest.NewRecorder()
 	srv.ServeHTTP(rec, req)
@@ -121,8 +125,17 @@ func TestConsoleSignInRefusals(t *testing.T) {
 	// Failed sign-ins spend the same per-address budget as failed bearer tokens.
 	wantError(t, consoleReq(t, srv, http.MethodPost, "/ui/session", "", "", `{"token":"admin.wrong"}`), 429, "too many")
 	wantError(t, consoleReq(t, srv, http.MethodPost, "/ui/session", "", "", `{"token":1}`), 400, "")
+	// A form on another site cannot send JSON's type: no sign-in with a token of its choosing.
+	form := httptest.NewRequest(http.MethodPost, "/ui/session", strings.NewReader(`{"token":"`+bearer(store.RoleAdmin)+`"}`))
+	form.Header.Set("Content-Type", "text/plain")
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, form)
+	wantError(t, rec, 400, "Content-Type: application/json")
+	if rec.Header().Get("Set-Cookie") != "" {
+		t.Error("a text/plain sign-in set a cookie")
+	}
 	wantError(t, consoleReq(t, srv, http.MethodPost, "/ui/session", "", "", `{"token":"`+strings.Repeat("a", maxSignInBody)+`"}`), 413, "")
-	rec := consoleReq(t, srv, http.MethodPost, "/ui/session", "", "", `{"token":"`+bearer(store.RoleAgent)+`"}`)
+	rec = consoleReq(t, srv, http.MethodPost, "/ui/session", "", "", `{"token":"`+bearer(store.RoleAgent)+`"}`)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("an agent signs in: %d %s", rec.Code, rec.Body)
 	}

@@ -331,6 +331,9 @@ func conHTTP(t *testing.T, method, url, cookie, csrf string, body any) (int, []b
 	if csrf != "" {
 		req.Header.Set("X-CSRF-Token", csrf)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
