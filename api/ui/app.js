@@ -16,11 +16,12 @@ import catalog from './views/catalog.js';
 import audit from './views/audit.js';
 import alerts from './views/alerts.js';
 
-// NAV lists the header's links and the roles that may read each view (null: every role).
+// NAV lists the header's links and the roles that may read each view (null: every role; an
+// agent reads no compliance report, so neither sites nor bulletins).
 const NAV = [
   {hash: '#/overview', label: 'Overview', roles: null},
-  {hash: '#/sites', label: 'Sites', roles: null},
-  {hash: '#/bulletins', label: 'Bulletins', roles: null},
+  {hash: '#/sites', label: 'Sites', roles: ['admin', 'rollout', 'auditor']},
+  {hash: '#/bulletins', label: 'Bulletins', roles: ['admin', 'rollout', 'auditor']},
   {hash: '#/policies', label: 'Policies', roles: ['admin', 'rollout']},
   {hash: '#/catalog', label: 'Catalog', roles: null},
   {hash: '#/audit', label: 'Audit', roles: ['admin', 'auditor']},

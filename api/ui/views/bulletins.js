@@ -96,7 +96,10 @@ function filterForm(ctx) {
       sort: ctx.params.get('sort') || '',
     }));
   });
-  return h('section', {class: 'card'}, form, h('p', null, h('a', {'data-csv': true, href: apiURL(p, {format: 'csv'}), download: 'bulletins.csv'}, 'Download CSV'),
+  // On a phone the form starts folded unless a filter is set.
+  const active = FILTERS.some((k) => p.get(k)) || p.get('text');
+  const open = active || window.matchMedia('(min-width: 700px)').matches;
+  return h('section', {class: 'card'}, h('details', {class: 'filters-box', open}, h('summary', null, 'Filters'), form), h('p', null, h('a', {'data-csv': true, href: apiURL(p, {format: 'csv'}), download: 'bulletins.csv'}, 'Download CSV'),
     ' (the same selection, from ', h('code', null, apiURL(p, {format: 'csv'})), ')'));
 }
 
