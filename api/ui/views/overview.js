@@ -42,7 +42,7 @@ function totalsCard(comp) {
   const t = 'totals.';
   const cells = PARTS.map((p) => h('div', {class: 'stat'},
     h('div', {class: 'stat-label'}, p.label + ' cells'),
-    h('div', {class: 'stat-value'}, num(comp, t + 'cells.' + p.key, {href: '#/bulletins', label: p.label + ' cells'}))));
+    h('div', {class: 'stat-value'}, num(comp, t + 'cells.' + p.key, {href: '#/bulletins?sort=-' + p.key, label: p.label + ' cells: bulletins with the most first'}))));
   const sitesLines = comp.data.sites || [];
   let oldest = null;
   sitesLines.forEach((s, i) => {
