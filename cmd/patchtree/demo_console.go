@@ -37,7 +37,7 @@ func demoConsole(w io.Writer, hq *demoSite) error {
 	if session.Role != "admin" {
 		return fmt.Errorf("console sign-in with the admin token gave role %q", session.Role)
 	}
-	fmt.Fprintf(w, "patchtree demo: console %s\n", consoleURL)
+	fmt.Fprintf(w, "\npatchtree demo: console %s\n", consoleURL)
 	fmt.Fprintf(w, "patchtree demo: sign in as admin with %s#token=%s\n", consoleURL, url.QueryEscape(hq.token))
 	return nil
 }
