@@ -159,7 +159,7 @@ function route(focus) {
     navigate: (hash) => { location.hash = hash; },
     refresh: () => refresh(),
   };
-  const body = h('div', {class: 'view-body', 'aria-live': 'polite', 'aria-busy': 'true'});
+  const body = h('div', {class: 'view-body', 'aria-busy': 'true'});
   const title = typeof entry.mod.title === 'function' ? entry.mod.title(ctx) : entry.mod.title;
   document.title = title + ' · patchtree console';
   main.setAttribute('data-view', entry.name);
@@ -298,6 +298,11 @@ async function boot() {
     }
     history.replaceState(null, '', location.pathname + '#/overview');
     showSignIn('Signed out.');
+  });
+  // The skip link moves focus to the view without changing the hash (the hash is the route).
+  document.querySelector('a.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    $('view').focus();
   });
   window.addEventListener('hashchange', () => {
     if (location.hash.startsWith('#token=')) {
