@@ -49,8 +49,18 @@ func TestConsole(t *testing.T) {
 	auditor := createToken(t, parent.url, parent.token, "auditor", "console-auditor").Token
 	t.Logf("setup: 3 sites, Mozilla catalog replicated, a policy, 2 computers, in %v", time.Since(start).Round(time.Millisecond))
 
+	// GET / leads to the sign-in form; a wrong token is refused there, the auditor's signs in.
+	conMust(t, ctx, "the sign-in form", chromedp.Navigate(parent.url+"/"), chromedp.WaitVisible(chromedp.CSS(`#signin label[for="token"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "0000.wrong"), chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)))
+	conValue(t, ctx, "the refusal of a wrong token", conWait,
+		chromedp.Poll[bool](`document.getElementById('signin-error').textContent.trim() !== ''`, chromedp.WithPollingTimeout(conWait)))
+	conMust(t, ctx, "sign in with the form", chromedp.Clear(chromedp.CSS(`#token`)), chromedp.SendKeys(chromedp.CSS(`#token`), auditor), chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)),
+		conReady("overview"))
+	if who := conValue(t, ctx, "read #whoami", conWait, chromedp.Text(chromedp.CSS(`#whoami`))); !strings.Contains(who, "auditor") {
+		t.Fatalf("console: signed in with the auditor's token, #whoami says %q", who)
+	}
+
 	// As auditor: every view, its numbers against the API, no write control.
-	conSignIn(t, ctx, parent.url, auditor, "auditor")
 	type view struct{ hash, name, shot string }
 	views := []view{{"#/overview", "overview", "overview"}, {"#/sites", "sites", "sites"}}
 	total := 0
