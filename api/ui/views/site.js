@@ -161,7 +161,9 @@ export default {
     } else if (depth === 0) {
       historyPart = section('Run history', h('p', null, 'This is the site you are signed in to; its children\'s pages show the runs to each.'));
     } else {
-      historyPart = section('Run history', h('p', null, 'Runs to this site are recorded at its own parent; open its console to see them.'));
+      const parent = path.slice(0, path.lastIndexOf('/'));
+      historyPart = section('Run history', h('p', null, 'Runs to this site are recorded at its own parent, ',
+        h('a', {href: siteHref(parent)}, parent), '; that site\'s console shows them.'));
     }
     return h('div', null, back, treePart, historyPart, compPart, linkPart);
   },
