@@ -8,6 +8,9 @@ import {h, num, derived, when, badge, table, empty, errorBox, section, siteHref,
 // REPLICATE_TIMEOUT is how long a replicate-now waits for every site to apply the run.
 const REPLICATE_TIMEOUT = '60s';
 
+// MAX_CHILD_COLUMNS is how many children get a column each; with more, one column counts them.
+const MAX_CHILD_COLUMNS = 6;
+
 // byFolder groups policies (with their index in the answer) by folder, folders sorted.
 function byFolder(list) {
   const m = new Map();
@@ -32,6 +35,15 @@ function childCell(children, k, p) {
     reached(c, p) ? badge('has it', 'ok') : badge('pending', 'warn'),
     h('div', {class: 'small'}, 'cursor ', num(children, 'children.' + k + '.policy_cursor'),
       run ? h('span', null, ', last run ', when(run.finished_at, true), run.verified ? '' : ' (not verified)') : null));
+}
+
+// childrenSummary counts the children that have a policy's current revision and names the
+// others.
+function childrenSummary(st, kids, p) {
+  const missing = kids.filter((c) => !reached(c, p));
+  return h('td', null,
+    derived(fmtNumber(kids.length - missing.length), {of: 'children.policy_cursor'}), ' of ', derived(fmtNumber(kids.length), {of: 'children'}),
+    missing.length ? h('div', {class: 'small'}, 'pending: ', missing.map((c, i) => [i ? ', ' : '', h('a', {href: siteHref(st.siteName + '/' + c.name)}, c.name)])) : null);
 }
 
 export default {
@@ -61,21 +73,21 @@ export default {
     out.push(h('p', {class: 'meta'}, derived(fmtNumber(list.length), {of: 'policies'}), ' policies in ', derived(fmtNumber(byFolder(list).length), {of: 'policies.folder'}), ' folders.'));
     for (const [folder, rows] of byFolder(list)) {
       const head = ['policy', 'bulletins', 'updates enabled', 'run', 'state', 'revision', 'origin', 'updated',
-        ...kids.map((c) => h('th', {scope: 'col'}, h('a', {href: siteHref(st.siteName + '/' + c.name)}, c.name))),
+        ...(kids.length > MAX_CHILD_COLUMNS ? ['children with it'] : kids.map((c) => h('th', {scope: 'col'}, h('a', {href: siteHref(st.siteName + '/' + c.name)}, c.name)))),
         ctx.can('policy.toggle') ? 'actions' : null].filter((x) => x !== null);
       const trs = rows.map(({p, i}) => {
         const b = 'policies.' + i;
         const enabledUpdates = (p.updates || []).filter((u) => u.enabled).length;
         return h('tr', {'data-policy': p.id},
           h('th', {scope: 'row'}, h('div', null, p.name), h('div', {class: 'small'}, h('code', null, p.id)), p.description && p.description !== p.name ? h('div', {class: 'small muted'}, p.description) : null),
-          h('td', null, (p.bulletins || []).map((id, k) => [k ? ', ' : '', h('a', {href: bulletinHref(id)}, id)])),
+          h('td', null, (p.bulletins || []).map((id, k) => [k ? ', ' : '', h('a', {href: bulletinHref(id), class: 'nowrap'}, id)])),
           h('td', {class: 'n'}, derived(fmtNumber(enabledUpdates), {of: b + '.updates'}), ' of ', derived(fmtNumber((p.updates || []).length), {of: b + '.updates'})),
           h('td', null, p.run || ''),
           h('td', null, p.enabled ? badge('enabled', 'ok') : badge('disabled', 'warn')),
           h('td', {class: 'n'}, num(pol, b + '.revision')),
           h('td', null, p.origin || ''),
           h('td', null, when(p.updated_at, true), h('div', {class: 'small muted'}, p.updated_by || '')),
-          ...kids.map((c, k) => childCell(children, k, p)),
+          ...(kids.length > MAX_CHILD_COLUMNS ? [childrenSummary(st, kids, p)] : kids.map((c, k) => childCell(children, k, p))),
           ctx.can('policy.toggle') ? h('td', {class: 'actions'}, actions(ctx, p)) : null);
       });
       out.push(h('section', {class: 'card folder', 'data-folder': folder},
