@@ -204,6 +204,13 @@ func TestConsole(t *testing.T) {
 			t.Errorf("%s: GET /v1/policies/%s after replicate now: %d %s", k.name, pol.ID, st, raw)
 		}
 	}
+	// At a phone's width (390 px) the overview still fits: no sideways scrolling of the page.
+	conMust(t, ctx, "a phone's width", chromedp.EmulateViewport(390, 844))
+	conOpen(t, ctx, "#/overview", "overview")
+	if w := conEval[int](t, ctx, "the page's width", `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("console #/overview at 390 px wide is %d px wide", w)
+	}
+	conScreenshot(t, ctx, "overview-phone")
 	t.Logf("console test: %d numbers compared, in %v", total, time.Since(start).Round(time.Millisecond))
 }
 
