@@ -45,6 +45,12 @@ func (s *Server) authenticate(r *http.Request) (*store.Token, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: Authorization header must be \"Bearer <token>\"", ErrUnauthorized)
 	}
+	return s.tokenOf(bearer)
+}
+
+// tokenOf finds the token of a bearer string "id.secret", as the Authorization header or the
+// console's sign-in carries it.
+func (s *Server) tokenOf(bearer string) (*store.Token, error) {
 	id, secret, ok := store.SplitBearer(strings.TrimSpace(bearer))
 	if !ok {
 		return nil, fmt.Errorf("%w: malformed token", ErrUnauthorized)

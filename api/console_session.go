@@ -296,22 +296,6 @@ func (s *Server) signIn(r *http.Request) (int, any, error) {
 	return s.issueSession(r, cs, tok)
 }
 
-// tokenOf authenticates a bearer string as the API does.
-func (s *Server) tokenOf(bearer string) (*store.Token, error) {
-	id, secret, ok := store.SplitBearer(strings.TrimSpace(bearer))
-	if !ok {
-		return nil, fmt.Errorf("%w: malformed token", ErrUnauthorized)
-	}
-	tok, err := s.backend.State().Token(nil, id)
-	if err != nil {
-		return nil, err
-	}
-	if tok == nil || !tok.SecretMatches(secret) {
-		return nil, fmt.Errorf("%w: invalid or revoked token", ErrUnauthorized)
-	}
-	return tok, nil
-}
-
 // issueSession sets a new session cookie for tok and answers its JSON.
 func (s *Server) issueSession(r *http.Request, cs *consoleSetting, tok *store.Token) (int, any, error) {
 	var rnd [16]byte
