@@ -116,8 +116,10 @@ export default {
   title: (ctx) => 'Site ' + ctx.arg,
   topics: ['sites', 'compliance'],
   async load(ctx) {
-    const path = ctx.arg;
     const [tree, comp] = await Promise.all([api.tryGet('/v1/tree'), api.tryGet('/v1/compliance')]);
+    // The argument is a path ("hq/emea") or a compliance line's site key ("emea").
+    const j = comp.data ? complianceIndex(comp).get(ctx.arg) : undefined;
+    const path = j !== undefined && comp.data.sites[j].path ? comp.data.sites[j].path : ctx.arg;
     const back = h('p', null, h('a', {href: '#/sites'}, '← All sites'));
     let depth = null;
     let child = null;
@@ -132,7 +134,6 @@ export default {
         treePart = treeFacts(tree, i);
       }
     }
-    const j = comp.data ? complianceIndex(comp).get(path) : undefined;
     if (j !== undefined) {
       const line = comp.data.sites[j];
       if (depth === null) {
