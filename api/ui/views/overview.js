@@ -46,7 +46,8 @@ function totalsCard(comp) {
   const sitesLines = comp.data.sites || [];
   let oldest = null;
   sitesLines.forEach((s, i) => {
-    if (s.as_of && (!oldest || s.as_of < oldest.line.as_of)) oldest = {line: s, i};
+    const t = Date.parse(s.as_of);
+    if (!Number.isNaN(t) && (!oldest || t < oldest.t)) oldest = {line: s, i, t};
   });
   return section('Compliance',
     h('div', {class: 'stats'},
