@@ -90,6 +90,8 @@ export function timeSeries(title, unit, points) {
     t1 += 30000;
   }
   const vmax = Math.max(1, ...points.map((p) => p.v));
+  // Ticks name the time of day when the runs span less than two hours, else the date too.
+  const tick = (d) => (t1 - t0 < 2 * 3600 * 1000 ? d.toISOString().slice(11, 19) : shortTime(d));
   const xOf = (t) => left + ((t - t0) / (t1 - t0)) * plotW;
   const yOf = (v) => top + plotH - (v / vmax) * plotH;
   // Axes and grid.
@@ -100,8 +102,8 @@ export function timeSeries(title, unit, points) {
     if (f > 0) root.appendChild(svg('line', {x1: left, y1: y, x2: left + plotW, y2: y, class: 'grid'}));
     root.appendChild(svg('text', {x: left - 6, y: y + 4, 'text-anchor': 'end', class: 'chart-tick'}, fmtNumber(Math.round(vmax * f))));
   }
-  root.appendChild(svg('text', {x: left, y: height - 14, class: 'chart-tick'}, shortTime(new Date(t0))));
-  root.appendChild(svg('text', {x: left + plotW, y: height - 14, 'text-anchor': 'end', class: 'chart-tick'}, shortTime(new Date(t1))));
+  root.appendChild(svg('text', {x: left, y: height - 14, class: 'chart-tick'}, tick(new Date(t0))));
+  root.appendChild(svg('text', {x: left + plotW, y: height - 14, 'text-anchor': 'end', class: 'chart-tick'}, tick(new Date(t1))));
   root.appendChild(svg('text', {x: left + plotW / 2, y: height - 1, 'text-anchor': 'middle', class: 'chart-tick'}, unit));
   const sorted = [...points].sort((a, b) => a.t - b.t);
   const d = sorted.map((p, i) => `${i ? 'L' : 'M'}${xOf(p.t.getTime()).toFixed(1)},${yOf(p.v).toFixed(1)}`).join(' ');
