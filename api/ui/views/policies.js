@@ -88,11 +88,11 @@ export default {
           h('td', null, p.origin || ''),
           h('td', null, when(p.updated_at, true), h('div', {class: 'small muted'}, p.updated_by || '')),
           ...(kids.length > MAX_CHILD_COLUMNS ? [childrenSummary(st, kids, p)] : kids.map((c, k) => childCell(children, k, p))),
-          ctx.can('policy.toggle') ? h('td', {class: 'actions'}, actions(ctx, p)) : null);
+          ctx.can('policy.toggle') ? h('td', {class: 'actions'}, actions(ctx, p, kids.length > 0)) : null);
       });
       out.push(h('section', {class: 'card folder', 'data-folder': folder},
         h('div', {class: 'folder-head'}, h('h2', null, 'Folder ', h('span', {class: 'folder-name'}, folder)),
-          ctx.can('policy.replicate') ? h('button', {type: 'button', 'data-write': true, 'data-action': 'replicate-now', 'data-folder': folder,
+          ctx.can('policy.replicate') && kids.length ? h('button', {type: 'button', 'data-write': true, 'data-action': 'replicate-now', 'data-folder': folder,
             onclick: (ev) => replicate(ctx, {folder}, 'folder ' + folder, ev.currentTarget)}, 'Replicate folder now') : null),
         table('Policies in ' + folder, head, trs, {quietCaption: true})));
     }
@@ -100,13 +100,15 @@ export default {
   },
 };
 
-function actions(ctx, p) {
+// actions are a policy's write buttons: enable/disable for a policy written here, replicate
+// now when this site has children to send it to.
+function actions(ctx, p, hasChildren) {
   const out = [];
   if (p.origin !== 'parent') {
     out.push(h('button', {type: 'button', 'data-write': true, 'data-action': 'toggle', 'aria-pressed': p.enabled ? 'true' : 'false',
       onclick: (ev) => toggle(ctx, p, ev.currentTarget)}, p.enabled ? 'Disable' : 'Enable'));
   }
-  if (ctx.can('policy.replicate')) {
+  if (ctx.can('policy.replicate') && hasChildren) {
     out.push(h('button', {type: 'button', 'data-write': true, 'data-action': 'replicate-now',
       onclick: (ev) => replicate(ctx, {policy: p.id}, 'policy ' + p.name, ev.currentTarget)}, 'Replicate now'));
   }

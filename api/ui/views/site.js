@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import {h, num, pct, when, badge, table, empty, errorBox, section, siteHref, bytes} from '../dom.js';
 import {timeSeries, stackedBars, legend} from '../chart.js';
-import {healthKind, runsCell, nextCell, complianceIndex} from './sites.js';
+import {healthKind, runsCell, nextCell, complianceIndex, lineOf} from './sites.js';
 import {sortSeverities} from './overview.js';
 
 // RUN_LIMIT is how many runs the history asks for (the API's default page).
@@ -118,8 +118,16 @@ export default {
   async load(ctx) {
     const [tree, comp] = await Promise.all([api.tryGet('/v1/tree'), api.tryGet('/v1/compliance')]);
     // The argument is a path ("hq/emea") or a compliance line's site key ("emea").
-    const j = comp.data ? complianceIndex(comp).get(ctx.arg) : undefined;
-    const path = j !== undefined && comp.data.sites[j].path ? comp.data.sites[j].path : ctx.arg;
+    const rootPath = tree.data && tree.data.sites.length ? tree.data.sites[0].path : '';
+    const j = comp.data ? lineOf(complianceIndex(comp), comp, rootPath, ctx.arg) : undefined;
+    // The tree's path of the site: the argument, unless it named a compliance line by its key.
+    let path = ctx.arg;
+    if (tree.data && !tree.data.sites.some((s) => s.path === path) && j !== undefined) {
+      const line = comp.data.sites[j];
+      const self = comp.data.sites.find((s) => s.depth === 0);
+      if (self && rootPath && line.path && (line.path === self.path || line.path.startsWith(self.path + '/'))) path = rootPath + line.path.slice(self.path.length);
+      else if (line.path) path = line.path;
+    }
     const back = h('p', null, h('a', {href: '#/sites'}, '← All sites'));
     let depth = null;
     let child = null;
@@ -128,9 +136,10 @@ export default {
     if (tree.data) {
       const i = tree.data.sites.findIndex((s) => s.path === path);
       if (i >= 0) {
+        // Depths in the tree count from the root; this site is its first line.
         const s = tree.data.sites[i];
-        depth = s.depth;
-        if (s.depth === 1) child = s.via || path.slice(path.lastIndexOf('/') + 1);
+        depth = s.depth - tree.data.sites[0].depth;
+        if (depth === 1) child = s.via || path.slice(path.lastIndexOf('/') + 1);
         treePart = treeFacts(tree, i);
       }
     }

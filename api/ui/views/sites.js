@@ -49,6 +49,18 @@ export function complianceIndex(comp) {
   return m;
 }
 
+// lineOf finds the compliance line of a tree path. The tree names sites by their path from the
+// root ("hq/emea/emea-de"), the compliance report by their path from the reporting site
+// ("emea/emea-de" at the child emea): below the root the prefix up to this site differs.
+export function lineOf(idx, comp, rootPath, path) {
+  if (idx.has(path)) return idx.get(path);
+  const self = comp && comp.data ? (comp.data.sites || []).find((s) => s.depth === 0) : null;
+  if (!self || !rootPath) return undefined;
+  if (path === rootPath) return idx.get(self.path);
+  if (path.startsWith(rootPath + '/')) return idx.get(self.path + path.slice(rootPath.length));
+  return undefined;
+}
+
 function name(path) {
   const i = path.lastIndexOf('/');
   return i >= 0 ? path.slice(i + 1) : path;
@@ -77,14 +89,17 @@ function complianceCells(comp, j) {
 
 function treeTable(tree, comp, health) {
   const idx = complianceIndex(comp);
+  const top = tree.data.sites[0];
   const rows = tree.data.sites.map((s, i) => {
-    const j = idx.get(s.path);
-    const hs = s.depth === 1 && s.via ? health.get(s.via) : undefined;
+    const j = lineOf(idx, comp, top.path, s.path);
+    // Depths count from the root; indent by the depth below this site (the first line).
+    const depth = s.depth - top.depth;
+    const hs = depth === 1 && s.via ? health.get(s.via) : undefined;
     return h('tr', {'data-site-path': s.path},
-      h('th', {scope: 'row'}, siteCell(s.path, s.depth)),
+      h('th', {scope: 'row'}, siteCell(s.path, depth)),
       h('td', null, s.role || ''),
       h('td', null, (s.ranges || []).join(', ') || h('span', {class: 'na'}, 'none')),
-      h('td', null, s.depth === 0 ? 'this site' : h('div', null,
+      h('td', null, i === 0 ? 'this site' : h('div', null,
         s.connected ? badge('connected', 'ok') : badge('not connected', 'bad'),
         hs ? h('div', null, badge(hs, healthKind(hs))) : null)),
       h('td', {class: 'n'}, num(tree, 'sites.' + i + '.lag_index')),
