@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -251,11 +253,14 @@ func conScreenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// conNet records the page's network requests and the event stream's messages.
+// conNet records the page's network requests, the event stream's messages, and what the
+// browser reports as errors besides failed requests: script exceptions and refusals by the
+// content security policy.
 type conNet struct {
 	mu       sync.Mutex
 	requests []conRequest
 	changes  []time.Time
+	errors   []string
 }
 
 type conRequest struct {
@@ -274,7 +279,26 @@ func (n *conNet) record(ev any) {
 		if e.EventName == "change" {
 			n.changes = append(n.changes, time.Now())
 		}
+	case *runtime.EventExceptionThrown:
+		d := e.ExceptionDetails
+		desc := d.Text
+		if d.Exception != nil && d.Exception.Description != "" {
+			desc += " " + d.Exception.Description
+		}
+		n.errors = append(n.errors, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, desc))
+	case *cdplog.EventEntryAdded:
+		// Failed requests (the 401s and 403s the test provokes) are the network's entries.
+		if e.Entry.Level == cdplog.EntryLevelError && e.Entry.Source != cdplog.EntrySourceNetwork {
+			n.errors = append(n.errors, fmt.Sprintf("%s error at %s: %s", e.Entry.Source, e.Entry.URL, e.Entry.Text))
+		}
 	}
+}
+
+// pageErrors answers the errors the browser reported so far.
+func (n *conNet) pageErrors() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.errors...)
 }
 
 // since answers the requests and change events seen after t0.

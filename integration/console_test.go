@@ -211,6 +211,11 @@ func TestConsole(t *testing.T) {
 		t.Errorf("console #/overview at 390 px wide is %d px wide", w)
 	}
 	conScreenshot(t, ctx, "overview-phone")
+	// No script failed and the content security policy refused nothing (no inline script or
+	// style, no other origin).
+	if errs := net.pageErrors(); len(errs) > 0 {
+		t.Errorf("the browser reported %d errors:\n  %s", len(errs), strings.Join(errs, "\n  "))
+	}
 	t.Logf("console test: %d numbers compared, in %v", total, time.Since(start).Round(time.Millisecond))
 }
 
