@@ -245,8 +245,9 @@ func (c *lightChild) apply(body io.Reader) (*runResult, *hierarchy.Ack, error) {
 	}
 	catalog := h.HasCatalog()
 	complete := catalog && h.Mode == hierarchy.ModeComplete
-	if catalog && !complete && c.digestOnly {
-		return nil, nil, fmt.Errorf("run %s is differential: a digest-only client cannot apply it", h.RunID)
+	if catalog && !complete && c.digestOnly && h.Records+h.Deletes > 0 {
+		return nil, nil, fmt.Errorf("run %s is differential (%s, from %d to %d, %d records, %d deletes): a digest-only client applies complete and empty runs only",
+			h.RunID, h.Trigger, h.From, h.To, h.Records, h.Deletes)
 	}
 	if complete {
 		c.digest = store.Digest{}
@@ -257,8 +258,8 @@ func (c *lightChild) apply(body io.Reader) (*runResult, *hierarchy.Ack, error) {
 	var sample []hierarchy.SampleRecord
 	pick := func() bool { return h.SamplePercent > 0 && mrand.Float64()*100 < h.SamplePercent }
 	for i := 0; i < h.Chunks; i++ {
-		var ch store.CatalogBatch
-		if err := jd.Decode(&ch); err != nil {
+		ch, err := c.readChunk(jd)
+		if err != nil {
 			return nil, nil, fmt.Errorf("read chunk %d of %d: %w", i+1, h.Chunks, err)
 		}
 		for _, u := range ch.Updates {
@@ -331,6 +332,48 @@ func (c *lightChild) apply(body io.Reader) (*runResult, *hierarchy.Ack, error) {
 		ack.SettingsDigest = policy.SettingsDigest(docs)
 	}
 	return res, ack, nil
+}
+
+// slimChunk is a chunk with only the fields of its records that the digests and the sample
+// cover: decoding it costs the client a fraction of a whole store.CatalogBatch.
+type slimChunk struct {
+	Bulletins []struct {
+		ID             string   `json:"id"`
+		UpdateIDs      []string `json:"update_ids"`
+		Hash           string   `json:"hash"`
+		CustomSeverity string   `json:"custom_severity"`
+		Disabled       bool     `json:"disabled"`
+	} `json:"bulletins"`
+	Updates []struct {
+		ID         string `json:"id"`
+		Hash       string `json:"hash"`
+		Superseded bool   `json:"superseded"`
+	} `json:"updates"`
+	DeleteBulletins []string            `json:"delete_bulletins"`
+	DeleteUpdates   []string            `json:"delete_updates"`
+	SettingDocs     []*store.SettingDoc `json:"setting_docs"`
+}
+
+// readChunk decodes the next chunk: whole when the records are kept, else slim, as records
+// holding the fields the digests cover.
+func (c *lightChild) readChunk(jd *json.Decoder) (*store.CatalogBatch, error) {
+	if c.keepRecords {
+		var ch store.CatalogBatch
+		return &ch, jd.Decode(&ch)
+	}
+	var sc slimChunk
+	if err := jd.Decode(&sc); err != nil {
+		return nil, err
+	}
+	ch := &store.CatalogBatch{DeleteBulletins: sc.DeleteBulletins, DeleteUpdates: sc.DeleteUpdates, SettingDocs: sc.SettingDocs}
+	for _, u := range sc.Updates {
+		ch.Updates = append(ch.Updates, &store.Update{UpdateContent: store.UpdateContent{ID: u.ID}, Hash: u.Hash, Superseded: u.Superseded})
+	}
+	for _, b := range sc.Bulletins {
+		ch.Bulletins = append(ch.Bulletins, &store.Bulletin{BulletinContent: store.BulletinContent{ID: b.ID, UpdateIDs: b.UpdateIDs},
+			Hash: b.Hash, CustomSeverity: b.CustomSeverity, Disabled: b.Disabled})
+	}
+	return ch, nil
 }
 
 // keep records a record of the run as JSON, without the parent's Raft indexes (when asked).

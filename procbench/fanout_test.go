@@ -65,7 +65,7 @@ func filterName(r []string) string { return strings.Join(r, ",") }
 // newFanout starts the parent and imports feed.
 func newFanout(b *testing.B, feed string, digestOnly bool) *fanout {
 	b.Helper()
-	p := StartServer(b, ServerOpts{Name: "hq", Languages: []string{"*"}, Extra: []string{
+	p := StartServer(b, ServerOpts{Name: "hq", Languages: []string{"*"}, Extra: []string{"--log-level", "info",
 		"--http-max-conns-per-client", "0", "--join-burst", "1000", "--join-rate", "0"}})
 	ctx := context.Background()
 	// Runs only when asked for (the default daily 23:00 could fire during a round).
@@ -154,11 +154,28 @@ type roundStats struct {
 	tcp     []int64 // per child: bytes on its connections during the round, both ways
 }
 
+// settle waits until the parent is idle (under one clock tick of CPU in 300 ms, at most 60 s),
+// so that a round's CPU is not an import's aftermath (its garbage collection, a snapshot).
+func (f *fanout) settle(b *testing.B) {
+	b.Helper()
+	prev := f.parent.Stats(b).CPU
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		cur := f.parent.Stats(b).CPU
+		if cur-prev <= time.Second/clockTick {
+			return
+		}
+		prev = cur
+	}
+	b.Logf("the parent never went idle for 300 ms within 60 s; measuring anyway")
+}
+
 // round asks for a catalog run of mode to every child and waits until each applied and
 // acknowledged one; keep asks the children to keep the run's records.
 func (f *fanout) round(b *testing.B, mode string, keep bool) roundStats {
 	b.Helper()
 	ctx := context.Background()
+	f.settle(b)
 	resetErr := f.parent.ResetPeakRSS()
 	before := f.parent.Stats(b)
 	tcp0 := make([]int64, len(f.children))
@@ -183,7 +200,8 @@ func (f *fanout) round(b *testing.B, mode string, keep bool) roundStats {
 		case res == nil:
 			return fmt.Errorf("child %s: no run within 30 s of the request", c.name)
 		case res.header.Mode != mode:
-			return fmt.Errorf("child %s: a %s run (%s), want %s", c.name, res.header.Mode, res.header.Trigger, mode)
+			return fmt.Errorf("child %s: a %s run (%s, from %d to %d), want %s; the parent's log of the child:\n%s",
+				c.name, res.header.Mode, res.header.Trigger, res.header.From, res.header.To, mode, f.parent.LogLines(c.name, 20))
 		}
 		st.runs[idx[c]] = res
 		return nil

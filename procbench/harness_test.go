@@ -293,6 +293,24 @@ func (s *Server) LogTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// LogLines is the last n lines of the server's log that contain substr.
+func (s *Server) LogLines(substr string, n int) string {
+	b, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
+}
+
 // Do sends a request with the admin token; body (if not nil) is sent as JSON and a 2xx
 // answer is decoded into out (if not nil). It returns the status; a non-2xx status is an
 // error carrying the body.
