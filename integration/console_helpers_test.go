@@ -317,3 +317,59 @@ func (n *conNet) since(t0 time.Time) (reqs []conRequest, changes []time.Time) {
 	}
 	return reqs, changes
 }
+
+// conA11yJS lists, in the current page, form fields without a label and visible text whose
+// contrast with its background is under WCAG AA (4.5:1, 3:1 for large text). The background is
+// the first opaque one among the element and its ancestors (a translucent one is blended over it).
+const conA11yJS = `(() => {
+  const out = [];
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (el.type === 'hidden' || el.closest('[hidden]')) continue;
+    const labelled = (el.id && document.querySelector('label[for="' + CSS.escape(el.id) + '"]')) ||
+      el.closest('label') || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+    if (!labelled) out.push('unlabelled ' + el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.name ? '[name=' + el.name + ']' : ''));
+  }
+  const rgba = (s) => { const m = s.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+  const background = (el) => { const layers = [];
+    for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+    }
+    let bg = [255, 255, 255, 1];
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg; };
+  const seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || !el || seen.has(el)) continue;
+    seen.add(el);
+    const r = el.getBoundingClientRect();
+    const st = getComputedStyle(el);
+    if (r.width === 0 || r.height === 0 || st.visibility === 'hidden' || el.closest('[hidden], svg')) continue;
+    const fg = rgba(st.color); if (!fg) continue;
+    const bg = background(el);
+    const c = over(fg, bg);
+    const l1 = lum(c), l2 = lum(bg);
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) out.push('contrast ' + ratio.toFixed(2) + ' < ' + need + ' for "' + n.textContent.trim().slice(0, 40) + '" (' + st.color + ' on rgb(' + bg.slice(0, 3).map(Math.round).join(', ') + '))');
+  }
+  return out;
+})()`
+
+// conA11y checks the current page's labels and contrast.
+func conA11y(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	if issues := conEval[[]string](t, ctx, "accessibility of "+what, conA11yJS); len(issues) > 0 {
+		if len(issues) > 10 {
+			issues = append(issues[:10], fmt.Sprintf("... and %d more", len(issues)-10))
+		}
+		t.Errorf("console %s: accessibility:\n  %s", what, strings.Join(issues, "\n  "))
+	}
+}

@@ -54,6 +54,7 @@ func TestConsole(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#token`), "0000.wrong"), chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)))
 	conValue(t, ctx, "the refusal of a wrong token", conWait,
 		chromedp.Poll[bool](`document.getElementById('signin-error').textContent.trim() !== ''`, chromedp.WithPollingTimeout(conWait)))
+	conA11y(t, ctx, "sign-in")
 	conMust(t, ctx, "sign in with the form", chromedp.Clear(chromedp.CSS(`#token`)), chromedp.SendKeys(chromedp.CSS(`#token`), auditor), chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)),
 		conReady("overview"))
 	if who := conValue(t, ctx, "read #whoami", conWait, chromedp.Text(chromedp.CSS(`#whoami`))); !strings.Contains(who, "auditor") {
@@ -72,6 +73,7 @@ func TestConsole(t *testing.T) {
 		if writes != 0 {
 			t.Errorf("console %s as auditor: %d [data-write] controls, want none", v.hash, writes)
 		}
+		conA11y(t, ctx, v.hash)
 		conScreenshot(t, ctx, v.shot)
 		t.Logf("console %s: %d numbers equal to the API's", v.hash, n)
 	}
@@ -191,6 +193,7 @@ func TestConsole(t *testing.T) {
 			chromedp.WithPollingTimeout(90*time.Second)))
 	paths := conEval[[]string](t, ctx, "read the sites done",
 		`Array.from(document.querySelectorAll('#replicate-result [data-site-path][data-done="true"]')).map(e => e.getAttribute('data-site-path'))`)
+	conA11y(t, ctx, "#/policies")
 	conScreenshot(t, ctx, "policies")
 	for _, k := range []*proc{east, west} {
 		found := false
