@@ -224,14 +224,15 @@ func (s *Store) CommitCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 				return err
 			}
 		}
-		return finishCommit(txn, idx, run, src, &d, catalog, policies, settings)
+		return finishCommit(txn, idx, idx, run, src, &d, catalog, policies, settings)
 	})
 }
 
-// finishCommit ends a commit or a switch: it bumps the indexes of the tables the run changed,
-// records the catalog's new version, counts and tag digests, revises policies and compliance,
-// and records the run and the source's state.
-func finishCommit(txn *memdb.Txn, idx uint64, run *ImportRun, src *SourceState, d *catalogDelta, catalog, policies, settings bool) error {
+// finishCommit ends a commit or a switch at idx: it bumps the indexes of the tables the run
+// changed, records the catalog's new version (the index that stamped the run's rows: idx for a
+// commit, the first publish entry's for a switch), counts and tag digests, revises policies and
+// compliance, and records the run and the source's state.
+func finishCommit(txn *memdb.Txn, idx, version uint64, run *ImportRun, src *SourceState, d *catalogDelta, catalog, policies, settings bool) error {
 	if d.tombstones {
 		if err := bumpIndex(txn, tableTombstones, idx); err != nil {
 			return err
@@ -252,6 +253,16 @@ func finishCommit(txn *memdb.Txn, idx uint64, run *ImportRun, src *SourceState, 
 		}
 		if err := bumpCatalog(txn, idx, d.bulletins, d.updates, run.FinishedAt); err != nil {
 			return err
+		}
+		if version != idx {
+			info, err := catalogInfo(txn, nil)
+			if err != nil {
+				return err
+			}
+			info.Version = version
+			if err := putSetting(txn, idx, SettingCatalog, info); err != nil {
+				return err
+			}
 		}
 		if err := d.tags.commit(txn, idx); err != nil {
 			return err

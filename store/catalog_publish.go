@@ -11,9 +11,13 @@ import (
 
 // Publishing a catalog version in bounded entries.
 //
-// An import stages its batches (StageCatalog), then publishes them one Raft entry per batch
-// (PublishCatalog) straight into the bulletins, updates and tombstones tables, and a final small
-// entry (SwitchCatalog) records the version. While a version is being published, catalog readers
+// An import stages and publishes its batches one Raft entry per batch (PublishCatalog) straight
+// into the bulletins, updates and tombstones tables, and a final small entry (SwitchCatalog)
+// records the version. The version is the index of the first publish entry (the publish's
+// Begin), and every row the publish writes carries it as its ModifyIndex (and tombstones as their
+// index), as rows an import commits in one entry carry that entry's: a row's ModifyIndex is the
+// version that changed it, and a child at an older version pulls exactly those rows. Nothing
+// else changes catalog rows between Begin and the switch, so no row carries an index in between. While a version is being published, catalog readers
 // (Catalog, Bulletin, Update, CatalogView) read a memdb snapshot taken just before the first
 // publish entry: the published version, whole. The switch makes the new one visible at once.
 // Other writes go on between the publish entries; writes that change catalog rows themselves
@@ -25,8 +29,8 @@ import (
 //
 // Snapshots: while a version is being published, a store snapshot holds the bulletins, updates
 // and tombstones of the published version (the frozen view), and everything else as it is,
-// staged batches included, each with the index of the entry that published it. Restore takes
-// its frozen view from the restored rows and publishes those batches again at their indexes
+// staged batches included, each marked with the index of the entry that published it. Restore
+// takes its frozen view from the restored rows and publishes the marked batches again
 // (resumePublish), which rebuilds exactly the rows the publish entries had written.
 
 // settingPublish is the settings key of the publish in progress (publishState).
@@ -233,7 +237,7 @@ func (s *Store) PublishCatalog(idx uint64, runID string, batch []byte) (*Publish
 			return fmt.Errorf("staged batch %s is a replica's: it commits with CommitCatalog: %w", next.Key, ErrInvalid)
 		}
 		d := catalogDelta{tags: tagDelta{}}
-		if err := d.apply(txn, idx, b); err != nil {
+		if err := d.apply(txn, st.Begin, b); err != nil {
 			return err
 		}
 		st.add(&d, b)
@@ -319,7 +323,7 @@ func (s *Store) SwitchCatalog(idx uint64, run *ImportRun, src *SourceState) erro
 			dg := dg
 			d.tags[tag] = &dg
 		}
-		return finishCommit(txn, idx, run, src, &d, st.Catalog, false, false)
+		return finishCommit(txn, idx, st.Begin, run, src, &d, st.Catalog, false, false)
 	})
 	if err != nil {
 		return err
@@ -485,8 +489,8 @@ func asUpdate(row any) *Update {
 }
 
 // resumePublish, after a restore, takes the frozen view from the restored catalog (the
-// published version) and writes the batches the publish had written again, each at the index
-// of the entry that wrote it.
+// published version) and writes the batches the publish had written again, in staging order and
+// stamped with the publish's Begin as the publish entries stamped them.
 func (s *Store) resumePublish() error {
 	txn := s.db.Txn(false)
 	st, err := getPublish(txn)
@@ -508,7 +512,7 @@ func (s *Store) resumePublish() error {
 				return fmt.Errorf("restore: decode staged batch %s: %v: %w", row.Key, err, ErrCorruptSnapshot)
 			}
 			d := catalogDelta{tags: tagDelta{}} // the counts are in the restored publishState
-			if err := d.apply(txn, row.PublishedAt, b); err != nil {
+			if err := d.apply(txn, st.Begin, b); err != nil {
 				return fmt.Errorf("restore: publish staged batch %s again: %w", row.Key, err)
 			}
 		}

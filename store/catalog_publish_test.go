@@ -137,6 +137,7 @@ func TestPublishInBoundedEntriesMatchesOneCommit(t *testing.T) {
 	before := catalogState(t, pub.s)
 
 	pub.stage(t, "r2", next)
+	begin := pub.idx + 1
 	entries := pub.publishAll(t, "r2", per)
 	if entries != len(next) {
 		t.Fatalf("%d publish entries for %d batches", entries, len(next))
@@ -148,9 +149,23 @@ func TestPublishInBoundedEntriesMatchesOneCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := pub.s.Catalog(nil)
-	if info.Version != pub.idx || info.Bulletins != 49 || info.Updates != 499 {
-		t.Fatalf("after the switch: %+v (idx %d), want version = switch, 49 bulletins, 499 updates", info, pub.idx)
+	if info.Version != begin || info.Bulletins != 49 || info.Updates != 499 {
+		t.Fatalf("after the switch: %+v, want version %d (the first publish entry), 49 bulletins, 499 updates", info, begin)
 	}
+	// Every row the import wrote carries the version, as a commit's rows carry its index.
+	v, _ := pub.s.CatalogView(nil)
+	v.EachUpdate(func(u *Update) bool {
+		if u.ModifyIndex != begin {
+			t.Fatalf("update %s: modify index %d, want the version %d", u.ID, u.ModifyIndex, begin)
+		}
+		return true
+	})
+	v.Tombstones(0, func(ts *Tombstone) bool {
+		if ts.Index != begin {
+			t.Fatalf("tombstone %s: index %d, want the version %d", ts.Key, ts.Index, begin)
+		}
+		return true
+	})
 	if run, _ := pub.s.Publishing(); run != "" {
 		t.Fatalf("still publishing %q after the switch", run)
 	}
