@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // Console test helpers (prefixed con*): a headless Chromium driven through chromedp, the
@@ -372,4 +373,29 @@ func conA11y(t *testing.T, ctx context.Context, what string) {
 		}
 		t.Errorf("console %s: accessibility:\n  %s", what, strings.Join(issues, "\n  "))
 	}
+}
+
+// conKeyboardTo presses Tab from the top of the page until sel has the focus (at most 40 times),
+// and checks that the focus is visible there (an outline or a shadow).
+func conKeyboardTo(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	// Focusing the body puts the keyboard's starting point at the top of the page.
+	conEval[bool](t, ctx, "start at the top", `document.body.tabIndex = -1; document.body.focus();
+	  document.body.removeAttribute('tabindex'); window.scrollTo(0, 0); true`)
+	for range 40 {
+		conMust(t, ctx, "press Tab", chromedp.KeyEvent(kb.Tab))
+		focus := conEval[struct {
+			At      bool   `json:"at"`
+			Outline string `json:"outline"`
+			Shadow  string `json:"shadow"`
+		}](t, ctx, "read the focus", fmt.Sprintf(`(() => { const e = document.activeElement, st = getComputedStyle(e);
+		  return {at: e.matches(%q), outline: st.outlineStyle + ' ' + st.outlineWidth, shadow: st.boxShadow}; })()`, sel))
+		if focus.At {
+			if (strings.HasPrefix(focus.Outline, "none") || strings.HasSuffix(focus.Outline, " 0px")) && focus.Shadow == "none" {
+				t.Errorf("console: %s has the keyboard's focus but shows no outline (%s) or shadow", sel, focus.Outline)
+			}
+			return
+		}
+	}
+	t.Fatalf("console: 40 presses of Tab never reached %s", sel)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // TestConsole drives the web console in headless Chromium against a parent and two children
@@ -60,6 +61,11 @@ func TestConsole(t *testing.T) {
 	if who := conValue(t, ctx, "read #whoami", conWait, chromedp.Text(chromedp.CSS(`#whoami`))); !strings.Contains(who, "auditor") {
 		t.Fatalf("console: signed in with the auditor's token, #whoami says %q", who)
 	}
+
+	// The keyboard reaches the navigation with Tab, shows where its focus is, and Enter follows
+	// a link.
+	conKeyboardTo(t, ctx, `#nav a[href="#/sites"]`)
+	conMust(t, ctx, "follow a link with Enter", chromedp.KeyEvent(kb.Enter), conReady("sites"))
 
 	// As auditor: every view, its numbers against the API, no write control.
 	type view struct{ hash, name, shot string }
