@@ -239,6 +239,8 @@ func conCheckNumbers(t *testing.T, ctx context.Context, base, token, view string
 // in $PATCHTREE_SCREENSHOTS_DIR when set.
 func conScreenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	// The picture shows the page, not where the test left the keyboard's focus.
+	conEval[bool](t, ctx, "blur before "+name, `document.activeElement && document.activeElement.blur(); true`)
 	png := conValue(t, ctx, "screenshot "+name, conWait, chromedp.CaptureScreenshot())
 	dirs := []string{t.ArtifactDir()}
 	if d := os.Getenv("PATCHTREE_SCREENSHOTS_DIR"); d != "" {
