@@ -244,7 +244,10 @@ func (s *Server) getSession(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, s.info(sess, tok), nil
+	return http.StatusOK, rawResponse(func(w http.ResponseWriter) {
+		w.Header().Set("Cache-Control", "no-store") // it carries the CSRF token
+		writeJSON(w, http.StatusOK, s.info(sess, tok))
+	}), nil
 }
 
 // signIn answers POST /ui/session: an API token exchanged for a session cookie. A follower of a

@@ -109,6 +109,9 @@ func TestConsoleSignInCookie(t *testing.T) {
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &again) != nil || again != first {
 		t.Fatalf("GET /ui/session: %d %s, want %+v", rec.Code, rec.Body, first)
 	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("GET /ui/session Cache-Control %q, want no-store", cc)
+	}
 }
 
 func TestConsoleSignInRefusals(t *testing.T) {
