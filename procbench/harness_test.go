@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,10 +131,56 @@ type Server struct {
 	LogPath string
 	URL     string // base URL from api.addr
 	Token   string // the site's admin token (admin.token)
+	bin     string
+	args    []string
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error // valid once done is closed
 	client  *http.Client
+}
+
+// launch starts the process (its output appended to the log) without waiting for it.
+func (s *Server) launch(tb testing.TB) {
+	tb.Helper()
+	logf, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = cleanEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		tb.Fatalf("start patchtree serve: %v", err)
+	}
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		s.err = err
+		close(done)
+	}()
+}
+
+// Restart stops the server (SIGTERM, a clean exit expected) and starts it again on the same
+// data dir, then waits until it is ready: a process that holds only what its state needs
+// (after an import, say). --languages only seeds a new site and is dropped.
+func (s *Server) Restart(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	s.Stop(tb)
+	if s.err != nil {
+		tb.Fatalf("%s: exit after SIGTERM: %v", s.Name, s.err)
+	}
+	if err := os.Remove(filepath.Join(s.DataDir, "api.addr")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		tb.Fatal(err)
+	}
+	if i := slices.Index(s.args, "--languages"); i >= 0 && i+1 < len(s.args) {
+		s.args = slices.Delete(slices.Clone(s.args), i, i+2)
+	}
+	s.launch(tb)
+	s.waitUp(tb, timeout)
 }
 
 // StartServer starts `patchtree serve` on 127.0.0.1:0 with a fresh data dir, waits until it
@@ -154,7 +201,6 @@ func StartServer(tb testing.TB, o ServerOpts) *Server {
 		Dir:     dir,
 		DataDir: filepath.Join(dir, "data"),
 		LogPath: filepath.Join(dir, o.Name+".log"),
-		done:    make(chan struct{}),
 		client:  &http.Client{Timeout: 10 * time.Minute},
 	}
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
@@ -173,23 +219,8 @@ func StartServer(tb testing.TB, o ServerOpts) *Server {
 		}
 		args = append(args, "--import-allow", strings.Join(allow, ","))
 	}
-	logf, err := os.Create(s.LogPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.Env = cleanEnv()
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		logf.Close()
-		tb.Fatalf("start patchtree serve: %v", err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		logf.Close()
-		close(s.done)
-	}()
+	s.bin, s.args = bin, args
+	s.launch(tb)
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("---- tail of %s log ----\n%s", s.Name, s.LogTail(40))
@@ -506,6 +537,11 @@ func TestHarness(t *testing.T) {
 		t.Logf("note: %v", err)
 	}
 	t.Logf("server %d: cpu %v, rss %.1f MiB, peak %.1f MiB", s.PID(), ps.CPU, MiB(ps.RSS), MiB(ps.PeakRSS))
+	pid := s.PID()
+	s.Restart(t, 60*time.Second)
+	if _, err := s.Do(context.Background(), "GET", "/v1/health", nil, &h); err != nil || !h.Ready || s.PID() == pid {
+		t.Fatalf("after a restart: pid %d (was %d), ready %v, err %v", s.PID(), pid, h.Ready, err)
+	}
 	s.Stop(t)
 	if !s.Exited() || s.err != nil {
 		t.Fatalf("stop: exited %v, err %v", s.Exited(), s.err)
