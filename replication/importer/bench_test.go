@@ -20,8 +20,15 @@ import (
 // with an importer wired to it as in patchtree serve.
 func benchSite(b *testing.B, ranges ...string) (*node.Node, *Importer) {
 	b.Helper()
+	return raftSite(b, Config{}, ranges...)
+}
+
+// raftSite is benchSite with the importer's configuration.
+func raftSite(b testing.TB, cfg Config, ranges ...string) (*node.Node, *Importer) {
+	b.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	im := New(Config{Logger: logger})
+	cfg.Logger = logger
+	im := New(cfg)
 	n, err := node.New(node.Config{
 		Name: "hq", Role: node.RoleParent, DataDir: b.TempDir(), RaftBind: "127.0.0.1:0",
 		APIAddr: "http://127.0.0.1:1", Languages: ranges, Logger: logger,
