@@ -423,6 +423,7 @@ func (im *Importer) scheduleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			im.dropOrphanPublish(ctx)
 			cur := "off"
 			if doc, err := im.backend.State().SettingDoc(nil, policy.SettingsServerTasks); err == nil {
 				if t := policy.ParseServerTasks(doc); t != nil && t.CatalogImport != "" {
@@ -474,4 +475,25 @@ func (im *Importer) dropStaged(ctx context.Context, runID string) error {
 		}
 	}
 	return im.backend.AbortCatalog(runID)
+}
+
+// dropOrphanPublish takes back a publish that no running import owns, which a snapshot or backup
+// restored mid-publish brings without a new leader term: until it ends, the catalog's
+// administrator writes answer 409.
+func (im *Importer) dropOrphanPublish(ctx context.Context) {
+	runID, err := im.backend.State().Publishing()
+	if err != nil || runID == "" {
+		return
+	}
+	im.mu.Lock()
+	owned := im.active != nil && im.active.rec.ID == runID
+	im.mu.Unlock()
+	if owned {
+		return
+	}
+	if err := im.dropStaged(ctx, runID); err != nil {
+		im.logger.Warn("drop a catalog publish no import owns", "run", runID, "error", err)
+		return
+	}
+	im.logger.Info("dropped a catalog publish no import owns", "run", runID)
 }

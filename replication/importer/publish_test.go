@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,5 +132,32 @@ func TestLeaderDropsAnUnfinishedPublish(t *testing.T) {
 	}
 	if catalogDigest(t, f.s) != before {
 		t.Fatal("the dropped publish changed the catalog")
+	}
+}
+
+// TestOrphanPublishIsDropped: a publish that no import of this term owns (a backup restored
+// mid-publish) is taken back out on the importer's next tick.
+func TestOrphanPublishIsDropped(t *testing.T) {
+	f := newFakeBackend(t, "*")
+	newTestImporter(t, f, Config{ScheduleTick: 20 * time.Millisecond})
+	before := catalogDigest(t, f.s)
+	for i := 0; i < 2; i++ {
+		b := &store.CatalogBatch{Tombstones: true, Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: fmt.Sprintf("u%d", i), Title: "u"}, Feed: "f", Hash: "h"}}}
+		if _, err := f.PublishCatalog("restored", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		run, _ := f.s.Publishing()
+		staged, _ := f.s.StagedRuns()
+		if run == "" && len(staged) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publishing %q, staged %v: the orphan publish was not dropped", run, staged)
+		}
+	}
+	if catalogDigest(t, f.s) != before {
+		t.Fatal("dropping the orphan publish changed the catalog")
 	}
 }
