@@ -48,6 +48,7 @@ type importSample struct {
 	maxApply   float64       // upper bound of the slowest Raft apply, seconds (histogram bucket)
 	slowApply  int           // "slow raft apply" lines (applies over 1 s) in the server's log
 	slowTypes  string        // the slowest apply's bound per entry type
+	slowLines  []string      // the server's "slow raft apply" lines
 	writeP99   time.Duration // small writes every 200 ms during the import
 	writeMax   time.Duration
 	writes     int
@@ -85,6 +86,9 @@ func BenchmarkImport500kServe(b *testing.B) {
 			MiB(s.peakRSS), s.maxApply, s.slowApply, s.writes, s.writeP99.Round(time.Millisecond), s.writeMax.Round(time.Millisecond),
 			s.entries, s.readsWhole)
 		b.Logf("run %d: applies by type: %s", run+1, s.slowTypes)
+		for _, line := range s.slowLines {
+			b.Logf("run %d: %s", run+1, line)
+		}
 		samples = append(samples, s)
 	}
 	b.StopTimer()
@@ -191,9 +195,15 @@ func importOnce(b *testing.B, path string) importSample {
 	}
 	maxApply, entries, slowTypes := applyHistogram(b, srv)
 	s := importSample{visible: visible, reported: run.FinishedAt.Sub(run.StartedAt), peakRSS: st.PeakRSS, slowTypes: slowTypes,
-		maxApply: maxApply, slowApply: strings.Count(readFile(srv.LogPath), "slow raft apply"), entries: entries,
+		maxApply: maxApply, entries: entries,
 		readsWhole: reads, writes: len(lat)}
 	s.writeP99, s.writeMax = percentile(lat, 0.99), percentile(lat, 1)
+	for _, line := range strings.Split(readFile(srv.LogPath), "\n") {
+		if strings.Contains(line, "slow raft apply") {
+			s.slowLines = append(s.slowLines, line)
+		}
+	}
+	s.slowApply = len(s.slowLines)
 	srv.Stop(b)
 	s.floor = importFloor(b, path)
 	return s
