@@ -14,7 +14,9 @@ TEST_FLAGS ?= -race -count=1 -timeout 12m -parallel 4
 # `make soak` sets PATCHTREE_SOAK=1: the long forms of the randomised and fault-injection tests
 # (every seed, round and kill; the 500,000-update generated feed).
 SOAK_FLAGS ?= -race -count=1 -timeout 60m -parallel 4
-BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
+# One package at a time (-p 1): the procbench benchmarks measure a server process's CPU and
+# memory, which another package's benchmark running beside them would disturb.
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m -p 1
 
 .PHONY: build test soak demo bench lint fuzz clean screenshots
 
