@@ -2,9 +2,11 @@ package hierarchy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -597,6 +599,67 @@ func TestRunWireFormat(t *testing.T) {
 					t.Fatalf("%s from %d: line %d differs:\n%.200q\n%.200q", tc.name, from, i+1, got[i+1], want[i])
 				}
 			}
+		}
+	}
+}
+
+// TestPullsShareSections: through the parent's pull path, children with the same filter share
+// one built section per version and mode (a complete round builds once per filter), and a
+// replicate-now to children already at the current version sends no-op runs that read no
+// catalog row.
+func TestPullsShareSections(t *testing.T) {
+	p := bigParent(t)
+	site := p.site
+	be := fakeParentBackend{site}
+	par := NewParent(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	par.SetBackend(be)
+	par.leading.Store(true)
+	filters := [][]string{{"de", "fr"}, {"*"}, {"fr", "de"}} // the third is the first, reordered
+	const children = 9
+	for i := range children {
+		name := fmt.Sprint("c", i)
+		if err := site.s.AddChild(site.next(), &store.Child{Name: name, JoinTokenHash: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := be.UpdateChild(name, store.ChildUpdate{Ranges: &filters[i%len(filters)]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull := func(name string, cursor uint64, ranges []string) *RunPlan {
+		t.Helper()
+		plan, err := par.Pull(context.Background(), PullRequest{Child: name, Cursor: cursor, CursorRanges: ranges, Wait: time.Millisecond})
+		if err != nil || plan == nil {
+			t.Fatalf("pull of %s: plan %v, err %v", name, plan != nil, err)
+		}
+		return plan
+	}
+	version := func() uint64 { v, _ := site.s.Catalog(nil); return v.Version }()
+	plans := map[string]*RunPlan{}
+	for i := range children { // first runs: complete
+		name := fmt.Sprint("c", i)
+		plans[name] = pull(name, 0, nil)
+		if h := plans[name].header; h.Mode != ModeComplete || h.RunID == "" {
+			t.Fatalf("%s: first run %s %q", name, h.Mode, h.RunID)
+		}
+	}
+	if st := par.cache.snapshot(); st.Builds != 2 || st.Hits != children-2 {
+		t.Fatalf("first runs of %d children with 2 distinct filters: %+v", children, st)
+	}
+	if plans["c0"].catalog != plans["c2"].catalog || plans["c0"].header.RunID == plans["c3"].header.RunID {
+		t.Fatal("children of one filter do not share the section, or share a run id")
+	}
+	if _, err := par.ReplicateNow(NowRequest{Scope: ScopeCatalog, Mode: ModeDifferential}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range children {
+		name := fmt.Sprint("c", i)
+		r := filters[i%len(filters)]
+		if _, err := be.UpdateChild(name, store.ChildUpdate{Cursor: &version, CursorRanges: &r}); err != nil {
+			t.Fatal(err)
+		}
+		plan := pull(name, version, r)
+		if h := plan.header; h.Mode != ModeDifferential || h.Records+h.Deletes != 0 || plan.catalog.visited != 0 {
+			t.Fatalf("%s: no-op run %s with %d records, %d deletes, %d rows read", name, h.Mode, h.Records, h.Deletes, plan.catalog.visited)
 		}
 	}
 }
