@@ -209,8 +209,9 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 
 // publishInFlight is how many publish entries a run keeps in flight: encoding the next batch,
 // the log's write and the FSM's apply of the one before overlap, and Raft writes entries that
-// queue up together with one fsync.
-const publishInFlight = 3
+// queue up together with one fsync. Other writes queue behind them: with three in flight a 500k
+// import was visible in 34 s but small writes waited 0.53 s at p99; with two, 46 s and 0.27 s.
+const publishInFlight = 2
 
 // stageAll stages every batch of the plan and writes it into the version being published, one
 // bounded entry per batch; readers keep seeing the published version until the switch. Batches
