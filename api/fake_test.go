@@ -316,7 +316,7 @@ func (fakeImporter) Run(id string) (*importer.Progress, error) {
 
 func (fakeImporter) Runs() ([]*importer.Progress, error) { return nil, nil }
 
-func (fakeImporter) Upload(req importer.Request, name string, body io.Reader) (*importer.Progress, error) {
+func (fakeImporter) Upload(req importer.Request, name string, _ int64, body io.Reader) (*importer.Progress, error) {
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func (s *Server) uploadImport(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	name := r.URL.Query().Get("name")
-	p, err := s.opts.Importer.Upload(req, name, r.Body)
+	p, err := s.opts.Importer.Upload(req, name, r.ContentLength, r.Body)
 	if errors.Is(err, importer.ErrUploadTooLarge) {
 		return 0, nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}

@@ -76,7 +76,8 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/site/servers", adminAudit, false, s.listServers, 0},
 		{http.MethodPost, "/v1/site/servers", adminServer, true, s.joinServer, 0},
 		{http.MethodDelete, "/v1/site/servers/{id}", adminOnly, true, s.removeServer, 0},
-		{http.MethodPost, "/v1/site/certificates", adminOnly, false, s.issueCertificate, 0},
+		// Served by the leader, which writes the issue's audit entry before handing it out.
+		{http.MethodPost, "/v1/site/certificates", adminOnly, true, s.issueCertificate, 0},
 
 		{http.MethodPost, "/v1/catalog/import", adminOnly, true, s.startImport, 0},
 		// The body is the feed itself; the importer bounds it by --catalog-max-bytes.

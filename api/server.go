@@ -64,7 +64,7 @@ type Importer interface {
 	Run(id string) (*importer.Progress, error)
 	Runs() ([]*importer.Progress, error)
 	// Upload saves a feed streamed by an administrator and imports it (importer.Upload).
-	Upload(req importer.Request, name string, body io.Reader) (*importer.Progress, error)
+	Upload(req importer.Request, name string, size int64, body io.Reader) (*importer.Progress, error)
 	// Cancel stops a running import (DELETE /v1/catalog/imports/{id}).
 	Cancel(ctx context.Context, id string) (*importer.Progress, error)
 }

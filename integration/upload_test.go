@@ -59,10 +59,13 @@ func TestCatalogImportUpload(t *testing.T) {
 		t.Fatal("a refused upload changed the catalog")
 	}
 
-	body, err := os.ReadFile(small)
+	feed, err := os.ReadFile(small)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The refusals come before the body is read: a short one, so the client is not still
+	// writing when the server answers and closes (the CLI waits with Expect: 100-continue).
+	body := feed[:1024]
 	for _, tc := range []struct {
 		name, query, token string
 		want               int

@@ -8,9 +8,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"patchtree/replication/importer"
 )
+
+// uploadTransport sends an upload's body once the server asked for it (Expect: 100-continue),
+// and has no overall deadline: a large feed takes as long as the network needs.
+var uploadTransport = &http.Transport{Proxy: http.ProxyFromEnvironment, ExpectContinueTimeout: 10 * time.Second,
+	ResponseHeaderTimeout: 10 * time.Minute}
 
 // uploadFeed streams the feed file at path to POST /v1/catalog/import/upload with the import's
 // options as query parameters, and decodes the started run into p.
@@ -44,5 +50,9 @@ func uploadFeed(c *apiClient, path string, req importer.Request, p *importer.Pro
 		return nil, fmt.Errorf("bad server URL %q: %w", c.base, err)
 	}
 	hr.ContentLength = fi.Size()
-	return c.send(hr, "application/octet-stream", p)
+	// The server answers a refusal (too large, busy, bad options) before it asks for the body.
+	hr.Header.Set("Expect", "100-continue")
+	up := *c
+	up.http = &http.Client{Transport: uploadTransport}
+	return up.send(hr, "application/octet-stream", p)
 }

@@ -25,13 +25,17 @@ var uploadMu sync.Mutex
 // is saved, synced, under Config.UploadDir as "upload-NAME" (name is the client's file name), and
 // imported like a file source; the file is removed when the run ends. The source keeps its name
 // across uploads, so an incremental upload of the same bytes under the same name is unchanged.
-// The body may be plain, gzip or zstd, at most Config.MaxFeedBytes bytes.
-func (im *Importer) Upload(req Request, name string, body io.Reader) (*Progress, error) {
+// The body may be plain, gzip or zstd, at most Config.MaxFeedBytes bytes; size is its length
+// when the client said it (-1 otherwise), so that too large an upload is refused unread.
+func (im *Importer) Upload(req Request, name string, size int64, body io.Reader) (*Progress, error) {
 	if im.cfg.UploadDir == "" {
 		return nil, fmt.Errorf("this server takes no uploaded feeds (no upload directory): %w", store.ErrConflict)
 	}
 	if err := checkUploadName(name); err != nil {
 		return nil, err
+	}
+	if size > im.cfg.MaxFeedBytes {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d (--catalog-max-bytes)", ErrUploadTooLarge, size, im.cfg.MaxFeedBytes)
 	}
 	switch req.Kind {
 	case "", KindNative:
