@@ -64,16 +64,24 @@ func (n *Node) readStoredSite() (*storedSite, error) {
 		if entry.Type != raft.LogCommand || len(entry.Data) == 0 {
 			continue
 		}
-		switch MessageType(entry.Data[0]) &^ IgnoreUnknownTypeFlag {
+		t, body := MessageType(entry.Data[0])&^IgnoreUnknownTypeFlag, entry.Data[1:]
+		if t == AuditedRequestType { // an administrator's change, with its audit entry
+			var env AuditedRequest
+			if err := json.Unmarshal(body, &env); err != nil {
+				return nil, fmt.Errorf("raft log %d: decode an audited change: %w", idx, err)
+			}
+			t, body = env.Type&^IgnoreUnknownTypeFlag, env.Body
+		}
+		switch t {
 		case SiteInitRequestType:
 			var req SiteInitRequest
-			if err := json.Unmarshal(entry.Data[1:], &req); err != nil {
+			if err := json.Unmarshal(body, &req); err != nil {
 				return nil, fmt.Errorf("raft log %d: decode the site's identity: %w", idx, err)
 			}
 			site = &storedSite{name: req.Site.Name, role: req.Site.Role, languages: req.Languages}
 		case LanguagesSetRequestType:
 			var req LanguagesSetRequest
-			if err := json.Unmarshal(entry.Data[1:], &req); err != nil {
+			if err := json.Unmarshal(body, &req); err != nil {
 				return nil, fmt.Errorf("raft log %d: decode a languages change: %w", idx, err)
 			}
 			if site != nil && req.ID == store.LanguagesSite {
