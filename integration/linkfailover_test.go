@@ -281,10 +281,14 @@ func TestLinkFailoverParentSite(t *testing.T) {
 	next.write(t, feedPath)
 	hierImport(t, now, map[string]any{"source": feedPath})
 	r := hierReplicateNow(t, now, "emea", "")["emea"]
-	s, err := lfTryStatus(child)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The parent answers once it verified the run; the child records it as its last run when
+	// its own acknowledgement returns, a moment later.
+	var s *lfStatus
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		var err error
+		s, err = lfTryStatus(child)
+		return err == nil && s != nil && s.Parent != nil && s.Parent.LastRun == r.ID, fmt.Sprintf("child's last run is not %s yet: %v", r.ID, err)
+	})
 	if s.Parent == nil || s.Parent.State != "running" || strings.EqualFold(s.Parent.URL, configured.url) || s.Parent.LastRun != r.ID || !s.Parent.LastVerified {
 		t.Errorf("child's link after the configured server %s (%s) died: %+v; want running through another server, last run %s verified",
 			configured.name, configured.url, s.Parent, r.ID)
