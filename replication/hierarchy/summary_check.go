@@ -184,7 +184,7 @@ func childView(state *store.Store, c *store.Child) (known func(string) bool, max
 			return true
 		}
 		for _, ranges := range [][]string{c.Ranges, c.CursorRanges} {
-			if ids, _ := filteredIDs(v, b, ranges); len(ids) > 0 {
+			if keepsAny(v, b, ranges) {
 				return true
 			}
 		}

@@ -51,6 +51,27 @@ func (p *RunPlan) chunks() int {
 // filteredIDs is a bulletin's update ids (and their tags) that the ranges keep, in the
 // bulletin's order.
 func filteredIDs(v *store.CatalogView, b *store.Bulletin, ranges []string) (ids, tags []string) {
+	eachKept(v, b, ranges, func(id, tag string) bool {
+		ids, tags = append(ids, id), append(tags, tag)
+		return true
+	})
+	return ids, tags
+}
+
+// keepsAny reports whether the ranges keep any of a bulletin's updates: filteredIDs without
+// building the lists, stopping at the first one kept.
+func keepsAny(v *store.CatalogView, b *store.Bulletin, ranges []string) bool {
+	kept := false
+	eachKept(v, b, ranges, func(string, string) bool {
+		kept = true
+		return false
+	})
+	return kept
+}
+
+// eachKept calls fn with each of a bulletin's update ids (and its tag) that the ranges keep, in
+// the bulletin's order, until fn returns false.
+func eachKept(v *store.CatalogView, b *store.Bulletin, ranges []string, fn func(id, tag string) bool) {
 	for i, id := range b.UpdateIDs {
 		var tag string
 		if len(b.UpdateTags) == len(b.UpdateIDs) {
@@ -60,11 +81,10 @@ func filteredIDs(v *store.CatalogView, b *store.Bulletin, ranges []string) (ids,
 		} else {
 			continue
 		}
-		if langalert.MatchAny(ranges, tag) {
-			ids, tags = append(ids, id), append(tags, tag)
+		if langalert.MatchAny(ranges, tag) && !fn(id, tag) {
+			return
 		}
 	}
-	return ids, tags
 }
 
 // planCatalog is the catalog part of a child's run: its header fields and its section, taken
