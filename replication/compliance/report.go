@@ -177,10 +177,8 @@ func (r *Reporter) Bulletins(s *store.Store, self string, f BulletinFilter, now 
 		row.Unknown += c[store.StateUnknown]
 	}
 	found := f.Site == ""
-	if totals != nil {
-		for id, bt := range totals {
-			count(id, bt.c, bt.sites)
-		}
+	for id, bt := range totals {
+		count(id, bt.c, bt.sites)
 	}
 	for _, ss := range sites {
 		switch {
