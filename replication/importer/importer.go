@@ -165,6 +165,9 @@ type Importer struct {
 	backend  Backend
 	hasBacks chan struct{} // closed by SetBackend
 	logger   *slog.Logger
+	// uploadAllow is the allow-list uploaded feeds are read under: Config.UploadDir alone (nil:
+	// no uploads).
+	uploadAllow *AllowList
 
 	mu        sync.Mutex
 	leaderCtx context.Context
@@ -200,7 +203,15 @@ func New(cfg Config) *Importer {
 	if cfg.KeepRuns <= 0 {
 		cfg.KeepRuns = 100
 	}
-	return &Importer{cfg: cfg, logger: cfg.Logger, runs: map[string]*run{}, hasBacks: make(chan struct{})}
+	im := &Importer{cfg: cfg, logger: cfg.Logger, runs: map[string]*run{}, hasBacks: make(chan struct{})}
+	if cfg.UploadDir != "" {
+		allow, err := ParseAllowList([]string{cfg.UploadDir})
+		if err != nil {
+			cfg.Logger.Error("uploaded feeds are refused: the upload directory is unusable", "dir", cfg.UploadDir, "error", err)
+		}
+		im.uploadAllow = allow
+	}
+	return im
 }
 
 // SetBackend connects the importer to its site server (which is built after the importer,

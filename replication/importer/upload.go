@@ -28,8 +28,8 @@ var uploadMu sync.Mutex
 // The body may be plain, gzip or zstd, at most Config.MaxFeedBytes bytes; size is its length
 // when the client said it (-1 otherwise), so that too large an upload is refused unread.
 func (im *Importer) Upload(req Request, name string, size int64, body io.Reader) (*Progress, error) {
-	if im.cfg.UploadDir == "" {
-		return nil, fmt.Errorf("this server takes no uploaded feeds (no upload directory): %w", store.ErrConflict)
+	if im.uploadAllow == nil {
+		return nil, fmt.Errorf("this server takes no uploaded feeds (no usable upload directory): %w", store.ErrConflict)
 	}
 	if err := checkUploadName(name); err != nil {
 		return nil, err
@@ -136,12 +136,8 @@ func checkUploadName(name string) error {
 // allowFor is the allow-list src is read under: a feed Upload saved is read from the upload
 // directory alone, whatever --import-allow says; any other source under Config.Allow.
 func (im *Importer) allowFor(src string) *AllowList {
-	if im.cfg.UploadDir == "" || filepath.Dir(src) != filepath.Clean(im.cfg.UploadDir) || !strings.HasPrefix(filepath.Base(src), "upload-") {
+	if im.uploadAllow == nil || filepath.Dir(src) != filepath.Clean(im.cfg.UploadDir) || !strings.HasPrefix(filepath.Base(src), "upload-") {
 		return im.cfg.Allow
 	}
-	allow, err := ParseAllowList([]string{im.cfg.UploadDir})
-	if err != nil {
-		return im.cfg.Allow // an upload directory that cannot be listed is read under the usual list
-	}
-	return allow
+	return im.uploadAllow
 }
