@@ -36,11 +36,6 @@ type SnapshotRestored struct {
 	Forced bool `json:"forced"`
 }
 
-// WriteSnapshot writes a backup of the site's state to w: one consistent read of the store.
-func (n *Node) WriteSnapshot(w io.Writer) (*backup.Header, int64, error) {
-	return backup.Write(w, n.State().Snapshot(), time.Now())
-}
-
 // RestoreSnapshot replaces the whole state of the site with the backup read from body, through
 // Raft: the upload is spooled to the data dir, its checksum, format and every row are verified
 // and its site identity is checked before anything changes; then raft.Restore installs it as a

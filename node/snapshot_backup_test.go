@@ -17,7 +17,7 @@ import (
 func saveBackup(t *testing.T, n *Node) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, _, err := n.WriteSnapshot(&buf); err != nil {
+	if _, _, err := backup.Write(&buf, n.State().Snapshot(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
