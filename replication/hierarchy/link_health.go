@@ -147,21 +147,27 @@ func (h *healthLog) forget() {
 // seen active, which is no news).
 func (h *healthLog) note(logger *slog.Logger, link, health string, failures int) {
 	h.mu.Lock()
-	prev, seen := h.last[link]
+	prev := h.last[link]
 	h.last[link] = health
 	h.mu.Unlock()
-	if prev == health || (!seen && health == HealthActive) {
+	logHealthChange(logger, "link health changed", prev, health, failures, "link", link)
+}
+
+// logHealthChange logs a link's health going from prev ("" for a link not seen before) to
+// health, at warning level unless it is back to active; an unchanged health, or a new link that
+// is active, is no news.
+func logHealthChange(logger *slog.Logger, msg, prev, health string, failures int, args ...any) {
+	if prev == health || (prev == "" && health == HealthActive) {
 		return
 	}
-	from := prev
-	if !seen {
-		from = HealthActive
+	if prev == "" {
+		prev = HealthActive
 	}
 	level := slog.LevelWarn
 	if health == HealthActive {
 		level = slog.LevelInfo
 	}
-	logger.Log(context.Background(), level, "link health changed", "link", link, "from", from, "to", health, "consecutive_failures", failures)
+	logger.Log(context.Background(), level, msg, append(args, "from", prev, "to", health, "consecutive_failures", failures)...)
 }
 
 // missedContacts is how many poll windows (the long-poll's wait plus 10 s, as connected has it)
@@ -204,15 +210,5 @@ func (c *Child) updateHealth() {
 	health := c.cfg.Health.Of(n)
 	prev := c.state.Health
 	c.state.Health, c.state.ConsecutiveFailures = health, n
-	if prev != health && (prev != "" || health != HealthActive) {
-		if prev == "" {
-			prev = HealthActive
-		}
-		level := slog.LevelWarn
-		if health == HealthActive {
-			level = slog.LevelInfo
-		}
-		c.cfg.Logger.Log(context.Background(), level, "parent link health changed", "from", prev, "to", health,
-			"consecutive_failures", n)
-	}
+	logHealthChange(c.cfg.Logger, "parent link health changed", prev, health, n)
 }
