@@ -214,7 +214,7 @@ func readHeader(r io.Reader) (*Header, int64, error) {
 	}
 	var hdr Header
 	if err := json.Unmarshal(body, &hdr); err != nil {
-		return nil, 0, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
+		return nil, 0, fmt.Errorf("%w: header: %w", ErrCorrupt, err)
 	}
 	if hdr.Format != FormatVersion {
 		return nil, 0, fmt.Errorf("%w: header says format %d, prefix %d", ErrCorrupt, hdr.Format, FormatVersion)
@@ -258,7 +258,7 @@ func Payload(ra io.ReaderAt, info *Info) *io.SectionReader {
 func Decode(ra io.ReaderAt, info *Info) (*store.Store, error) {
 	dec, err := zstd.NewReader(Payload(ra, info), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderConcurrency(1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 	}
 	defer dec.Close()
 	s, err := store.Restore(dec)
