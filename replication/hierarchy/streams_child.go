@@ -32,18 +32,24 @@ func (catalogStream) drops(state *store.Store, h *RunHeader, pr *partialRun, _ *
 	if err != nil {
 		return nil, fmt.Errorf("read the catalog replica: %w", err)
 	}
-	view.EachBulletin(func(b *store.Bulletin) bool {
+	err = view.EachBulletin(func(b *store.Bulletin) bool {
 		if !pr.seenB[b.ID] {
 			drop.DeleteBulletins = append(drop.DeleteBulletins, b.ID)
 		}
 		return true
 	})
-	view.EachUpdate(func(u *store.Update) bool {
+	if err != nil {
+		return nil, fmt.Errorf("read the replica's bulletins: %w", err)
+	}
+	err = view.EachUpdate(func(u *store.Update) bool {
 		if !pr.seenU[u.ID] {
 			drop.DeleteUpdates = append(drop.DeleteUpdates, u.ID)
 		}
 		return true
 	})
+	if err != nil {
+		return nil, fmt.Errorf("read the replica's updates: %w", err)
+	}
 	return splitDeletes(drop, 20000), nil
 }
 
