@@ -224,23 +224,21 @@ func readHeader(r io.Reader) (*Header, int64, error) {
 
 // holdBack copies r into h except its last keep bytes, which it returns with the count hashed.
 func holdBack(r io.Reader, h hash.Hash, keep int) (int64, []byte, error) {
-	buf := make([]byte, 256<<10)
-	pending := make([]byte, 0, keep)
+	// buf[:held] are the bytes read but not hashed yet; each read appends after them, and all
+	// but the last keep are hashed.
+	buf := make([]byte, keep+256<<10)
+	held := 0
 	var hashed int64
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			data := append(pending, buf[:n]...)
-			if over := len(data) - keep; over > 0 {
-				h.Write(data[:over])
-				hashed += int64(over)
-				pending = append(make([]byte, 0, keep), data[over:]...)
-			} else {
-				pending = data
-			}
+		n, err := r.Read(buf[held:])
+		held += n
+		if over := held - keep; over > 0 {
+			h.Write(buf[:over])
+			hashed += int64(over)
+			held = copy(buf, buf[over:held])
 		}
 		if errors.Is(err, io.EOF) {
-			return hashed, pending, nil
+			return hashed, buf[:held], nil
 		}
 		if err != nil {
 			return hashed, nil, fmt.Errorf("read snapshot: %w", err)
