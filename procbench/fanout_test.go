@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"patchtree/replication/feedgen"
 	"patchtree/replication/hierarchy"
 )
 
@@ -376,21 +376,25 @@ func BenchmarkFanoutMozilla(b *testing.B) {
 	}
 }
 
-// generateFeed writes `patchtree catalog generate` output into dir and returns its path.
-func generateFeed(b *testing.B, dir string, args ...string) string {
+// generateFeed writes the synthetic feed of o into dir (feedgen, as `patchtree catalog
+// generate` writes it) and returns its path.
+func generateFeed(b *testing.B, dir string, o feedgen.Options) string {
 	b.Helper()
 	out := filepath.Join(dir, "generated.catalog.json")
 	start := time.Now()
-	cmd := exec.Command(binary(b), append(append([]string{"catalog", "generate"}, args...), "-o", out)...)
-	cmd.Env = cleanEnv()
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("catalog generate %v: %v\n%s", args, err, msg)
-	}
-	fi, err := os.Stat(out)
+	f, err := os.Create(out)
 	if err != nil {
 		b.Fatal(err)
 	}
-	fmt.Printf("    generated %s (%v): %.0f MB in %v\n", strings.Join(args, " "), out, float64(fi.Size())/1e6, time.Since(start).Round(time.Millisecond))
+	stats, err := feedgen.Generate(f, o)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatalf("generate a feed %+v: %v", o, err)
+	}
+	fmt.Printf("    generated %d updates in %d languages (%v): %.0f MB in %v\n",
+		stats.Updates, stats.Languages, out, float64(stats.Bytes)/1e6, time.Since(start).Round(time.Millisecond))
 	return out
 }
 
@@ -404,11 +408,12 @@ func generateFeed(b *testing.B, dir string, args ...string) string {
 // version; then a no-op round), the CPU of the first runs and of a complete round, and the
 // parent's CPU per child in the no-op round.
 func BenchmarkFanout500k(b *testing.B) {
+	binary(b) // skips (-short, not Linux) before generating the feed
 	n := 200
 	if counts := fanoutCounts(b); os.Getenv("PATCHTREE_BENCH_CHILDREN") != "" {
 		n = counts[len(counts)-1]
 	}
-	feed := generateFeed(b, b.TempDir(), "--updates", "500000", "--languages", "30", "--seed", "1")
+	feed := generateFeed(b, b.TempDir(), feedgen.Options{Updates: 500_000, Languages: 30, Seed: 1})
 	f := newFanout(b, feed, true)
 	os.Remove(feed) // 242 MB of temp space; the parent holds the catalog now
 	// A restart leaves the process holding what the catalog needs, not the import's heap (the
