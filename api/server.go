@@ -206,8 +206,8 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// auditMark records whether a handler wrote its own audit entry (in the same Raft entry as its
-// change, as policy and settings writes do).
+// auditMark records whether a handler of an auditOnly route wrote its audit entry itself (with
+// details the route alone does not give), so that the wrapper writes none.
 type auditMark struct{ done bool }
 
 const auditKey ctxKey = 1
