@@ -237,8 +237,12 @@ func zstdSize(data []byte) int {
 	if err != nil {
 		panic(fmt.Sprintf("zstd: %v", err))
 	}
-	enc.Write(data)
-	enc.Close()
+	if _, err := enc.Write(data); err != nil {
+		panic(fmt.Sprintf("zstd: %v", err))
+	}
+	if err := enc.Close(); err != nil {
+		panic(fmt.Sprintf("zstd: %v", err))
+	}
 	return buf.Len()
 }
 
