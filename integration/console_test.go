@@ -246,13 +246,8 @@ func conScan(t *testing.T, child *proc, computer string) {
 func conWaitComputers(t *testing.T, parent *proc, n int) {
 	t.Helper()
 	waitFor(t, 30*time.Second, func() (bool, string) {
-		var o struct {
-			Totals struct {
-				Computers int `json:"computers"`
-			} `json:"totals"`
-		}
-		doJSON(t, "GET", parent.url+"/v1/compliance", parent.token, nil, 200, &o)
-		return o.Totals.Computers == n, fmt.Sprintf("the parent counts %d computers, want %d", o.Totals.Computers, n)
+		got := cmpGetOverview(t, parent, parent.token).Totals.Computers
+		return got == int64(n), fmt.Sprintf("the parent counts %d computers, want %d", got, n)
 	})
 }
 
