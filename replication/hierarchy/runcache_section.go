@@ -117,8 +117,6 @@ func buildCatalogSection(in sectionInput) (*catalogSection, error) {
 	var buf bytes.Buffer
 	f := newFrame(&buf)
 	lb := newLineBuilder(f)
-	var small bytes.Buffer // the first inlineRawBytes of the lines
-	lb.small = &small
 	var err error
 	if !in.complete && !in.scan && sameRanges(in.ranges, in.old) {
 		err = changedSince(in, lb)
@@ -139,7 +137,7 @@ func buildCatalogSection(in sectionInput) (*catalogSection, error) {
 	if sec.chunks > 0 {
 		sec.frame = bytes.Clone(buf.Bytes()) // exactly sized: the cache counts these bytes
 		if sec.raw <= inlineRawBytes {
-			sec.lines = bytes.Clone(small.Bytes())
+			sec.lines = bytes.Clone(lb.small.Bytes())
 		}
 	}
 	return sec, nil
@@ -296,7 +294,7 @@ type lineBuilder struct {
 	scratch          bytes.Buffer
 	enc              *json.Encoder
 	line             bytes.Buffer
-	small            *bytes.Buffer // receives the lines while they fit in inlineRawBytes
+	small            bytes.Buffer // the lines while they fit in inlineRawBytes
 	err              error
 }
 
@@ -405,7 +403,7 @@ func (lb *lineBuilder) flush() {
 		lb.err = fmt.Errorf("compress a catalog chunk: %w", err)
 		return
 	}
-	if lb.small != nil && lb.raw+int64(l.Len()) <= inlineRawBytes {
+	if lb.raw+int64(l.Len()) <= inlineRawBytes {
 		lb.small.Write(l.Bytes())
 	}
 	lb.raw += int64(l.Len())
