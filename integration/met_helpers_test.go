@@ -196,16 +196,20 @@ func metChildren(t *testing.T, p *proc) map[string]metChild {
 	return out
 }
 
-// metRunCounts counts a child's runs at the parent per stream (GET /v1/replication/runs): each
-// stream a run's scope names counts once.
-func metRunCounts(t *testing.T, parent *proc, child string) map[string]int {
+// metRuns is GET /v1/replication/runs of a child at the parent.
+func metRuns(t *testing.T, parent *proc, child string) []cmpRun {
 	t.Helper()
 	var l struct {
 		Runs []cmpRun `json:"runs"`
 	}
 	doJSON(t, "GET", parent.url+"/v1/replication/runs?limit=100000&child="+url.QueryEscape(child), parent.token, nil, 200, &l)
+	return l.Runs
+}
+
+// metRunCounts counts runs per stream: each stream a run's scope names counts once.
+func metRunCounts(runs []cmpRun) map[string]int {
 	out := map[string]int{}
-	for _, r := range l.Runs {
+	for _, r := range runs {
 		for _, s := range strings.Split(r.Scope, "+") {
 			out[s]++
 		}
@@ -213,18 +217,24 @@ func metRunCounts(t *testing.T, parent *proc, child string) map[string]int {
 	return out
 }
 
-// metUnverifiedRuns counts a child's runs at the parent that did not verify.
-func metUnverifiedRuns(t *testing.T, parent *proc, child string) int {
-	t.Helper()
-	var l struct {
-		Runs []cmpRun `json:"runs"`
-	}
-	doJSON(t, "GET", parent.url+"/v1/replication/runs?limit=100000&child="+url.QueryEscape(child), parent.token, nil, 200, &l)
+// metUnverified counts the runs that did not verify.
+func metUnverified(runs []cmpRun) int {
 	n := 0
-	for _, r := range l.Runs {
+	for _, r := range runs {
 		if !r.Verified {
 			n++
 		}
 	}
 	return n
+}
+
+// metWaitValues waits until every query answers its value (Prometheus scrapes every second).
+func metWaitValues(t *testing.T, m *metProm, want map[string]float64) {
+	t.Helper()
+	for q, v := range want {
+		waitFor(t, 10*time.Second, func() (bool, string) {
+			got, err := m.scalar(q)
+			return err == nil && got == v, fmt.Sprintf("%s = %v (%v), the API says %v", q, got, err, v)
+		})
+	}
 }

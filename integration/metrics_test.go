@@ -130,18 +130,13 @@ func TestMetrics(t *testing.T) {
 				fmt.Sprintf(`patchtree_link_health{job="hq",child=%q,health="active"}`, name):       1,
 				fmt.Sprintf(`patchtree_link_consecutive_failures{job="hq",child=%q}`, name):         0,
 			}
-			for stream, n := range metRunCounts(t, parent, name) {
+			for stream, n := range metRunCounts(metRuns(t, parent, name)) {
 				checks[fmt.Sprintf(`sum(patchtree_link_runs{job="hq",child=%q,stream=%q})`, name, stream)] = float64(n)
 			}
 			if checks[fmt.Sprintf(`sum(patchtree_link_runs{job="hq",child=%q,stream="catalog"})`, name)] == 0 {
 				t.Errorf("hq: GET /v1/replication/runs lists no catalog run of %s", name)
 			}
-			for q, v := range checks {
-				waitFor(t, 10*time.Second, func() (bool, string) {
-					got, err := m.scalar(q)
-					return err == nil && got == v, fmt.Sprintf("%s = %v (%v), the API says %v", q, got, err, v)
-				})
-			}
+			metWaitValues(t, m, checks)
 		}
 		for _, k := range []*proc{north, south} {
 			q := fmt.Sprintf(`patchtree_parent_link_health{job=%q,health="active"}`, k.name)
@@ -166,7 +161,8 @@ func TestMetrics(t *testing.T) {
 		if down := fltLogContaining(parent, "link health changed", "link=south", "from=active", "to=degraded"); len(down) != 1 {
 			t.Errorf("hq logged %d changes of south's link to degraded, want 1: %q", len(down), down)
 		}
-		unverified := metUnverifiedRuns(t, parent, "south")
+		runs := metRuns(t, parent, "south")
+		unverified := metUnverified(runs)
 		if unverified == 0 {
 			t.Errorf("hq: GET /v1/replication/runs lists no unverified run of south")
 		}
@@ -174,15 +170,10 @@ func TestMetrics(t *testing.T) {
 			`patchtree_link_verification_failures{job="hq",child="south"}`:  float64(unverified),
 			`patchtree_link_health{job="hq",child="south",health="active"}`: 1,
 		}
-		for stream, n := range metRunCounts(t, parent, "south") {
+		for stream, n := range metRunCounts(runs) {
 			checks[fmt.Sprintf(`sum(patchtree_link_runs{job="hq",child="south",stream=%q})`, stream)] = float64(n)
 		}
-		for q, v := range checks {
-			waitFor(t, 10*time.Second, func() (bool, string) {
-				got, err := m.scalar(q)
-				return err == nil && got == v, fmt.Sprintf("%s = %v (%v), the API says %v", q, got, err, v)
-			})
-		}
+		metWaitValues(t, m, checks)
 	})
 	t.Run("Promtool", func(t *testing.T) {
 		for _, s := range []struct {
