@@ -311,8 +311,9 @@ func TestConsoleSessionOnFollower(t *testing.T) {
 		t.Fatalf("sign out at the follower: %d %s %v", rec.Code, rec.Body, rec.Header())
 	}
 	for name, h := range map[string]http.Handler{"leader": leader, "follower": follower} {
-		wantError(t, consoleReq(t, h, http.MethodGet, "/v1/status", cookie, "", ""), 401, "signed out")
-		_ = name
+		t.Run(name, func(t *testing.T) {
+			wantError(t, consoleReq(t, h, http.MethodGet, "/v1/status", cookie, "", ""), 401, "signed out")
+		})
 	}
 	wantError(t, consoleReq(t, follower, http.MethodPost, "/ui/session", "", "", `{"token":"admin.bad"}`), 401, "invalid or revoked token")
 }
