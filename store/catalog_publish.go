@@ -370,7 +370,7 @@ func (s *Store) UnpublishCatalog(idx uint64, runID string) (*PublishProgress, er
 				return fmt.Errorf("decode staged batch %s: %v: %w", last.Key, err, ErrInvalid)
 			}
 			d := catalogDelta{tags: tagDelta{}}
-			if err := d.revert(txn, frozen.Txn(false), idx, b); err != nil {
+			if err := d.revert(txn, frozen.Txn(false), b); err != nil {
 				return err
 			}
 			st.add(&d, b)
@@ -404,7 +404,7 @@ func (s *Store) UnpublishCatalog(idx uint64, runID string) (*PublishProgress, er
 
 // revert gives every row batch b touched its copy in the published view (from), accumulating
 // the inverse changes of counts and tag digests.
-func (d *catalogDelta) revert(txn, from *memdb.Txn, idx uint64, b *CatalogBatch) error {
+func (d *catalogDelta) revert(txn, from *memdb.Txn, b *CatalogBatch) error {
 	var bulletins, updates []string
 	for _, r := range b.Bulletins {
 		bulletins = append(bulletins, r.ID)
