@@ -299,8 +299,14 @@ func finishCommit(txn *memdb.Txn, idx, version uint64, run *ImportRun, src *Sour
 // bulletins and neutral updates) at idx: deleted, or for an update, moved to another language.
 func putTombstone(txn *memdb.Txn, idx uint64, kind, id, lang string) error {
 	lang = strings.ToLower(lang)
-	key := kind + "/" + id + "/" + lang
+	key := tombstoneKey(kind, id, lang)
 	return putRow(txn, tableTombstones, idx, key, &Tombstone{Key: key, Kind: kind, ID: id, Language: lang, Index: idx})
+}
+
+// tombstoneKey is the key of the tombstone of record id of kind in language lang (as
+// putTombstone lower-cases it).
+func tombstoneKey(kind, id, lang string) string {
+	return kind + "/" + id + "/" + lang
 }
 
 // catalogDelta applies batches, counts how many rows they add or remove, accumulates the

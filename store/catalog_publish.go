@@ -423,7 +423,7 @@ func (d *catalogDelta) revert(txn, from *memdb.Txn, b *CatalogBatch) error {
 		d.tags.bulletin(lb, ob)
 		d.bulletins += presence(old) - presence(live)
 		if b.Tombstones {
-			if _, _, err := revertRow(txn, from, tableTombstones, "bulletin/"+id+"/"); err != nil {
+			if _, _, err := revertRow(txn, from, tableTombstones, tombstoneKey("bulletin", id, "")); err != nil {
 				return err
 			}
 		}
@@ -437,7 +437,7 @@ func (d *catalogDelta) revert(txn, from *memdb.Txn, b *CatalogBatch) error {
 		d.tags.update(lu, ou)
 		d.updates += presence(old) - presence(live)
 		if b.Tombstones && ou != nil {
-			key := "update/" + id + "/" + strings.ToLower(ou.Language)
+			key := tombstoneKey("update", id, strings.ToLower(ou.Language))
 			if _, _, err := revertRow(txn, from, tableTombstones, key); err != nil {
 				return err
 			}
