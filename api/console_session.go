@@ -47,7 +47,11 @@ const (
 	maxSignInBody = 4 << 10
 )
 
-var errNoSession = fmt.Errorf("%w: no console session (sign in with POST /ui/session)", ErrUnauthorized)
+var (
+	errNoSession        = fmt.Errorf("%w: no console session (sign in with POST /ui/session)", ErrUnauthorized)
+	errMalformedSession = fmt.Errorf("%w: malformed console session cookie; sign in again", ErrUnauthorized)
+	errInvalidSession   = fmt.Errorf("%w: invalid console session; sign in again", ErrUnauthorized)
+)
 
 // consoleSetting is the replicated console state: the site key and the revoked sessions (session
 // id to its expiry in Unix seconds).
@@ -156,35 +160,33 @@ func sessionCookie(r *http.Request) (string, bool) {
 // verifySession checks a session cookie against the site's state: signature, expiry, sign-out
 // and the token, which must still exist with the same secret.
 func (s *Server) verifySession(value string) (*session, *store.Token, error) {
-	malformed := fmt.Errorf("%w: malformed console session cookie; sign in again", ErrUnauthorized)
 	if value == "" || len(value) > maxCookieLen {
-		return nil, nil, malformed
+		return nil, nil, errMalformedSession
 	}
 	p64, m64, ok := strings.Cut(value, ".")
 	if !ok {
-		return nil, nil, malformed
+		return nil, nil, errMalformedSession
 	}
 	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
 	mac, err2 := base64.RawURLEncoding.DecodeString(m64)
 	if err1 != nil || err2 != nil || len(mac) != sha256.Size {
-		return nil, nil, malformed
+		return nil, nil, errMalformedSession
 	}
 	parts := strings.Split(string(payload), "|")
 	if len(parts) != 3 || parts[0] == "" || len(parts[1]) != 22 {
-		return nil, nil, malformed
+		return nil, nil, errMalformedSession
 	}
 	expires, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil || expires <= 0 {
-		return nil, nil, malformed
+		return nil, nil, errMalformedSession
 	}
 	st := s.backend.State()
 	cs, err := s.console.setting(st)
 	if err != nil {
 		return nil, nil, err
 	}
-	invalid := fmt.Errorf("%w: invalid console session; sign in again", ErrUnauthorized)
 	if cs == nil {
-		return nil, nil, invalid
+		return nil, nil, errInvalidSession
 	}
 	tok, err := st.Token(nil, parts[0])
 	if err != nil {
@@ -192,10 +194,10 @@ func (s *Server) verifySession(value string) (*session, *store.Token, error) {
 	}
 	if tok == nil {
 		// The same answer as a bad signature: a forged cookie learns nothing about token ids.
-		return nil, nil, invalid
+		return nil, nil, errInvalidSession
 	}
 	if !hmac.Equal(mac, sessionMAC(cs.Key, tok.ID, parts[1], expires, tok.SecretHash)) {
-		return nil, nil, invalid
+		return nil, nil, errInvalidSession
 	}
 	if s.console.now().Unix() >= expires {
 		return nil, nil, fmt.Errorf("%w: console session expired; sign in again", ErrUnauthorized)
