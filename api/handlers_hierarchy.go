@@ -318,14 +318,14 @@ func (s *Server) replicateNowFollower(r *http.Request, req replicateNowRequest) 
 	defer cancel()
 	ask := req
 	ask.Wait, ask.Timeout = false, ""
-	asked := time.Now().UTC()
+	askedAt := time.Now().UTC()
 	first, leader, refused, err := s.askLeader(ctx, r, ask)
 	if err != nil || refused != nil {
 		return 0, refused, err
 	}
 	since := first.Since
 	if since.IsZero() {
-		since = asked
+		since = askedAt
 	}
 	resp := replicateNowResponse{Children: first.Children, Cascade: first.Cascade, Since: since}
 	var runs map[string]*store.ReplicationRun
@@ -362,7 +362,7 @@ func (s *Server) replicateNowFollower(r *http.Request, req replicateNowRequest) 
 			leader = now
 		}
 	}
-	return s.nowResults(ctx, s.opts.Hierarchy, resp, runs, timeout)
+	return s.nowResults(ctx, h, resp, runs, timeout)
 }
 
 // askLeader sends a replicate-now without wait to the leader with the caller's credential. A
