@@ -132,37 +132,13 @@ func (c *lightChild) enrol(ctx context.Context) error {
 
 // call is one JSON request of the protocol.
 func (c *lightChild) call(ctx context.Context, method, path, token string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.parent.URL+hierarchy.ProtocolPath+path, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(hierarchy.InstanceHeader, c.inst)
+	h := http.Header{}
+	h.Set(hierarchy.InstanceHeader, c.inst)
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		h.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: read the answer: %w", method, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("%s %s: decode %.200s: %w", method, path, raw, err)
-		}
-	}
-	return nil
+	_, err := doJSON(ctx, c.client, method, c.parent.URL+hierarchy.ProtocolPath, path, h, in, out)
+	return err
 }
 
 // pullApplyAck pulls once (waiting up to wait), applies the run, acknowledges it and checks the

@@ -351,6 +351,17 @@ func (s *Server) Do(ctx context.Context, method, path string, body, out any) (in
 
 // DoToken is Do with another bearer token ("" for none).
 func (s *Server) DoToken(ctx context.Context, token, method, path string, body, out any) (int, error) {
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return doJSON(ctx, s.client, method, s.URL, path, h, body, out)
+}
+
+// doJSON sends method base+path with header; body (if not nil) is sent as JSON and a 2xx
+// answer is decoded into out (if not nil). It returns the status; a non-2xx status is an error
+// carrying the body.
+func doJSON(ctx context.Context, client *http.Client, method, base, path string, header http.Header, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -359,17 +370,17 @@ func (s *Server) DoToken(ctx context.Context, token, method, path string, body, 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := s.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
