@@ -112,6 +112,27 @@ func (c *apiClient) request(method, path string, in, out any) (printed bool, err
 // the JSON answer into out (if not nil), returning the raw answer as do does.
 func (c *apiClient) send(req *http.Request, contentType string, out any) ([]byte, error) {
 	method, path := req.Method, req.URL.RequestURI()
+	resp, err := c.roundTrip(req, contentType)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read answer from %s: %w", c.base, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("decode answer from %s %s: %w", method, path, err)
+		}
+	}
+	return raw, nil
+}
+
+// roundTrip sends req with the token (and the body's content type, if any) and returns a 2xx
+// answer, whose body the caller reads and closes; any other answer is an *apiError carrying
+// the server's {"error": ...} message.
+func (c *apiClient) roundTrip(req *http.Request, contentType string) (*http.Response, error) {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -122,26 +143,21 @@ func (c *apiClient) send(req *http.Request, contentType string, out any) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w", c.base, unwrapURLError(err))
 	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("read answer from %s: %w", c.base, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return nil, &apiError{Status: resp.StatusCode, Message: e.Error}
+	var e struct {
+		Error string `json:"error"`
 	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return nil, fmt.Errorf("decode answer from %s %s: %w", method, path, err)
-		}
+	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(raw))
 	}
-	return raw, nil
+	return nil, &apiError{Status: resp.StatusCode, Message: e.Error}
 }
 
 func unwrapURLError(err error) error {

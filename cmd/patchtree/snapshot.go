@@ -86,24 +86,11 @@ func (c *apiClient) download(path string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bad server URL %q: %w", c.base, err)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.roundTrip(req, "")
 	if err != nil {
-		return fmt.Errorf("cannot reach %s: %w", c.base, unwrapURLError(err))
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = string(raw)
-		}
-		return &apiError{Status: resp.StatusCode, Message: e.Error}
-	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		return fmt.Errorf("download %s: %w", path, err)
 	}
