@@ -483,7 +483,6 @@ func severityCell(b *bulletinCompliance) string {
 	return orDash(truncate(cell(b.Severity), 24))
 }
 
-// printBulletinTable prints one line per bulletin.
 // printBulletins prints one line per bulletin; within tableWidth columns unless wide (short
 // headers, the severity cut).
 func printBulletins(w io.Writer, rows []bulletinCompliance, wide bool) error {
