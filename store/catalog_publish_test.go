@@ -229,12 +229,19 @@ func TestPublishReadersSeeWholeVersions(t *testing.T) {
 			}
 		}()
 	}
+	// readAfter waits until some reader has read wholly after this point: each of the four
+	// may finish one read begun before it (or until every reader failed).
+	readAfter := func() {
+		for r := reads.Load(); reads.Load() <= r+4 && len(errc) < cap(errc); {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
 	for {
 		prog, err := p.s.PublishCatalog(p.next(), "r2", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Millisecond) // let the readers read between entries
+		readAfter() // the readers read between entries
 		if prog.Done() {
 			break
 		}
@@ -242,7 +249,7 @@ func TestPublishReadersSeeWholeVersions(t *testing.T) {
 	if err := p.s.SwitchCatalog(p.next(), &ImportRun{ID: "r2", State: ImportSucceeded}, nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
+	readAfter()
 	stop.Store(true)
 	wg.Wait()
 	close(errc)
