@@ -3,6 +3,7 @@
 import * as api from '../api.js';
 import {h, num, pct, derived, when, badge, section, table, empty, errorBox, siteHref, fmtNumber} from '../dom.js';
 import {stackedBars, legend, PARTS} from '../chart.js';
+import {healthKind} from './sites.js';
 
 // SEVERITY_ORDER puts the usual vendor levels first; others follow by name.
 const SEVERITY_ORDER = ['critical', 'high', 'important', 'moderate', 'medium', 'low'];
@@ -32,10 +33,6 @@ function healthCounts(children) {
     c[k] = (c[k] || 0) + 1;
   }
   return c;
-}
-
-function healthKind(state) {
-  return state === 'active' ? 'ok' : state === 'degraded' ? 'warn' : state === 'failed' ? 'bad' : 'plain';
 }
 
 function totalsCard(comp) {
