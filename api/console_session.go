@@ -445,7 +445,7 @@ func (s *Server) viaLeader(r *http.Request, want int, done func(*consoleSetting)
 		}
 		ws.Add(st.AbandonCh())
 		if err := ws.WatchCtx(ctx); err != nil {
-			return 0, nil, fmt.Errorf("%w: %s did not apply the leader's console write within %s", node.ErrNotReady, s.backend.ID(), consoleSyncWait)
+			return 0, nil, fmt.Errorf("%w: %s did not apply the leader's console write within %s: %w", node.ErrNotReady, s.backend.ID(), consoleSyncWait, err)
 		}
 	}
 }
