@@ -8,8 +8,7 @@ import {h, derived, when, table, empty, fmtNumber} from '../dom.js';
 const PAGE = 100;
 
 function hashFor(params) {
-  const s = new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString();
-  return '#/audit' + (s ? '?' + s : '');
+  return '#/audit' + api.query(params);
 }
 
 function filterForm(ctx) {
