@@ -28,12 +28,12 @@ function reached(child, p) {
   return typeof child.policy_cursor === 'number' && child.policy_cursor >= p.modify_index;
 }
 
-function childCell(children, k, p) {
-  const c = children.data.children[k];
+function childCell(status, k, p) {
+  const c = status.data.children[k];
   const run = (c.last_runs || {}).policies;
   return h('td', null,
     reached(c, p) ? badge('has it', 'ok') : badge('pending', 'warn'),
-    h('div', {class: 'small'}, 'cursor ', num(children, 'children.' + k + '.policy_cursor'),
+    h('div', {class: 'small'}, 'cursor ', num(status, 'children.' + k + '.policy_cursor'),
       run ? h('span', null, ', last run ', when(run.finished_at, true), run.verified ? '' : ' (not verified)') : null));
 }
 
@@ -53,7 +53,7 @@ export default {
     // The messages and the replicate-now results stay while the list below refreshes.
     const message = h('div', {id: 'policy-message', role: 'status', 'aria-live': 'polite'});
     const result = h('section', {id: 'replicate-result', class: 'card', 'aria-live': 'polite', hidden: true});
-    ctx.state = {message, result, pending: null, siteName: '', childPaths: [], children: null};
+    ctx.state = {message, result, pending: null, siteName: '', children: null};
     return h('div', null, message, result);
   },
   async load(ctx) {
@@ -67,11 +67,11 @@ export default {
     const list = pol.data.policies || [];
     if (!list.length) return empty('No policies yet. Create one with `patchtree policy create` or POST /v1/policies.');
     const kids = st.children || [];
-    const children = status;
+    const folders = byFolder(list);
     const out = [];
     if (status.error) out.push(h('p', {class: 'note'}, 'Replication status per child is not shown: ', status.error.message));
-    out.push(h('p', {class: 'meta'}, derived(fmtNumber(list.length), {of: 'policies'}), ' policies in ', derived(fmtNumber(byFolder(list).length), {of: 'policies.folder'}), ' folders.'));
-    for (const [folder, rows] of byFolder(list)) {
+    out.push(h('p', {class: 'meta'}, derived(fmtNumber(list.length), {of: 'policies'}), ' policies in ', derived(fmtNumber(folders.length), {of: 'policies.folder'}), ' folders.'));
+    for (const [folder, rows] of folders) {
       const head = ['policy', 'bulletins', 'updates enabled', 'run', 'state', 'revision', 'origin', 'updated',
         ...(kids.length > MAX_CHILD_COLUMNS ? ['children with it'] : kids.map((c) => h('th', {scope: 'col'}, h('a', {href: siteHref(st.siteName + '/' + c.name)}, c.name)))),
         ctx.can('policy.toggle') ? 'actions' : null].filter((x) => x !== null);
@@ -87,7 +87,7 @@ export default {
           h('td', {class: 'n'}, num(pol, b + '.revision')),
           h('td', null, p.origin || ''),
           h('td', null, when(p.updated_at, true), h('div', {class: 'small muted'}, p.updated_by || '')),
-          ...(kids.length > MAX_CHILD_COLUMNS ? [childrenSummary(st, kids, p)] : kids.map((c, k) => childCell(children, k, p))),
+          ...(kids.length > MAX_CHILD_COLUMNS ? [childrenSummary(st, kids, p)] : kids.map((c, k) => childCell(status, k, p))),
           ctx.can('policy.toggle') ? h('td', {class: 'actions'}, actions(ctx, p, kids.length > 0)) : null);
       });
       out.push(h('section', {class: 'card folder', 'data-folder': folder},
