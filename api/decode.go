@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"patchtree/iocount"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -77,8 +78,8 @@ type bodySizes struct{ wire, raw int64 }
 // (Content-Encoding: zstd): it decompresses as it decodes, stops with 413 as soon as the
 // decompressed body passes maxRaw (0: the route's own body limit), and reports the sizes read.
 func (s *Server) decodeEncodedBody(r *http.Request, v any, maxRaw int64) (bodySizes, error) {
-	wire := &countingReader{r: r.Body}
-	raw := &countingReader{r: wire}
+	wire := &iocount.Reader{R: r.Body}
+	raw := &iocount.Reader{R: wire}
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 	case "zstd":
@@ -92,12 +93,12 @@ func (s *Server) decodeEncodedBody(r *http.Request, v any, maxRaw int64) (bodySi
 			return bodySizes{}, fmt.Errorf("%w: zstd body: %w", ErrBadRequest, err)
 		}
 		defer dec.Close()
-		raw.r = &decompressedCap{r: dec, left: limit, limit: limit}
+		raw.R = &decompressedCap{r: dec, left: limit, limit: limit}
 	default:
 		return bodySizes{}, fmt.Errorf("%w: Content-Encoding %q is not accepted; send plain or zstd JSON", ErrBadRequest, enc)
 	}
 	err := decodeObject(raw, v)
-	return bodySizes{wire: wire.n, raw: raw.n}, err
+	return bodySizes{wire: wire.N, raw: raw.N}, err
 }
 
 // bodyLimitKey holds the body limit wrap applied to the request (int64).
@@ -110,18 +111,6 @@ func (s *Server) routeBodyLimit(r *http.Request) int64 {
 		return limit
 	}
 	return s.opts.MaxBodyBytes
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // errDecompressedTooLarge is a decompressed body over its route's limit.

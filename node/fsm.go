@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/klauspost/compress/zstd"
 
+	"patchtree/iocount"
 	"patchtree/store"
 )
 
@@ -356,12 +357,12 @@ type fsmSnapshot struct {
 
 // Persist writes the zstd-compressed snapshot stream to the sink, cancelling it on any error.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	start, counted := time.Now(), &countingWriter{w: sink}
+	start, counted := time.Now(), &iocount.Writer{W: sink}
 	if err := s.persist(counted); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot %s: %w", sink.ID(), err)
 	}
-	observeSnapshot(start, counted.n)
+	observeSnapshot(start, counted.N)
 	return sink.Close()
 }
 

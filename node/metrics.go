@@ -5,7 +5,6 @@ package node
 // package from Status.
 
 import (
-	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,18 +35,6 @@ func Collectors() []prometheus.Collector {
 // observeApply records one apply's latency.
 func observeApply(t MessageType, d time.Duration) {
 	raftApplySeconds.WithLabelValues(t.String()).Observe(d.Seconds())
-}
-
-// countingWriter counts the bytes a snapshot writes.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // observeSnapshot records a persisted snapshot.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"patchtree/iocount"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -64,9 +65,9 @@ func (snap *Snapshot) each(fn func(t tableDef, row any) error) error {
 // WriteTo streams the snapshot to w.
 func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	cw := &countingWriter{w: bw}
+	cw := &iocount.Writer{W: bw}
 	if _, err := io.WriteString(cw, snapshotMagic); err != nil {
-		return cw.n, err
+		return cw.N, err
 	}
 	var count uint64
 	var lenBuf [binary.MaxVarintLen64]byte
@@ -86,13 +87,13 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return nil
 	})
 	if err != nil {
-		return cw.n, err
+		return cw.N, err
 	}
 	n := binary.PutUvarint(lenBuf[:], count)
 	if _, err := cw.Write(append([]byte{0}, lenBuf[:n]...)); err != nil {
-		return cw.n, err
+		return cw.N, err
 	}
-	return cw.n, bw.Flush()
+	return cw.N, bw.Flush()
 }
 
 // Restore decodes a snapshot stream into a new store. The caller swaps it in and abandons the
@@ -167,14 +168,3 @@ func Restore(r io.Reader) (*Store, error) {
 // SkippedRecords returns how many records of unknown ignorable tables the restore that made
 // this store skipped.
 func (s *Store) SkippedRecords() uint64 { return s.skippedRecords }
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}

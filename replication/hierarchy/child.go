@@ -17,6 +17,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"patchtree/iocount"
 	"patchtree/store"
 )
 
@@ -488,18 +489,6 @@ func (e *cutError) Error() string {
 
 func (e *cutError) Unwrap() error { return e.err }
 
-// countReader counts bytes on the wire.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // dropPartial discards a cut run that cannot be resumed.
 func (c *Child) dropPartial() {
 	if c.partial == nil {
@@ -518,7 +507,7 @@ func (c *Child) dropPartial() {
 // after some chunks were staged, it keeps them and returns cut: the next pull resumes the run at
 // the next chunk instead of starting over.
 func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start time.Time) (ack Ack, cut error) {
-	wire := &countReader{r: body}
+	wire := &iocount.Reader{R: body}
 	ack = Ack{Child: link.Child}
 	dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderMaxWindow(maxRunWindow), zstd.WithDecoderConcurrency(1))
 	if err != nil {
@@ -526,7 +515,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		return ack, nil
 	}
 	defer dec.Close()
-	raw := &countReader{r: &lineCap{r: dec, limit: maxRunLineBytes}}
+	raw := &iocount.Reader{R: &lineCap{r: dec, limit: maxRunLineBytes}}
 	jd := json.NewDecoder(raw)
 	var h RunHeader
 	if err := jd.Decode(&h); err != nil {
@@ -561,14 +550,14 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 			}
 		}
 		ack.Error = fmt.Sprintf(format, args...)
-		ack.BytesWire, ack.BytesRaw = pr.wire+wire.n, pr.raw+raw.n
+		ack.BytesWire, ack.BytesRaw = pr.wire+wire.N, pr.raw+raw.N
 		return ack, nil
 	}
 	for pr.next < h.Chunks {
 		var ch chunk
 		if err := jd.Decode(&ch); err != nil {
 			if pr.next > 0 && ctx.Err() == nil {
-				pr.wire, pr.raw = pr.wire+wire.n, pr.raw+raw.n
+				pr.wire, pr.raw = pr.wire+wire.N, pr.raw+raw.N
 				c.partial = pr
 				return ack, &cutError{run: h.RunID, staged: pr.next, chunks: h.Chunks, progress: staged > 0, err: err}
 			}
@@ -611,7 +600,7 @@ func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start tim
 		return fail("commit run %s: %v", h.RunID, err)
 	}
 	ack.Applied = true
-	ack.BytesWire, ack.BytesRaw = pr.wire+wire.n, pr.raw+raw.n
+	ack.BytesWire, ack.BytesRaw = pr.wire+wire.N, pr.raw+raw.N
 	ack.DurationMS = time.Since(pr.start).Milliseconds()
 	for _, st := range carried {
 		if err := st.replicaDigest(state, &h, pr, &ack); err != nil && ack.Error == "" {

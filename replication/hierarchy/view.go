@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"patchtree/iocount"
 	"patchtree/langalert"
 	"patchtree/store"
 )
@@ -167,11 +168,11 @@ func (p *RunPlan) Header() RunHeader { return p.header }
 // decoder reads them as one stream); the catalog section's frame is shared by every run that
 // carries the same section.
 func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
+	cw := &iocount.Writer{W: w}
 	f := newFrame(cw)
 	if err := json.NewEncoder(f).Encode(&p.header); err != nil {
 		f.abort()
-		return cw.n, fmt.Errorf("write the run header: %w", err)
+		return cw.N, fmt.Errorf("write the run header: %w", err)
 	}
 	from := p.from
 	if sec := p.catalog; sec != nil {
@@ -179,17 +180,17 @@ func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
 			// A small section goes in the header's frame (a large one has its own).
 			if _, err := f.Write(sec.linesFrom(from)); err != nil {
 				f.abort()
-				return cw.n, fmt.Errorf("write the catalog chunks: %w", err)
+				return cw.N, fmt.Errorf("write the catalog chunks: %w", err)
 			}
 		} else {
 			if err := f.Close(); err != nil {
-				return cw.n, err
+				return cw.N, err
 			}
 			if err := sec.writeFrom(cw, from); err != nil {
-				return cw.n, err
+				return cw.N, err
 			}
 			if max(0, from-sec.chunks) >= len(p.batches) {
-				return cw.n, nil // no third frame for nothing
+				return cw.N, nil // no third frame for nothing
 			}
 			f = newFrame(cw)
 		}
@@ -199,19 +200,8 @@ func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
 	for _, b := range p.batches[min(from, len(p.batches)):] {
 		if err := je.Encode(b); err != nil {
 			f.abort()
-			return cw.n, fmt.Errorf("write a chunk of the run: %w", err)
+			return cw.N, fmt.Errorf("write a chunk of the run: %w", err)
 		}
 	}
-	return cw.n, f.Close()
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
+	return cw.N, f.Close()
 }
