@@ -84,14 +84,14 @@ export default {
   head(ctx) {
     // The import form is built by the first load, once GET /v1/status says this site is the
     // parent that imports (a child's catalog is replicated from its parent: 409).
-    ctx.state = {importBox: h('div'), parent: false};
+    ctx.state = {importBox: h('div')};
     return ctx.state.importBox;
   },
   async load(ctx) {
     const [cat, imp, status] = await Promise.all([api.get('/v1/catalog'), api.tryGet('/v1/catalog/imports'), api.tryGet('/v1/status')]);
-    const st = ctx.state;
-    st.parent = !!(status.data && status.data.role === 'parent');
-    if (st.parent && ctx.can('catalog.import') && !st.importBox.hasChildNodes()) st.importBox.replaceChildren(importForm(ctx));
+    const {importBox} = ctx.state;
+    const parent = !!(status.data && status.data.role === 'parent');
+    if (parent && ctx.can('catalog.import') && !importBox.hasChildNodes()) importBox.replaceChildren(importForm(ctx));
     const c = cat.data;
     const out = [];
     out.push(section('Catalog', h('div', {class: 'stats'},
@@ -121,7 +121,7 @@ export default {
         r.catalog_version ? num(imp, 'imports.' + i + '.catalog_version') : '—',
         h('div', null, r.error ? h('div', {class: 'error-text'}, r.error) : null,
           (r.warnings || []).length ? h('div', {class: 'small'}, (r.warnings || []).length + ' warnings') : null,
-          r.state === 'running' && ctx.can('catalog.import') && st.parent
+          r.state === 'running' && ctx.can('catalog.import') && parent
             ? h('button', {type: 'button', 'data-write': true, 'data-action': 'cancel-import', onclick: (ev) => cancelImport(ctx, r.id, ev.currentTarget)}, 'Cancel')
             : null),
       ]);
