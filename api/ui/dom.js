@@ -48,16 +48,6 @@ export function fmtNumber(v) {
   return (neg ? '-' : '') + grouped + (frac !== undefined ? '.' + frac : '');
 }
 
-// get reads a dot path ("sites.0.totals.compliant") from a JSON value.
-export function get(obj, path) {
-  let v = obj;
-  for (const part of path.split('.')) {
-    if (v === null || v === undefined) return undefined;
-    v = v[part];
-  }
-  return v;
-}
-
 // num renders a number from an API answer: an element carrying data-source (the URL the page
 // fetched), data-field (the dot path into the answer) and data-value (the raw JSON value).
 // field is a dot path, or an array of keys when a key may hold a dot (a severity named
