@@ -53,9 +53,10 @@ export function stackedBars(title, rows, parts = PARTS) {
     if (!total) {
       root.appendChild(svg('rect', {x: labelW, y: y + 4, width: barW, height: rowH - 8, class: 'c-empty'}));
     }
-    const share = total ? ((row.values.installed || 0) / Math.max(1, (row.values.installed || 0) + (row.values.required || 0))) : null;
+    const installed = row.values.installed || 0;
+    const applicable = installed + (row.values.required || 0);
     root.appendChild(svg('text', {x: labelW + barW + 8, y: y + rowH / 2 + 4, class: 'chart-value'},
-      share === null || ((row.values.installed || 0) + (row.values.required || 0)) === 0 ? '—' : (share * 100).toFixed(1) + ' %'));
+      applicable ? (installed / applicable * 100).toFixed(1) + ' %' : '—'));
   });
   return root;
 }
