@@ -141,6 +141,8 @@ export default {
     const rows = rowsOf(res.data, ctx.params);
     const sort = ctx.params.get('sort') || '';
     const site = ctx.params.get('site');
+    // A bulletin's page keeps the site selection.
+    const selection = site ? '?site=' + encodeURIComponent(site) + (ctx.params.get('subtree') === 'true' ? '&subtree=true' : '') : '';
     const summary = h('p', {class: 'meta'},
       derived(fmtNumber(rows.length), {of: 'bulletins'}), ' of ', derived(fmtNumber((res.data.bulletins || []).length), {of: 'bulletins'}), ' bulletins',
       site ? h('span', null, ' at ', h('a', {href: siteHref(site)}, site), ctx.params.get('subtree') === 'true' ? ' and below' : '') : ' across every site',
@@ -149,9 +151,8 @@ export default {
     const body = rows.map(({r, i}) => {
       const b = 'bulletins.' + i;
       const days = daysSince(r.released);
-      const siteQ = site ? '&site=' + encodeURIComponent(site) + (ctx.params.get('subtree') === 'true' ? '&subtree=true' : '') : '';
       return h('tr', {'data-bulletin': r.bulletin},
-        h('th', {scope: 'row'}, h('a', {href: bulletinHref(r.bulletin) + (siteQ ? '?' + siteQ.slice(1) : '')}, r.bulletin)),
+        h('th', {scope: 'row'}, h('a', {href: bulletinHref(r.bulletin) + selection}, r.bulletin)),
         h('td', {class: 'title'}, r.title || ''),
         h('td', null, r.vendor || ''),
         h('td', null, r.severity || '', r.custom_severity ? h('div', null, badge(r.custom_severity, 'custom')) : null),
