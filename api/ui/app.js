@@ -246,13 +246,17 @@ function openEvents() {
     live.textContent = 'reconnecting…';
     live.className = 'live live-off';
     if (es.readyState === EventSource.CLOSED) {
-      // The server refused the stream: the session may be gone.
+      // The server refused the stream: the session may be gone. Any other failure to read
+      // the session (the site restarting) is worth another try.
       try {
         await api.session();
-        setTimeout(() => { if (state.events === es) openEvents(); }, 5000);
       } catch (e) {
-        if (e.status === 401) showSignIn('Your session ended; sign in again.');
+        if (e.status === 401) {
+          showSignIn('Your session ended; sign in again.');
+          return;
+        }
       }
+      setTimeout(() => { if (state.events === es) openEvents(); }, 5000);
     }
   });
 }
