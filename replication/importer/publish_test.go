@@ -120,16 +120,7 @@ func TestLeaderDropsAnUnfinishedPublish(t *testing.T) {
 		}
 	}
 	newTestImporter(t, f, Config{}) // a new leader term drops leftovers as it starts
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		run, _ := f.s.Publishing()
-		staged, _ := f.s.StagedRuns()
-		if run == "" && len(staged) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a new term: publishing %q, staged runs %v", run, staged)
-		}
-	}
+	waitDropped(t, f.s, "after a new term")
 	if catalogDigest(t, f.s) != before {
 		t.Fatal("the dropped publish changed the catalog")
 	}
@@ -147,17 +138,30 @@ func TestOrphanPublishIsDropped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		run, _ := f.s.Publishing()
-		staged, _ := f.s.StagedRuns()
-		if run == "" && len(staged) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("publishing %q, staged %v: the orphan publish was not dropped", run, staged)
-		}
-	}
+	waitDropped(t, f.s, "the orphan publish was not dropped")
 	if catalogDigest(t, f.s) != before {
 		t.Fatal("dropping the orphan publish changed the catalog")
+	}
+}
+
+// waitDropped waits until nothing is being published or staged on s, failing with what after
+// 5 s.
+func waitDropped(t *testing.T, s *store.Store, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		run, err := s.Publishing()
+		if err != nil {
+			t.Fatal(err)
+		}
+		staged, err := s.StagedRuns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run == "" && len(staged) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: publishing %q, staged runs %v", what, run, staged)
+		}
 	}
 }
