@@ -56,7 +56,13 @@ func (f *fakeBackend) ID() string                          { return "fake" }
 func (f *fakeBackend) State() *store.Store                 { return f.s }
 func (f *fakeBackend) Ready() bool                         { return !f.notReady }
 func (f *fakeBackend) WaitReady(ctx context.Context) error { return nil }
-func (f *fakeBackend) IsLeader() bool                      { return !f.follower }
+func (f *fakeBackend) NotReady() error {
+	if f.notReady {
+		return fmt.Errorf("%w: this server has not applied the site's log through the commit index it learned from the leader (the fake is starting)", node.ErrNotReady)
+	}
+	return nil
+}
+func (f *fakeBackend) IsLeader() bool { return !f.follower }
 func (f *fakeBackend) WaitLeader(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("fake always leads")
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -34,11 +33,10 @@ func (s *Server) health(r *http.Request) (int, any, error) {
 	case "":
 	case "ready":
 		if !ready {
-			why := st.NotReady
-			if why == "" {
-				why = "this server has not applied the site's log through the commit index it learned from the leader"
+			if err := s.backend.NotReady(); err != nil {
+				return 0, nil, err
 			}
-			return 0, nil, fmt.Errorf("%w: %s", node.ErrNotReady, strings.TrimPrefix(why, node.ErrNotReady.Error()+": "))
+			return 0, nil, fmt.Errorf("%w: this server has not applied the site's log through the commit index it learned from the leader", node.ErrNotReady)
 		}
 	case "leader":
 		if !leader {

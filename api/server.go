@@ -28,6 +28,8 @@ type Backend interface {
 	State() *store.Store
 	Status() (*node.Status, error)
 	Ready() bool
+	// NotReady says why the server is not ready (nil when it is).
+	NotReady() error
 	WaitReady(ctx context.Context) error
 	IsLeader() bool
 	WaitLeader(ctx context.Context) (string, error)
