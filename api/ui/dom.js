@@ -149,6 +149,12 @@ export function errorBox(err) {
     h('div', {class: 'error-text'}, err.message || String(err)));
 }
 
+// facts is a list of [term, value] pairs (null pairs left out) as a dl; two lays it out in two
+// columns of pairs on a wide screen.
+export function facts(pairs, two) {
+  return h('dl', {class: two ? 'facts two' : 'facts'}, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+}
+
 // section is a titled block of a view.
 export function section(title, ...children) {
   return h('section', {class: 'card'}, h('h2', null, title), ...children);

@@ -2,7 +2,7 @@
 // updates by language from the catalog.
 
 import * as api from '../api.js';
-import {h, num, pct, derived, badge, table, empty, errorBox, section, siteHref, fmtNumber} from '../dom.js';
+import {h, num, pct, derived, badge, table, empty, errorBox, section, facts, siteHref, fmtNumber} from '../dom.js';
 import {daysSince} from './bulletins.js';
 
 // MAX_SITE_REQUESTS bounds the per-site requests one page makes.
@@ -14,18 +14,19 @@ function acrossSites(res) {
   const r = list[0];
   const b = 'bulletins.0';
   const days = daysSince(r.released);
-  return section('Across sites', h('dl', {class: 'facts'},
-    h('dt', null, 'title'), h('dd', null, r.title || '—'),
-    h('dt', null, 'vendor'), h('dd', null, r.vendor || '—'),
-    h('dt', null, 'severity'), h('dd', null, r.severity || '—', r.custom_severity ? h('span', null, ' ', badge('custom: ' + r.custom_severity, 'custom')) : null),
-    h('dt', null, 'released'), h('dd', null, r.released || '—', days === null ? '' : h('span', null, ' (', derived(fmtNumber(days), {of: b + '.released'}), ' days ago)')),
-    h('dt', null, 'sites'), h('dd', null, num(res, b + '.sites', {href: '#/sites'})),
-    h('dt', null, 'applicable'), h('dd', null, num(res, b + '.applicable')),
-    h('dt', null, 'installed'), h('dd', null, num(res, b + '.installed')),
-    h('dt', null, 'required'), h('dd', null, num(res, b + '.required')),
-    h('dt', null, 'not required'), h('dd', null, num(res, b + '.not_required')),
-    h('dt', null, 'unknown'), h('dd', null, num(res, b + '.unknown')),
-    h('dt', null, 'compliance'), h('dd', null, pct(r.compliance, {of: b + '.compliance'}))));
+  return section('Across sites', facts([
+    ['title', r.title || '—'],
+    ['vendor', r.vendor || '—'],
+    ['severity', [r.severity || '—', r.custom_severity ? h('span', null, ' ', badge('custom: ' + r.custom_severity, 'custom')) : null]],
+    ['released', [r.released || '—', days === null ? '' : h('span', null, ' (', derived(fmtNumber(days), {of: b + '.released'}), ' days ago)')]],
+    ['sites', num(res, b + '.sites', {href: '#/sites'})],
+    ['applicable', num(res, b + '.applicable')],
+    ['installed', num(res, b + '.installed')],
+    ['required', num(res, b + '.required')],
+    ['not required', num(res, b + '.not_required')],
+    ['unknown', num(res, b + '.unknown')],
+    ['compliance', pct(r.compliance, {of: b + '.compliance'})],
+  ]));
 }
 
 async function perSite(id, comp) {
@@ -64,12 +65,13 @@ function catalogPart(cat) {
   });
   const langs = [...byLang.keys()].sort();
   const parts = [
-    h('dl', {class: 'facts'},
-      h('dt', null, 'catalog version'), h('dd', null, num(cat, 'version', {href: '#/catalog'})),
-      h('dt', null, 'revised'), h('dd', null, b.revised || '—'),
-      h('dt', null, 'feed'), h('dd', null, b.feed || '—'),
-      b.disabled ? [h('dt', null, 'state'), h('dd', null, badge('disabled', 'warn'))] : null,
-      (b.cves || []).length ? [h('dt', null, 'CVEs'), h('dd', {class: 'cves'}, b.cves.join(', '))] : null),
+    facts([
+      ['catalog version', num(cat, 'version', {href: '#/catalog'})],
+      ['revised', b.revised || '—'],
+      ['feed', b.feed || '—'],
+      b.disabled ? ['state', badge('disabled', 'warn')] : null,
+      (b.cves || []).length ? ['CVEs', h('span', {class: 'cves'}, b.cves.join(', '))] : null,
+    ]),
     b.description ? h('p', {class: 'description'}, b.description) : null,
   ];
   if (!updates.length) {

@@ -2,7 +2,7 @@
 // a direct child, its run history as charts.
 
 import * as api from '../api.js';
-import {h, num, pct, when, badge, table, empty, errorBox, section, siteHref, bytes} from '../dom.js';
+import {h, num, pct, when, badge, table, empty, errorBox, section, facts, siteHref, bytes} from '../dom.js';
 import {timeSeries, stackedBars, legend} from '../chart.js';
 import {healthKind, runsCell, nextCell, complianceIndex, lineOf} from './sites.js';
 import {sortSeverities} from './overview.js';
@@ -10,14 +10,10 @@ import {sortSeverities} from './overview.js';
 // RUN_LIMIT is how many runs the history asks for (the API's default page).
 const RUN_LIMIT = 100;
 
-function dl(pairs, two) {
-  return h('dl', {class: two ? 'facts two' : 'facts'}, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
-}
-
 function treeFacts(tree, i) {
   const s = tree.data.sites[i];
   const b = 'sites.' + i;
-  return section('Place in the tree', dl([
+  return section('Place in the tree', facts([
     ['path', h('code', null, s.path)],
     ['role', s.role || '—'],
     ['depth', num(tree, b + '.depth')],
@@ -28,7 +24,7 @@ function treeFacts(tree, i) {
     ['root catalog version', num(tree, b + '.root_version')],
     ['lag', h('span', null, num(tree, b + '.lag_index'), ' indexes, ', num(tree, b + '.lag_seconds'), ' s')],
     (s.alerts || []).length ? ['alerts', h('a', {href: '#/alerts'}, badge(s.alerts.join(', '), 'warn'))] : null,
-  ], true), dl([
+  ], true), facts([
     ['last run per stream', runsCell(tree, i)],
     ['next run per stream', nextCell(s.next_runs)],
   ]));
@@ -36,7 +32,7 @@ function treeFacts(tree, i) {
 
 function linkFacts(ch) {
   const c = ch.data;
-  return section('Link to ' + c.name, dl([
+  return section('Link to ' + c.name, facts([
     ['health', badge(c.health || 'unknown', healthKind(c.health))],
     ['consecutive failures', num(ch, 'consecutive_failures')],
     ['status', c.status || '—'],
@@ -53,7 +49,7 @@ function linkFacts(ch) {
 function complianceFacts(comp, j) {
   const s = comp.data.sites[j];
   const b = 'sites.' + j;
-  const out = [dl([
+  const out = [facts([
     ['computers', num(comp, b + '.computers', {href: '#/bulletins?site=' + encodeURIComponent(s.site)})],
     ['compliant computers', num(comp, b + '.compliant', {href: '#/bulletins?site=' + encodeURIComponent(s.site)})],
     ['compliance', pct(s.compliance, {of: b + '.compliance'})],
@@ -68,7 +64,7 @@ function complianceFacts(comp, j) {
     ['staleness', s.stale ? badge('stale', 'bad') : badge('fresh', 'ok')],
   ], true)];
   if (s.subtree && s.subtree.sites > 1) {
-    out.push(h('h3', null, 'With every site below it'), dl([
+    out.push(h('h3', null, 'With every site below it'), facts([
       ['sites', num(comp, b + '.subtree.sites')],
       ['stale sites', num(comp, b + '.subtree.stale_sites')],
       ['computers', num(comp, b + '.subtree.computers', {href: '#/bulletins?subtree=true&site=' + encodeURIComponent(s.site)})],
