@@ -271,10 +271,7 @@ func (s *Server) signIn(r *http.Request) (int, any, error) {
 	if err := decodeObject(bytes.NewReader(raw), &req); err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ReadyTimeout)
-	err = s.backend.WaitReady(ctx)
-	cancel()
-	if err != nil {
+	if err := s.waitReady(r); err != nil {
 		return 0, nil, err
 	}
 	tok, err := s.tokenOf(req.Token)
@@ -324,10 +321,7 @@ func (s *Server) issueSession(r *http.Request, cs *consoleSetting, tok *store.To
 // The route is public in the table: it authenticates here, by the session cookie and its CSRF
 // token only. Signing out changes no administration and writes no audit entry.
 func (s *Server) signOut(r *http.Request) (int, any, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ReadyTimeout)
-	err := s.backend.WaitReady(ctx)
-	cancel()
-	if err != nil {
+	if err := s.waitReady(r); err != nil {
 		return 0, nil, err
 	}
 	if _, err := s.authorize(r, anyRole); err != nil {

@@ -168,10 +168,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		r = r.WithContext(context.WithValue(r.Context(), bodyLimitKey, limit))
 		if !rt.access.public {
-			ctx, cancel := context.WithTimeout(r.Context(), s.opts.ReadyTimeout)
-			err := s.backend.WaitReady(ctx)
-			cancel()
-			if err != nil {
+			if err := s.waitReady(r); err != nil {
 				writeError(w, err)
 				return
 			}
@@ -206,6 +203,14 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeJSON(w, code, v)
 		}
 	})
+}
+
+// waitReady waits, at most ReadyTimeout, for a starting server to catch up with the site's log
+// before it serves an authenticated request.
+func (s *Server) waitReady(r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ReadyTimeout)
+	defer cancel()
+	return s.backend.WaitReady(ctx)
 }
 
 // auditMark records whether a handler of an auditOnly route wrote its audit entry itself (with
