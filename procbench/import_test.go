@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,23 +20,6 @@ import (
 	"patchtree/replication/feedgen"
 	"patchtree/store"
 )
-
-// importRuns is how many times BenchmarkImport500kServe imports the feed (a fresh server
-// each): 3, or PATCHTREE_BENCH_RUNS.
-func importRuns() int {
-	if n, err := strconv.Atoi(os.Getenv("PATCHTREE_BENCH_RUNS")); err == nil && n > 0 {
-		return n
-	}
-	return 3
-}
-
-// importUpdates is the generated feed's size: 500,000 updates, or PATCHTREE_BENCH_UPDATES.
-func importUpdates() int {
-	if n, err := strconv.Atoi(os.Getenv("PATCHTREE_BENCH_UPDATES")); err == nil && n > 0 {
-		return n
-	}
-	return 500_000
-}
 
 // importSample is one run of the 500k import through `patchtree serve`.
 type importSample struct {
@@ -63,22 +45,13 @@ type importSample struct {
 // Raft apply, and the latency of a small write (a token) every 200 ms during the import.
 func BenchmarkImport500kServe(b *testing.B) {
 	binary(b)
-	path := filepath.Join(b.TempDir(), "feed500k.json")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	stats, err := feedgen.Generate(f, feedgen.Options{Updates: importUpdates(), Languages: 30, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("feed: %d bulletins, %d updates, %d languages, %.0f MiB", stats.Bulletins, stats.Updates, stats.Languages, MiB(stats.Bytes))
+	// 500,000 updates, or PATCHTREE_BENCH_UPDATES; imported PATCHTREE_BENCH_RUNS times (3), a
+	// fresh server each.
+	path := generateFeed(b, b.TempDir(), feedgen.Options{Updates: rollupEnv("PATCHTREE_BENCH_UPDATES", 500_000), Languages: 30, Seed: 1})
+	runs := rollupEnv("PATCHTREE_BENCH_RUNS", 3)
 	b.ResetTimer()
 	var samples []importSample
-	for run := 0; run < importRuns(); run++ {
+	for run := 0; run < runs; run++ {
 		s := importOnce(b, path)
 		b.Logf("run %d: visible %.1f s (reported %.1f s), floor %.1f s = %.2fx; peak RSS %.0f MiB; slowest apply <= %.2f s (%d over 1 s); "+
 			"writes %d, p99 %v, max %v; %d publish entries; %d whole reads",
@@ -198,10 +171,8 @@ func importOnce(b *testing.B, path string) importSample {
 		maxApply: maxApply, entries: entries,
 		readsWhole: reads, writes: len(lat)}
 	s.writeP99, s.writeMax = percentile(lat, 0.99), percentile(lat, 1)
-	for _, line := range strings.Split(readFile(srv.LogPath), "\n") {
-		if strings.Contains(line, "slow raft apply") {
-			s.slowLines = append(s.slowLines, line)
-		}
+	if lines := srv.LogLines("slow raft apply", math.MaxInt); lines != "" {
+		s.slowLines = strings.Split(lines, "\n")
 	}
 	s.slowApply = len(s.slowLines)
 	srv.Stop(b)
@@ -322,11 +293,6 @@ func labelValue(line, name string) string {
 	}
 	v, _, _ := strings.Cut(rest, `"`)
 	return v
-}
-
-func readFile(path string) string {
-	buf, _ := os.ReadFile(path)
-	return string(buf)
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
