@@ -42,7 +42,6 @@ type publishState struct {
 	RunID      string            `json:"run_id"`
 	Begin      uint64            `json:"begin"`
 	Batches    int               `json:"batches"`
-	Rows       int               `json:"rows"`
 	Bulletins  int               `json:"bulletins"`
 	Updates    int               `json:"updates"`
 	Catalog    bool              `json:"catalog,omitempty"`
@@ -244,7 +243,6 @@ func (s *Store) PublishCatalog(idx uint64, runID string, batch []byte) (*Publish
 		st.Batches++
 		prog.Published++
 		prog.Rows = batchRows(b)
-		st.Rows += prog.Rows
 		row := *next
 		row.PublishedAt = idx
 		if err := upsertRow(txn, tableStaged, idx, row.Key, &row); err != nil {
@@ -375,7 +373,6 @@ func (s *Store) UnpublishCatalog(idx uint64, runID string) (*PublishProgress, er
 			}
 			st.add(&d, b)
 			st.Batches--
-			st.Rows -= batchRows(b)
 			prog.Published--
 			prog.Rows = batchRows(b)
 			row := *last
