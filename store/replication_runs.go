@@ -95,7 +95,8 @@ type Tombstone struct {
 	RaftIndex
 }
 
-// Tombstones lists tombstones newer than after.
+// Tombstones lists tombstones newer than after, in key order, scanning every tombstone; a caller
+// to whom the order does not matter seeks with TombstonesSince instead.
 func (v *CatalogView) Tombstones(after uint64, fn func(*Tombstone) bool) error {
 	return eachRow(v.txn, tableTombstones, "id", nil, func(raw any) bool {
 		t := raw.(*Tombstone)

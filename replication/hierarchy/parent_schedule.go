@@ -228,7 +228,7 @@ func (p *Parent) collectTombstones(now time.Time) error {
 		return nil
 	}
 	old := false
-	if err := view.Tombstones(0, func(t *store.Tombstone) bool {
+	if err := view.TombstonesSince(0, func(t *store.Tombstone) bool {
 		old = old || t.Index <= min
 		return !old
 	}); err != nil {

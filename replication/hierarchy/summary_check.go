@@ -159,7 +159,7 @@ func childView(state *store.Store, c *store.Child) (known func(string) bool, max
 	gone := map[string]bool{}
 	var goneUpdates int64
 	if c.Cursor > 0 {
-		err = v.Tombstones(c.Cursor, func(t *store.Tombstone) bool {
+		err = v.TombstonesSince(c.Cursor, func(t *store.Tombstone) bool {
 			switch t.Kind {
 			case "bulletin":
 				gone[t.ID] = true
