@@ -106,17 +106,21 @@ func (s *Store) catalogRead(ws memdb.WatchSet) (*memdb.Txn, memdb.WatchSet) {
 
 // snapshotTxns returns a read transaction of the live store and, while a version is being
 // published, one of the frozen view (else nil), taken together.
-func (s *Store) snapshotTxns() (live, frozen *memdb.Txn) {
+func (s *Store) snapshotTxns() (live, frozen *memdb.Txn, err error) {
 	s.publish.mu.RLock()
 	defer s.publish.mu.RUnlock()
 	live = s.db.Txn(false)
 	if s.publish.frozen == nil {
-		return live, nil
+		return live, nil, nil
 	}
-	if st, err := getPublish(live); err != nil || st == nil {
-		return live, nil // the publish began or ended between the two: the live tables are whole
+	st, err := getPublish(live)
+	if err != nil {
+		return live, nil, fmt.Errorf("read the catalog publish in progress: %w", err)
 	}
-	return live, s.publish.frozen.Txn(false)
+	if st == nil {
+		return live, nil, nil // the publish began or ended between the two: the live tables are whole
+	}
+	return live, s.publish.frozen.Txn(false), nil
 }
 
 // tableTxn is the transaction a snapshot reads table from.
@@ -130,6 +134,9 @@ func (snap *Snapshot) tableTxn(table string) *memdb.Txn {
 // publishedCounts counts the rows of every table as a snapshot holds them: the published
 // tables from the frozen view while a version is being published.
 func (snap *Snapshot) publishedCounts() (map[string]int, error) {
+	if snap.err != nil {
+		return nil, snap.err
+	}
 	counts, err := tableCounts(snap.txn)
 	if err != nil || snap.frozen == nil {
 		return counts, err

@@ -38,16 +38,21 @@ type Snapshot struct {
 	txn *memdb.Txn
 	// frozen is the published catalog while a version is being published (catalog_publish.go).
 	frozen *memdb.Txn
+	// err is why the view could not be taken; every read of the snapshot returns it.
+	err error
 }
 
 // Snapshot takes a point-in-time view. It is cheap: memdb is an immutable radix tree.
 func (s *Store) Snapshot() *Snapshot {
-	live, frozen := s.snapshotTxns()
-	return &Snapshot{txn: live, frozen: frozen}
+	live, frozen, err := s.snapshotTxns()
+	return &Snapshot{txn: live, frozen: frozen, err: err}
 }
 
 // each calls fn for every row of every table in snapshot order.
 func (snap *Snapshot) each(fn func(t tableDef, row any) error) error {
+	if snap.err != nil {
+		return snap.err
+	}
 	for _, t := range tables {
 		it, err := snap.tableTxn(t.name).Get(t.name, "id")
 		if err != nil {
