@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -31,7 +30,7 @@ import (
 // PATCHTREE_BENCH_SECONDS (how long summaries arrive, default 30) change the scale.
 func BenchmarkComplianceRollup200(b *testing.B) {
 	feed := sharedData(b, "catalogs/mozilla-2005-2019.catalog.json")
-	sites, computers, seconds := rollupEnv("PATCHTREE_BENCH_SITES", 200), rollupEnv("PATCHTREE_BENCH_COMPUTERS", 5000), rollupEnv("PATCHTREE_BENCH_SECONDS", 30)
+	sites, computers, seconds := envInt("PATCHTREE_BENCH_SITES", 200), envInt("PATCHTREE_BENCH_COMPUTERS", 5000), envInt("PATCHTREE_BENCH_SECONDS", 30)
 	srv := StartServer(b, ServerOpts{Name: "hq", Languages: []string{"*"},
 		Extra: []string{"--import-allow", filepath.Dir(feed), "--join-rate", "0"}})
 	srv.Import(b, map[string]any{"source": feed}, 5*time.Minute)
@@ -203,14 +202,6 @@ func catalogBulletins(tb testing.TB, srv *Server, max int) []string {
 		tb.Fatal("the catalog has no bulletins")
 	}
 	return ids
-}
-
-// rollupEnv reads a positive integer from the environment, or def.
-func rollupEnv(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
 }
 
 // rollupPct is the p-th percentile of sorted values.

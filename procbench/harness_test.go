@@ -558,3 +558,12 @@ func TestHarness(t *testing.T) {
 		t.Fatalf("stop: exited %v, err %v", s.Exited(), s.err)
 	}
 }
+
+// envInt reads a positive integer from the environment variable name (a benchmark's scale), or
+// def when it is unset or not one.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

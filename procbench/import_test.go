@@ -47,8 +47,8 @@ func BenchmarkImport500kServe(b *testing.B) {
 	binary(b)
 	// 500,000 updates, or PATCHTREE_BENCH_UPDATES; imported PATCHTREE_BENCH_RUNS times (3), a
 	// fresh server each.
-	path := generateFeed(b, b.TempDir(), feedgen.Options{Updates: rollupEnv("PATCHTREE_BENCH_UPDATES", 500_000), Languages: 30, Seed: 1})
-	runs := rollupEnv("PATCHTREE_BENCH_RUNS", 3)
+	path := generateFeed(b, b.TempDir(), feedgen.Options{Updates: envInt("PATCHTREE_BENCH_UPDATES", 500_000), Languages: 30, Seed: 1})
+	runs := envInt("PATCHTREE_BENCH_RUNS", 3)
 	b.ResetTimer()
 	var samples []importSample
 	for run := 0; run < runs; run++ {
