@@ -183,18 +183,19 @@ func (s *Store) SetBulletinAdmin(idx uint64, id string, customSeverity *string, 
 		if err := td.commit(txn, idx); err != nil {
 			return err
 		}
-		return bumpCatalog(txn, idx, 0, 0, time.Time{})
+		return bumpCatalog(txn, idx, idx, 0, 0, time.Time{})
 	})
 }
 
-// bumpCatalog records a change of the catalog at idx, adjusting the counts by the deltas; a
-// non-zero at (stamped by the leader) becomes the catalog's UpdatedAt.
-func bumpCatalog(txn *memdb.Txn, idx uint64, dBulletins, dUpdates int, at time.Time) error {
+// bumpCatalog records a change of the catalog written at idx as catalog version version (idx,
+// but for an import published in several entries: the first one's index), adjusting the counts
+// by the deltas; a non-zero at (stamped by the leader) becomes the catalog's UpdatedAt.
+func bumpCatalog(txn *memdb.Txn, idx, version uint64, dBulletins, dUpdates int, at time.Time) error {
 	info, err := catalogInfo(txn, nil)
 	if err != nil {
 		return err
 	}
-	info.Version = idx
+	info.Version = version
 	if !at.IsZero() {
 		info.UpdatedAt = at
 	}

@@ -251,18 +251,8 @@ func finishCommit(txn *memdb.Txn, idx, version uint64, run *ImportRun, src *Sour
 				return err
 			}
 		}
-		if err := bumpCatalog(txn, idx, d.bulletins, d.updates, run.FinishedAt); err != nil {
+		if err := bumpCatalog(txn, idx, version, d.bulletins, d.updates, run.FinishedAt); err != nil {
 			return err
-		}
-		if version != idx {
-			info, err := catalogInfo(txn, nil)
-			if err != nil {
-				return err
-			}
-			info.Version = version
-			if err := putSetting(txn, idx, SettingCatalog, info); err != nil {
-				return err
-			}
 		}
 		if err := d.tags.commit(txn, idx); err != nil {
 			return err

@@ -86,7 +86,7 @@ func (s *Store) SetSeverityLevels(idx uint64, names []string) error {
 			}
 		}
 		if catalogChanged {
-			return bumpCatalog(txn, idx, 0, 0, time.Time{})
+			return bumpCatalog(txn, idx, idx, 0, 0, time.Time{})
 		}
 		return nil
 	})
