@@ -96,27 +96,27 @@ func (s *Store) CatalogView(ws memdb.WatchSet) (*CatalogView, error) {
 
 // EachBulletin calls fn for every bulletin in id order until fn returns false.
 func (v *CatalogView) EachBulletin(fn func(*Bulletin) bool) error {
-	return eachRow(v.txn, tableBulletins, "id", nil, func(raw any) bool { return fn(raw.(*Bulletin)) })
+	return rowEach(v.txn, nil, tableBulletins, func(raw any) bool { return fn(raw.(*Bulletin)) })
 }
 
 // EachUpdate calls fn for every update in id order until fn returns false.
 func (v *CatalogView) EachUpdate(fn func(*Update) bool) error {
-	return eachRow(v.txn, tableUpdates, "id", nil, func(raw any) bool { return fn(raw.(*Update)) })
+	return rowEach(v.txn, nil, tableUpdates, func(raw any) bool { return fn(raw.(*Update)) })
 }
 
 // FeedBulletins calls fn for every bulletin of feed.
 func (v *CatalogView) FeedBulletins(feed string, fn func(*Bulletin) bool) error {
-	return eachRow(v.txn, tableBulletins, "feed", []any{feed}, func(raw any) bool { return fn(raw.(*Bulletin)) })
+	return eachFeedRow(v.txn, tableBulletins, feed, func(raw any) bool { return fn(raw.(*Bulletin)) })
 }
 
 // FeedUpdates calls fn for every update of feed.
 func (v *CatalogView) FeedUpdates(feed string, fn func(*Update) bool) error {
-	return eachRow(v.txn, tableUpdates, "feed", []any{feed}, func(raw any) bool { return fn(raw.(*Update)) })
+	return eachFeedRow(v.txn, tableUpdates, feed, func(raw any) bool { return fn(raw.(*Update)) })
 }
 
 // Bulletin returns one bulletin in this view, or nil.
 func (v *CatalogView) Bulletin(id string) *Bulletin {
-	raw, err := v.txn.First(tableBulletins, "id", id)
+	raw, err := rowFirst(v.txn, tableBulletins, id)
 	if err != nil || raw == nil {
 		return nil
 	}
@@ -125,7 +125,7 @@ func (v *CatalogView) Bulletin(id string) *Bulletin {
 
 // Update returns one update in this view, or nil.
 func (v *CatalogView) Update(id string) *Update {
-	raw, err := v.txn.First(tableUpdates, "id", id)
+	raw, err := rowFirst(v.txn, tableUpdates, id)
 	if err != nil || raw == nil {
 		return nil
 	}
@@ -152,7 +152,7 @@ func (s *Store) SetBulletinAdmin(idx uint64, id string, customSeverity *string, 
 		if err := checkNotPublishing(txn); err != nil {
 			return err
 		}
-		raw, err := txn.First(tableBulletins, "id", id)
+		raw, err := rowFirst(txn, tableBulletins, id)
 		if err != nil {
 			return fmt.Errorf("bulletin lookup %q: %w", id, err)
 		}

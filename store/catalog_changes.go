@@ -6,15 +6,15 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 )
 
-// The catalog's change index: bulletins and updates are indexed by their ModifyIndex and
-// tombstones by the index at which their record left a view ("modify" index of each table, see
-// schema.go), so that a differential replication run from cursor C reads only the rows written
-// after C instead of scanning the catalog.
+// The catalog's change index: bulletins and updates are ordered by their ModifyIndex in their
+// rowSets (catalog_rows.go), and tombstones by the index at which their record left a view (the
+// "modify" memdb index, see schema.go), so that a differential replication run from cursor C
+// reads only the rows written after C instead of scanning the catalog.
 
-// indexModify is the name of the change index of the bulletins, updates and tombstones tables.
+// indexModify is the name of the tombstones table's change index.
 const indexModify = "modify"
 
-// modifyIndex is the change index of a table: non-unique, ordered by the uint64 field (memdb
+// modifyIndex is the change index of a memdb table: non-unique, ordered by the uint64 field (memdb
 // encodes it big-endian, so the radix order is the numeric order).
 func modifyIndex(field string) *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: indexModify, Indexer: &memdb.UintFieldIndex{Field: field}}
@@ -23,13 +23,13 @@ func modifyIndex(field string) *memdb.IndexSchema {
 // BulletinsSince calls fn for every bulletin with ModifyIndex > after, in modify-index order
 // (then id order), until fn returns false.
 func (v *CatalogView) BulletinsSince(after uint64, fn func(*Bulletin) bool) error {
-	return eachSince(v.txn, tableBulletins, after, func(raw any) bool { return fn(raw.(*Bulletin)) })
+	return rowsSince(v.txn, tableBulletins, after, func(raw any) bool { return fn(raw.(*Bulletin)) })
 }
 
 // UpdatesSince calls fn for every update with ModifyIndex > after, in modify-index order (then
 // id order), until fn returns false.
 func (v *CatalogView) UpdatesSince(after uint64, fn func(*Update) bool) error {
-	return eachSince(v.txn, tableUpdates, after, func(raw any) bool { return fn(raw.(*Update)) })
+	return rowsSince(v.txn, tableUpdates, after, func(raw any) bool { return fn(raw.(*Update)) })
 }
 
 // TombstonesSince calls fn for every tombstone with Index > after (the rows Tombstones lists),

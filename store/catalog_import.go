@@ -310,7 +310,7 @@ type catalogDelta struct {
 
 func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error {
 	for _, row := range b.Bulletins {
-		existing, err := txn.First(tableBulletins, "id", row.ID)
+		existing, err := rowFirst(txn, tableBulletins, row.ID)
 		if err != nil {
 			return err
 		}
@@ -330,12 +330,12 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 		d.tags.bulletin(old, row)
 		row.ModifyIndex = idx
-		if err := txn.Insert(tableBulletins, row); err != nil {
+		if err := rowInsert(txn, tableBulletins, row); err != nil {
 			return fmt.Errorf("bulletin insert %q: %w", row.ID, err)
 		}
 	}
 	for _, row := range b.Updates {
-		existing, err := txn.First(tableUpdates, "id", row.ID)
+		existing, err := rowFirst(txn, tableUpdates, row.ID)
 		if err != nil {
 			return err
 		}
@@ -358,19 +358,19 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 		d.tags.update(old, row)
 		row.ModifyIndex = idx
-		if err := txn.Insert(tableUpdates, row); err != nil {
+		if err := rowInsert(txn, tableUpdates, row); err != nil {
 			return fmt.Errorf("update insert %q: %w", row.ID, err)
 		}
 	}
 	for _, id := range b.DeleteBulletins {
-		existing, err := txn.First(tableBulletins, "id", id)
+		existing, err := rowFirst(txn, tableBulletins, id)
 		if err != nil {
 			return err
 		}
 		if existing == nil {
 			continue
 		}
-		if err := txn.Delete(tableBulletins, existing); err != nil {
+		if err := rowDelete(txn, tableBulletins, existing); err != nil {
 			return fmt.Errorf("bulletin delete %q: %w", id, err)
 		}
 		d.bulletins--
@@ -382,14 +382,14 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 	}
 	for _, id := range b.DeleteUpdates {
-		existing, err := txn.First(tableUpdates, "id", id)
+		existing, err := rowFirst(txn, tableUpdates, id)
 		if err != nil {
 			return err
 		}
 		if existing == nil {
 			continue
 		}
-		if err := txn.Delete(tableUpdates, existing); err != nil {
+		if err := rowDelete(txn, tableUpdates, existing); err != nil {
 			return fmt.Errorf("update delete %q: %w", id, err)
 		}
 		d.updates--

@@ -453,17 +453,17 @@ func (d *catalogDelta) revert(txn, from *memdb.Txn, b *CatalogBatch) error {
 // revertRow puts the row with the given id back as it is in from (or removes it when from has
 // none), returning the live row it replaced and the restored one.
 func revertRow(txn, from *memdb.Txn, table, id string) (live, old any, err error) {
-	if live, err = txn.First(table, "id", id); err != nil {
+	if live, err = rowFirst(txn, table, id); err != nil {
 		return nil, nil, fmt.Errorf("%s lookup %q: %w", table, id, err)
 	}
-	if old, err = from.First(table, "id", id); err != nil {
+	if old, err = rowFirst(from, table, id); err != nil {
 		return nil, nil, fmt.Errorf("published %s lookup %q: %w", table, id, err)
 	}
 	switch {
 	case old != nil:
-		err = txn.Insert(table, old)
+		err = rowInsert(txn, table, old)
 	case live != nil:
-		err = txn.Delete(table, live)
+		err = rowDelete(txn, table, live)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s revert %q: %w", table, id, err)

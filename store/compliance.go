@@ -294,16 +294,15 @@ func (d *complianceDelta) info(txn *memdb.Txn, ord uint32) (*cellInfo, error) {
 		return nil, err
 	}
 	ci := &cellInfo{id: id}
-	if u, err := txn.First(tableUpdates, "id", id); err != nil {
+	if u, err := rowFirst(txn, tableUpdates, id); err != nil {
 		return nil, err
 	} else if u != nil {
 		ci.inView = true
-		it, err := txn.Get(tableBulletins, "update", id)
+		bulletins, err := bulletinsOfUpdate(txn, id)
 		if err != nil {
 			return nil, err
 		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			b := raw.(*Bulletin)
+		for _, b := range bulletins {
 			ci.bulletins = append(ci.bulletins, b.ID)
 			d.sizes[b.ID] = len(b.UpdateIDs)
 		}
@@ -602,10 +601,6 @@ func (s *Store) ChildSummary(ws memdb.WatchSet, child string) (*ChildSummary, er
 func (s *Store) ChildSummaries(ws memdb.WatchSet) ([]*ChildSummary, error) {
 	return all[*ChildSummary](s.db.Txn(false), ws, tableChildSummaries)
 }
-
-// bulletinUpdateIndex indexes bulletins by each of their update ids.
-var bulletinUpdateIndex = &memdb.IndexSchema{Name: "update", AllowMissing: true,
-	Indexer: &memdb.StringSliceFieldIndex{Field: "UpdateIDs"}}
 
 // EncodeScans encodes a batch of scans for one Raft entry (zstd over JSON: update ids repeat
 // across computers and compress well).

@@ -318,7 +318,7 @@ func revisePolicies(txn *memdb.Txn, idx uint64, run *ImportRun) error {
 		np.Updates = append([]PolicyUpdate{}, p.Updates...)
 		var added []string
 		for _, bid := range p.Bulletins {
-			raw, err := txn.First(tableBulletins, "id", bid)
+			raw, err := rowFirst(txn, tableBulletins, bid)
 			if err != nil {
 				return err
 			}
@@ -329,7 +329,7 @@ func revisePolicies(txn *memdb.Txn, idx uint64, run *ImportRun) error {
 				if have[uid] {
 					continue
 				}
-				uraw, err := txn.First(tableUpdates, "id", uid)
+				uraw, err := rowFirst(txn, tableUpdates, uid)
 				if err != nil {
 					return err
 				}
@@ -349,7 +349,7 @@ func revisePolicies(txn *memdb.Txn, idx uint64, run *ImportRun) error {
 				if !pu.Enabled {
 					continue
 				}
-				if uraw, err := txn.First(tableUpdates, "id", pu.ID); err == nil && uraw != nil && uraw.(*Update).Superseded {
+				if uraw, err := rowFirst(txn, tableUpdates, pu.ID); err == nil && uraw != nil && uraw.(*Update).Superseded {
 					np.Updates[i].Enabled = false
 					disabled = append(disabled, pu.ID)
 				}

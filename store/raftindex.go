@@ -37,7 +37,7 @@ func upsertRow(txn *memdb.Txn, table string, idx uint64, id string, row indexed)
 
 // putRow is upsertRow without the index bump, for bulk writes that bump once at the end.
 func putRow(txn *memdb.Txn, table string, idx uint64, id string, row indexed) error {
-	existing, err := txn.First(table, "id", id)
+	existing, err := rowFirst(txn, table, id)
 	if err != nil {
 		return fmt.Errorf("%s lookup %q: %w", table, id, err)
 	}
@@ -48,7 +48,7 @@ func putRow(txn *memdb.Txn, table string, idx uint64, id string, row indexed) er
 		ri.CreateIndex = idx
 	}
 	ri.ModifyIndex = idx
-	if err := txn.Insert(table, row); err != nil {
+	if err := rowInsert(txn, table, row); err != nil {
 		return fmt.Errorf("%s insert %q: %w", table, id, err)
 	}
 	return nil
@@ -57,14 +57,14 @@ func putRow(txn *memdb.Txn, table string, idx uint64, id string, row indexed) er
 // deleteRow removes the row with the given id from table and bumps the table's index.
 // A missing row is ErrNotFound.
 func deleteRow(txn *memdb.Txn, table string, idx uint64, id string) error {
-	existing, err := txn.First(table, "id", id)
+	existing, err := rowFirst(txn, table, id)
 	if err != nil {
 		return fmt.Errorf("%s lookup %q: %w", table, id, err)
 	}
 	if existing == nil {
 		return fmt.Errorf("%s %q: %w", table, id, ErrNotFound)
 	}
-	if err := txn.Delete(table, existing); err != nil {
+	if err := rowDelete(txn, table, existing); err != nil {
 		return fmt.Errorf("%s delete %q: %w", table, id, err)
 	}
 	return bumpIndex(txn, table, idx)

@@ -36,7 +36,7 @@ const (
 	tableSubtreeSummaries   = "subtree_summaries"
 )
 
-// tableDef describes one table: its memdb schema, the byte that tags its rows in a snapshot, and
+// tableDef describes one table: its memdb schema (nil for the row tables of catalog_rows.go), the byte that tags its rows in a snapshot, and
 // a constructor for decoding a row. Snapshot bytes are append-only: they live in snapshots on disk
 // and must never be renumbered or reused.
 type tableDef struct {
@@ -54,15 +54,9 @@ var tables = []tableDef{
 	{name: tableSettings, snapID: 3, schema: idTable(tableSettings, "Key"), newRow: func() any { return new(Setting) }},
 	{name: tableLanguages, snapID: 4, schema: idTable(tableLanguages, "ID"), newRow: func() any { return new(Languages) }},
 	{name: tableServers, snapID: 5, schema: idTable(tableServers, "ID"), newRow: func() any { return new(Server) }},
-	{name: tableBulletins, snapID: 6, schema: withIndexes(idTable(tableBulletins, "ID"),
-		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
-		bulletinUpdateIndex, modifyIndex("ModifyIndex"),
-	), newRow: func() any { return new(Bulletin) }},
-	{name: tableUpdates, snapID: 7, schema: withIndexes(idTable(tableUpdates, "ID"),
-		&memdb.IndexSchema{Name: "feed", Indexer: &memdb.StringFieldIndex{Field: "Feed"}, AllowMissing: true},
-		&memdb.IndexSchema{Name: "language", Indexer: &memdb.StringFieldIndex{Field: "Language", Lowercase: true}, AllowMissing: true},
-		modifyIndex("ModifyIndex"),
-	), newRow: func() any { return new(Update) }},
+	// The catalog's rows are rowSets (catalog_rows.go), not memdb tables: no schema.
+	{name: tableBulletins, snapID: 6, newRow: func() any { return new(Bulletin) }},
+	{name: tableUpdates, snapID: 7, newRow: func() any { return new(Update) }},
 	{name: tableSeverities, snapID: 8, schema: idTable(tableSeverities, "Name"), newRow: func() any { return new(SeverityLevel) }},
 	{name: tableImports, snapID: 9, schema: idTable(tableImports, "ID"), newRow: func() any { return new(ImportRun) }},
 	{name: tableSources, snapID: 10, schema: idTable(tableSources, "ID"), newRow: func() any { return new(SourceState) }},
@@ -114,8 +108,11 @@ func idTable(name, field string) *memdb.TableSchema {
 func dbSchema() *memdb.DBSchema {
 	s := &memdb.DBSchema{Tables: make(map[string]*memdb.TableSchema, len(tables))}
 	for _, t := range tables {
-		s.Tables[t.name] = t.schema
+		if t.schema != nil {
+			s.Tables[t.name] = t.schema
+		}
 	}
+	s.Tables[tableCatalogRows] = idTable(tableCatalogRows, "Table")
 	return s
 }
 

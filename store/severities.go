@@ -60,12 +60,15 @@ func (s *Store) SetSeverityLevels(idx uint64, names []string) error {
 				return err
 			}
 			var assigned []*Bulletin
-			eachRow(txn, tableBulletins, "id", nil, func(raw any) bool {
+			err := rowEach(txn, nil, tableBulletins, func(raw any) bool {
 				if b := raw.(*Bulletin); b.CustomSeverity == lvl.Name {
 					assigned = append(assigned, b)
 				}
 				return true
 			})
+			if err != nil {
+				return err
+			}
 			if len(assigned) > 0 {
 				if err := checkNotPublishing(txn); err != nil {
 					return err

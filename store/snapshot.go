@@ -54,14 +54,16 @@ func (snap *Snapshot) each(fn func(t tableDef, row any) error) error {
 		return snap.err
 	}
 	for _, t := range tables {
-		it, err := snap.tableTxn(t.name).Get(t.name, "id")
+		var ferr error
+		err := rowEach(snap.tableTxn(t.name), nil, t.name, func(raw any) bool {
+			ferr = fn(t, raw)
+			return ferr == nil
+		})
 		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", t.name, err)
 		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			if err := fn(t, raw); err != nil {
-				return err
-			}
+		if ferr != nil {
+			return ferr
 		}
 	}
 	return nil
@@ -155,7 +157,7 @@ func Restore(r io.Reader) (*Store, error) {
 		if err := json.Unmarshal(buf, row); err != nil {
 			return nil, fmt.Errorf("snapshot %s row %d: %v: %w", t.name, count, err, ErrCorruptSnapshot)
 		}
-		if err := txn.Insert(t.name, row); err != nil {
+		if err := rowInsert(txn, t.name, row); err != nil {
 			return nil, fmt.Errorf("snapshot %s row %d insert: %w", t.name, count, err)
 		}
 		count++

@@ -38,13 +38,9 @@ func (snap *Snapshot) LatestIndex() uint64 {
 func tableCounts(txn *memdb.Txn) (map[string]int, error) {
 	counts := make(map[string]int, len(tables))
 	for _, t := range tables {
-		it, err := txn.Get(t.name, "id")
+		n, err := rowCount(txn, t.name)
 		if err != nil {
 			return nil, fmt.Errorf("count %s: %w", t.name, err)
-		}
-		n := 0
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			n++
 		}
 		counts[t.name] = n
 	}

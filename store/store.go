@@ -92,7 +92,7 @@ func (s *Store) LatestIndex() uint64 {
 // first reads one row by primary key, adding its watch channel to ws. It returns nil when the
 // row does not exist.
 func first(txn *memdb.Txn, ws memdb.WatchSet, table, id string) (any, error) {
-	ch, raw, err := txn.FirstWatch(table, "id", id)
+	ch, raw, err := rowFirstWatch(txn, table, id)
 	if err != nil {
 		return nil, fmt.Errorf("%s lookup %q: %w", table, id, err)
 	}
@@ -102,14 +102,10 @@ func first(txn *memdb.Txn, ws memdb.WatchSet, table, id string) (any, error) {
 
 // all lists every row of table in primary-key order, adding the table's watch channel to ws.
 func all[T any](txn *memdb.Txn, ws memdb.WatchSet, table string) ([]T, error) {
-	it, err := txn.Get(table, "id")
-	if err != nil {
-		return nil, fmt.Errorf("%s list: %w", table, err)
-	}
-	ws.Add(it.WatchCh())
 	var out []T
-	for raw := it.Next(); raw != nil; raw = it.Next() {
+	err := rowEach(txn, ws, table, func(raw any) bool {
 		out = append(out, raw.(T))
-	}
-	return out, nil
+		return true
+	})
+	return out, err
 }

@@ -1,0 +1,317 @@
+package store
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/google/btree"
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// The catalog's rows (bulletins and updates) are not kept in memdb's radix trees: at 500,000
+// updates those trees cost ~800 bytes of nodes and watch channels per row and index, five times
+// the rows themselves. Each of the two tables is a rowSet instead: two copy-on-write B-trees (by
+// id, and by ModifyIndex for the change index) of row pointers, ~16 bytes per row and tree.
+//
+// A rowSet is stored as one memdb row (tableCatalogRows, keyed by table name), so it is versioned
+// with everything else: a read transaction sees the rowSet of its own snapshot, a write
+// transaction clones the committed rowSet (O(1): the B-trees share nodes until written) on its
+// first change and inserts the clone as the new row, and an aborted transaction drops its clone
+// with the rest. A reader's watch set gets the holder row's channel: any change of the table
+// wakes it (the table-level granularity memdb gives a table scan).
+//
+// Every access to a table goes through rowFirst, rowEach, rowInsert and rowDelete (and the
+// helpers built on them), which send the row tables to their rowSet and the others to memdb.
+
+// tableCatalogRows holds one catalogRows per row table. It is not in the snapshot: the rows are,
+// under their own tables' snapshot bytes.
+const tableCatalogRows = "catalog_rows"
+
+// btreeDegree: nodes of 31..63 items, a few cache lines of pointers each.
+const btreeDegree = 32
+
+// catalogRow is a row kept in a rowSet.
+type catalogRow interface {
+	indexed
+	rowKey() string
+}
+
+func (b *Bulletin) rowKey() string { return b.ID }
+func (u *Update) rowKey() string   { return u.ID }
+
+// rowProbe is a lookup key for a rowSet's trees.
+type rowProbe struct {
+	RaftIndex
+	key string
+}
+
+func (p *rowProbe) rowKey() string { return p.key }
+
+func lessByKey(a, b catalogRow) bool { return a.rowKey() < b.rowKey() }
+
+func lessByModify(a, b catalogRow) bool {
+	ma, mb := a.raftIndex().ModifyIndex, b.raftIndex().ModifyIndex
+	if ma != mb {
+		return ma < mb
+	}
+	return a.rowKey() < b.rowKey()
+}
+
+// rowSet is one version of a row table. Once its holder row is committed it is never changed:
+// a writer changes a clone.
+type rowSet struct {
+	byKey    *btree.BTreeG[catalogRow]
+	byModify *btree.BTreeG[catalogRow]
+
+	// derived caches what is computed from a committed version (bulletinsByUpdate).
+	derivedMu sync.Mutex
+	derived   map[string][]*Bulletin
+}
+
+func newRowSet() *rowSet {
+	return &rowSet{byKey: btree.NewG(btreeDegree, lessByKey), byModify: btree.NewG(btreeDegree, lessByModify)}
+}
+
+func (r *rowSet) clone() *rowSet {
+	return &rowSet{byKey: r.byKey.Clone(), byModify: r.byModify.Clone()}
+}
+
+func (r *rowSet) get(key string) catalogRow {
+	row, _ := r.byKey.Get(&rowProbe{key: key})
+	return row
+}
+
+// put inserts row, replacing the row with the same key.
+func (r *rowSet) put(row catalogRow) {
+	if old, ok := r.byKey.ReplaceOrInsert(row); ok {
+		r.byModify.Delete(old)
+	}
+	r.byModify.ReplaceOrInsert(row)
+	r.derived = nil
+}
+
+// remove deletes the row with key; it reports whether there was one.
+func (r *rowSet) remove(key string) bool {
+	old, ok := r.byKey.Delete(&rowProbe{key: key})
+	if ok {
+		r.byModify.Delete(old)
+		r.derived = nil
+	}
+	return ok
+}
+
+// catalogRows is the memdb row holding a table's rowSet. owner is the write transaction that
+// made rows: only that transaction may change it in place.
+type catalogRows struct {
+	Table string
+	rows  *rowSet
+	owner *memdb.Txn
+}
+
+// isRowTable reports whether table is kept in a rowSet.
+func isRowTable(table string) bool { return table == tableBulletins || table == tableUpdates }
+
+// readRows returns table's rowSet in txn and adds its holder's watch channel to ws.
+func readRows(txn *memdb.Txn, ws memdb.WatchSet, table string) (*rowSet, error) {
+	ch, rows, err := watchRows(txn, table)
+	ws.Add(ch)
+	return rows, err
+}
+
+// watchRows returns table's rowSet in txn and the channel that fires when it changes.
+func watchRows(txn *memdb.Txn, table string) (<-chan struct{}, *rowSet, error) {
+	ch, raw, err := txn.FirstWatch(tableCatalogRows, "id", table)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s rows: %w", table, err)
+	}
+	if raw == nil {
+		return ch, emptyRows, nil
+	}
+	return ch, raw.(*catalogRows).rows, nil
+}
+
+// emptyRows is the rowSet of a table never written. It is read-only.
+var emptyRows = newRowSet()
+
+// writeRows returns table's rowSet for changing in write transaction txn: the committed one is
+// cloned, once per transaction.
+func writeRows(txn *memdb.Txn, table string) (*rowSet, error) {
+	raw, err := txn.First(tableCatalogRows, "id", table)
+	if err != nil {
+		return nil, fmt.Errorf("%s rows: %w", table, err)
+	}
+	if raw != nil && raw.(*catalogRows).owner == txn {
+		return raw.(*catalogRows).rows, nil
+	}
+	rows := emptyRows
+	if raw != nil {
+		rows = raw.(*catalogRows).rows
+	}
+	holder := &catalogRows{Table: table, rows: rows.clone(), owner: txn}
+	if err := txn.Insert(tableCatalogRows, holder); err != nil {
+		return nil, fmt.Errorf("%s rows: %w", table, err)
+	}
+	return holder.rows, nil
+}
+
+// rowFirstWatch reads one row of any table by primary key (nil when there is none) with the
+// channel that fires when it changes.
+func rowFirstWatch(txn *memdb.Txn, table, id string) (<-chan struct{}, any, error) {
+	if !isRowTable(table) {
+		return txn.FirstWatch(table, "id", id)
+	}
+	ch, rows, err := watchRows(txn, table)
+	if err != nil {
+		return nil, nil, err
+	}
+	if row := rows.get(id); row != nil {
+		return ch, row, nil
+	}
+	return ch, nil, nil
+}
+
+// rowFirst reads one row of any table by primary key, or nil.
+func rowFirst(txn *memdb.Txn, table, id string) (any, error) {
+	if !isRowTable(table) {
+		return txn.First(table, "id", id)
+	}
+	rows, err := readRows(txn, nil, table)
+	if err != nil {
+		return nil, err
+	}
+	if row := rows.get(id); row != nil {
+		return row, nil
+	}
+	return nil, nil
+}
+
+// rowEach calls fn for every row of any table in primary-key order until fn returns false, and
+// adds the table's watch channel to ws.
+func rowEach(txn *memdb.Txn, ws memdb.WatchSet, table string, fn func(any) bool) error {
+	if !isRowTable(table) {
+		it, err := txn.Get(table, "id")
+		if err != nil {
+			return fmt.Errorf("%s list: %w", table, err)
+		}
+		ws.Add(it.WatchCh())
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if !fn(raw) {
+				return nil
+			}
+		}
+		return nil
+	}
+	rows, err := readRows(txn, ws, table)
+	if err != nil {
+		return err
+	}
+	rows.byKey.Ascend(func(row catalogRow) bool { return fn(row) })
+	return nil
+}
+
+// rowCount counts the rows of any table.
+func rowCount(txn *memdb.Txn, table string) (int, error) {
+	if isRowTable(table) {
+		rows, err := readRows(txn, nil, table)
+		if err != nil {
+			return 0, err
+		}
+		return rows.byKey.Len(), nil
+	}
+	n := 0
+	err := rowEach(txn, nil, table, func(any) bool { n++; return true })
+	return n, err
+}
+
+// rowInsert inserts row into any table, replacing the row with the same primary key.
+func rowInsert(txn *memdb.Txn, table string, row any) error {
+	if !isRowTable(table) {
+		return txn.Insert(table, row)
+	}
+	cr, ok := row.(catalogRow)
+	if !ok {
+		return fmt.Errorf("%s insert: a %T is not a row of it", table, row)
+	}
+	rows, err := writeRows(txn, table)
+	if err != nil {
+		return err
+	}
+	rows.put(cr)
+	return nil
+}
+
+// rowDelete deletes row from any table; a missing row is memdb.ErrNotFound, as memdb says.
+func rowDelete(txn *memdb.Txn, table string, row any) error {
+	if !isRowTable(table) {
+		return txn.Delete(table, row)
+	}
+	cr, ok := row.(catalogRow)
+	if !ok {
+		return fmt.Errorf("%s delete: a %T is not a row of it", table, row)
+	}
+	rows, err := writeRows(txn, table)
+	if err != nil {
+		return err
+	}
+	if !rows.remove(cr.rowKey()) {
+		return memdb.ErrNotFound
+	}
+	return nil
+}
+
+// rowsSince calls fn for every row of a row table with ModifyIndex > after, in modify-index
+// order (then key order), until fn returns false.
+func rowsSince(txn *memdb.Txn, table string, after uint64, fn func(any) bool) error {
+	if after == ^uint64(0) {
+		return nil // nothing is above the largest index
+	}
+	rows, err := readRows(txn, nil, table)
+	if err != nil {
+		return err
+	}
+	rows.byModify.AscendGreaterOrEqual(&rowProbe{RaftIndex: RaftIndex{ModifyIndex: after + 1}},
+		func(row catalogRow) bool { return fn(row) })
+	return nil
+}
+
+// bulletinsOfUpdate lists the bulletins naming update id, from a map built once per version of
+// the bulletins table (what memdb's multi-valued index on UpdateIDs did, at a fraction of its
+// memory: only when compliance asks, and one slice entry per reference).
+func bulletinsOfUpdate(txn *memdb.Txn, id string) ([]*Bulletin, error) {
+	rows, err := readRows(txn, nil, tableBulletins)
+	if err != nil {
+		return nil, err
+	}
+	rows.derivedMu.Lock()
+	defer rows.derivedMu.Unlock()
+	if rows.derived == nil {
+		m := make(map[string][]*Bulletin, rows.byKey.Len()*8)
+		rows.byKey.Ascend(func(row catalogRow) bool {
+			b := row.(*Bulletin)
+			for _, uid := range b.UpdateIDs {
+				m[uid] = append(m[uid], b)
+			}
+			return true
+		})
+		rows.derived = m
+	}
+	return rows.derived[id], nil
+}
+
+// eachFeedRow calls fn for every row of a row table whose Feed is feed (a scan: imports, the
+// only callers, read the whole catalog anyway).
+func eachFeedRow(txn *memdb.Txn, table, feed string, fn func(any) bool) error {
+	return rowEach(txn, nil, table, func(raw any) bool {
+		var f string
+		switch row := raw.(type) {
+		case *Bulletin:
+			f = row.Feed
+		case *Update:
+			f = row.Feed
+		}
+		if f != feed {
+			return true
+		}
+		return fn(raw)
+	})
+}
