@@ -567,24 +567,39 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 			w.WriteHeader(http.StatusNoContent)
 		}), nil
 	}
+	// A child of the compact revision reads the run id from the header, a compact ticket and
+	// frames compressed with the run dictionary; any other gets revision 1.
+	compact := q.Get(hierarchy.RevisionParam) == strconv.Itoa(hierarchy.RevisionCompact)
 	ticket := ""
 	if t, ok := h.(ticketing); ok {
 		// Without a ticket the run can still be acknowledged to this leader; a failover
 		// before then leaves its acknowledgement to the resync path.
-		if tk, err := t.RunTicket(plan); err != nil {
-			s.logger.Warn("replication run goes without a ticket", "run", plan.Header().RunID, "error", err)
-		} else if ticket, err = hierarchy.EncodeTicket(tk); err != nil {
+		if compact {
+			ticket, err = t.CompactTicket(plan)
+		} else {
+			var tk *hierarchy.RunTicket
+			if tk, err = t.RunTicket(plan); err == nil {
+				ticket, err = hierarchy.EncodeTicket(tk)
+			}
+		}
+		if err != nil {
 			s.logger.Warn("replication run goes without a ticket", "run", plan.Header().RunID, "error", err)
 		}
 	}
 	return http.StatusOK, rawResponse(func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/vnd.patchtree.run.v1+zstd")
-		w.Header().Set("X-Patchtree-Run", plan.Header().RunID)
+		if !compact {
+			w.Header().Set("X-Patchtree-Run", plan.Header().RunID)
+		}
 		if ticket != "" {
 			w.Header().Set(hierarchy.RunTicketHeader, ticket)
 		}
 		w.WriteHeader(http.StatusOK)
-		if _, err := plan.WriteTo(w); err != nil {
+		write := plan.WriteTo
+		if compact {
+			write = plan.WriteCompact
+		}
+		if _, err := write(w); err != nil {
 			s.logger.Warn("sending replication run failed", "run", plan.Header().RunID, "error", err)
 		}
 	}), nil
@@ -594,6 +609,7 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 // acknowledgement of a run from its ticket (hierarchy.Parent implements it).
 type ticketing interface {
 	RunTicket(plan *hierarchy.RunPlan) (*hierarchy.RunTicket, error)
+	CompactTicket(plan *hierarchy.RunPlan) (string, error)
 	AckTicketed(child string, ack hierarchy.TicketedAck) (*hierarchy.AckResponse, error)
 }
 

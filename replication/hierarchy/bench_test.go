@@ -285,7 +285,7 @@ type tapTransport struct {
 func (tt tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := tt.RoundTripper.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusOK && strings.HasSuffix(req.URL.Path, "/catalog") {
-		resp.Body = &tapBody{ReadCloser: resp.Body, t: tt.t, id: resp.Header.Get("X-Patchtree-Run")}
+		resp.Body = &tapBody{ReadCloser: resp.Body, t: tt.t}
 	}
 	return resp, err
 }
@@ -293,7 +293,6 @@ func (tt tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type tapBody struct {
 	io.ReadCloser
 	t   *wireTap
-	id  string
 	buf bytes.Buffer
 }
 
@@ -306,7 +305,13 @@ func (b *tapBody) Read(p []byte) (int, error) {
 // Close keeps the whole body, including what the child left unread.
 func (b *tapBody) Close() error {
 	io.Copy(&b.buf, b.ReadCloser)
-	b.t.runs.Store(b.id, b.buf.Bytes())
+	// The run id is the header's (a child of the compact revision gets no X-Patchtree-Run).
+	var h hierarchy.RunHeader
+	if dec, err := zstd.NewReader(bytes.NewReader(b.buf.Bytes()), hierarchy.RunDecoderDict()); err == nil {
+		json.NewDecoder(dec).Decode(&h)
+		dec.Close()
+	}
+	b.t.runs.Store(h.RunID, b.buf.Bytes())
 	return b.ReadCloser.Close()
 }
 

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -401,6 +402,7 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 	q.Set("pranges", strings.Join(src.PolicyRanges, ","))
 	q.Set("scursor", fmt.Sprint(src.SettingsCursor))
 	q.Set("wait", wait.String())
+	q.Set(RevisionParam, strconv.Itoa(RevisionCompact))
 	c.addRootRanges(q)
 	if c.partial != nil {
 		q.Set("resume", c.partial.header.RunID)
@@ -432,7 +434,7 @@ func (c *Child) pullOnce(term context.Context, link *Link, wait time.Duration) e
 		return fmt.Errorf("pull: %w", httpErrorOf(resp.StatusCode, raw))
 	}
 	c.setErr(nil)
-	ticket, err := decodeTicket(resp.Header.Get(RunTicketHeader))
+	ticket, err := DecodeTicket(resp.Header.Get(RunTicketHeader))
 	if err != nil {
 		c.cfg.Logger.Warn("the parent's run ticket is unreadable; the run is acknowledged without it", "error", err)
 	}
@@ -509,7 +511,8 @@ func (c *Child) dropPartial() {
 func (c *Child) apply(ctx context.Context, link *Link, body io.Reader, start time.Time) (ack Ack, cut error) {
 	wire := &iocount.Reader{R: body}
 	ack = Ack{Child: link.Child}
-	dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderMaxWindow(maxRunWindow), zstd.WithDecoderConcurrency(1))
+	dec, err := zstd.NewReader(wire, zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderMaxWindow(maxRunWindow), zstd.WithDecoderConcurrency(1),
+		RunDecoderDict())
 	if err != nil {
 		ack.Error = err.Error()
 		return ack, nil

@@ -21,13 +21,18 @@ const ackRetryMax = 5 * time.Second
 // does not know and no ticket to prove it: the next pull resynchronises from the child's
 // cursor). That of a run the child could not apply is sent once: it changes nothing the
 // replica holds, and its failure is the pull's, retried with back-off.
+//
+// The ticket (with the run's header) goes only to a server that answers 404 without it: the
+// server that handed the run out holds it, so the common acknowledgement does not carry the
+// header back; after a failover the next attempt, at once, does.
 func (c *Child) acknowledge(term context.Context, link *Link, ack Ack, ticket *RunTicket) (*AckResponse, error) {
 	body := TicketedAck{Ack: ack}
+	var ticketed *RunTicket
 	if ticket != nil {
 		t := *ticket
 		h := ack.header
 		t.Header = &h
-		body.Ticket = &t
+		ticketed = &t
 	}
 	if d := c.cfg.AckDelay; d > 0 {
 		c.cfg.Logger.Info("holding the acknowledgement back (test hook)", "run", ack.RunID, "delay", d.String())
@@ -49,6 +54,12 @@ func (c *Child) acknowledge(term context.Context, link *Link, ack Ack, ticket *R
 				c.cfg.Logger.Info("acknowledgement recorded by the parent", "run", ack.RunID, "attempts", attempt+1)
 			}
 			return &ar, nil
+		}
+		var he *httpError
+		if body.Ticket == nil && ticketed != nil && errors.As(err, &he) && he.Status == http.StatusNotFound {
+			body.Ticket = ticketed // a server that does not hold the run: prove it with the ticket
+			attempt--
+			continue
 		}
 		err = fmt.Errorf("acknowledge run %s: %w", ack.RunID, err)
 		if term.Err() != nil || !ack.Applied || !retryAck(err) {

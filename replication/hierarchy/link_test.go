@@ -17,10 +17,18 @@ import (
 )
 
 // TestAckRecordedFromTicketByAnotherLeader: a run handed out by one parent leader is recorded
-// by another that never held it, from the run's ticket; a ticket that does not verify is
-// refused, one for another child too, an acknowledgement without one is unknown there, and a
-// repeated acknowledgement is answered from the record without a second write.
+// by another that never held it, from the run's ticket, in both forms (the JSON ticket of
+// revision 1 and the compact one, with the run written with the run dictionary); a ticket that
+// does not verify is refused (a forged compact signature, one for another child too), an
+// acknowledgement without one is unknown there, and a repeated acknowledgement is answered
+// from the record without a second write.
 func TestAckRecordedFromTicketByAnotherLeader(t *testing.T) {
+	for _, compact := range []bool{false, true} {
+		t.Run(map[bool]string{false: "json", true: "compact"}[compact], func(t *testing.T) { testAckFromTicket(t, compact) })
+	}
+}
+
+func testAckFromTicket(t *testing.T, compact bool) {
 	h := newPolicyHarness(t, 3)
 	for range 3 {
 		h.parent.mutate(t)
@@ -30,20 +38,28 @@ func TestAckRecordedFromTicketByAnotherLeader(t *testing.T) {
 	if err != nil || plan == nil {
 		t.Fatalf("pull: plan %v, error %v", plan, err)
 	}
-	ticket, err := h.p.RunTicket(plan)
-	if err != nil {
-		t.Fatal(err)
+	var wire string
+	write := plan.WriteTo
+	if compact {
+		write = plan.WriteCompact
+		if wire, err = h.p.CompactTicket(plan); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		ticket, err := h.p.RunTicket(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wire, err = EncodeTicket(ticket); err != nil {
+			t.Fatal(err)
+		}
 	}
-	wire, err := EncodeTicket(ticket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ticket, err = decodeTicket(wire) // as the child reads it from the pull's answer
+	ticket, err := DecodeTicket(wire) // as the child reads it from the pull's answer
 	if err != nil {
 		t.Fatal(err)
 	}
 	pr, pw := io.Pipe()
-	go func() { _, err := plan.WriteTo(pw); pw.CloseWithError(err) }()
+	go func() { _, err := write(pw); pw.CloseWithError(err) }()
 	ack, cut := h.child.apply(context.Background(), &Link{Child: "c"}, pr, time.Now())
 	if cut != nil || !ack.Applied {
 		t.Fatalf("apply: cut %v, error %q", cut, ack.Error)
@@ -64,7 +80,9 @@ func TestAckRecordedFromTicketByAnotherLeader(t *testing.T) {
 	tampered.Header = &th
 	other := signed
 	other.Child = "d"
-	for name, tk := range map[string]*RunTicket{"tampered header": &tampered, "another child's": &other} {
+	forged := signed
+	forged.Signature = compactTicketPrefix + "AAAAAAAAAAAAAAAAAAAAAA"
+	for name, tk := range map[string]*RunTicket{"tampered header": &tampered, "another child's": &other, "forged compact": &forged} {
 		if _, err := next.AckTicketed("c", TicketedAck{Ack: ack, Ticket: tk}); !errors.Is(err, ErrBadTicket) || !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("%s ticket: %v, want ErrBadTicket (invalid)", name, err)
 		}

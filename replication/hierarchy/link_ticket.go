@@ -10,10 +10,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,9 +86,9 @@ func (p *Parent) ticketKey(create bool) ([]byte, error) {
 	return key, nil
 }
 
-// ticketMAC is the signature of a run's ticket: HMAC-SHA256 over the child, the start and the
-// header (FirstChunk aside: a resumed stream carries the same ticket).
-func ticketMAC(key []byte, child string, started time.Time, h RunHeader) (string, error) {
+// ticketMessage is what a run's ticket signs: the child, the start and the header (FirstChunk
+// aside: a resumed stream carries the same ticket).
+func ticketMessage(child string, started time.Time, h RunHeader) ([]byte, error) {
 	h.FirstChunk = 0
 	msg, err := json.Marshal(struct {
 		Child     string    `json:"child"`
@@ -94,12 +96,44 @@ func ticketMAC(key []byte, child string, started time.Time, h RunHeader) (string
 		Header    RunHeader `json:"header"`
 	}{child, started.UTC(), h})
 	if err != nil {
-		return "", fmt.Errorf("encode run header %s for its ticket: %w", h.RunID, err)
+		return nil, fmt.Errorf("encode run header %s for its ticket: %w", h.RunID, err)
+	}
+	return msg, nil
+}
+
+// ticketMAC is the signature of a run's ticket: HMAC-SHA256 over its message, hex.
+func ticketMAC(key []byte, child string, started time.Time, h RunHeader) (string, error) {
+	msg, err := ticketMessage(child, started, h)
+	if err != nil {
+		return "", err
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("patchtree run ticket v1\x00"))
 	mac.Write(msg)
 	return hex.EncodeToString(mac.Sum(nil)), nil
+}
+
+// compactTicketPrefix starts a compact ticket (RevisionCompact), and its signature as an
+// acknowledgement echoes it.
+const compactTicketPrefix = "2."
+
+// compactMACBytes is the length of a compact ticket's signature: HMAC-SHA256 cut to 128 bits
+// (RFC 2104 section 5 allows a truncated MAC of at least half the hash; NIST SP 800-107 counts a
+// 128-bit tag as 128 bits of security against forgery).
+const compactMACBytes = 16
+
+// compactMAC is the signature of a compact ticket: HMAC-SHA256 over the same message as
+// ticketMAC under a label of its own (a signature of one form is never one of the other), cut
+// to compactMACBytes.
+func compactMAC(key []byte, child string, started time.Time, h RunHeader) ([]byte, error) {
+	msg, err := ticketMessage(child, started, h)
+	if err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("patchtree run ticket v2\x00"))
+	mac.Write(msg)
+	return mac.Sum(nil)[:compactMACBytes], nil
 }
 
 // RunTicket signs a run this leader handed to a child (a plan Pull returned): the ticket goes
@@ -131,10 +165,42 @@ func EncodeTicket(t *RunTicket) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
-// decodeTicket reads RunTicketHeader ("" : the parent sent none, an older parent).
-func decodeTicket(s string) (*RunTicket, error) {
+// CompactTicket signs a run this leader handed to a child, as RunTicketHeader carries it to a
+// child of RevisionCompact: "2." and base64url of the run's start (Unix nanoseconds, 8 bytes
+// big-endian) and its compact signature: 34 characters, where the JSON ticket takes some 210.
+func (p *Parent) CompactTicket(plan *RunPlan) (string, error) {
+	key, err := p.ticketKey(true)
+	if err != nil {
+		return "", err
+	}
+	inf := p.runs.lookup(plan.header.RunID)
+	if inf == nil {
+		return "", fmt.Errorf("run %s is not in flight here: %w", plan.header.RunID, store.ErrNotFound)
+	}
+	started := inf.started.UTC()
+	mac, err := compactMAC(key, inf.child, started, plan.header)
+	if err != nil {
+		return "", err
+	}
+	raw := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(mac)), uint64(started.UnixNano()))
+	return compactTicketPrefix + base64.RawURLEncoding.EncodeToString(append(raw, mac...)), nil
+}
+
+// DecodeTicket reads RunTicketHeader ("" : the parent sent none, an older parent): a JSON
+// ticket, or a compact one as a RunTicket whose Signature is "2." and the signature's base64url.
+func DecodeTicket(s string) (*RunTicket, error) {
 	if s == "" {
 		return nil, nil
+	}
+	if c, ok := strings.CutPrefix(s, compactTicketPrefix); ok {
+		raw, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || len(raw) != 8+compactMACBytes {
+			return nil, fmt.Errorf("decode the compact run ticket: %d bytes (%v), want %d", len(raw), err, 8+compactMACBytes)
+		}
+		return &RunTicket{
+			StartedAt: time.Unix(0, int64(binary.BigEndian.Uint64(raw))).UTC(),
+			Signature: compactTicketPrefix + base64.RawURLEncoding.EncodeToString(raw[8:]),
+		}, nil
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
@@ -156,7 +222,8 @@ func (p *Parent) checkTicket(child, runID string, t *RunTicket, now time.Time) (
 	}
 	h := *t.Header
 	switch {
-	case t.Child != child:
+	case t.Child != "" && t.Child != child:
+		// A compact ticket names no child: the signature covers the credential's.
 		return h, time.Time{}, fmt.Errorf("%w: the ticket of run %s is child %q's, not %q", ErrBadTicket, runID, t.Child, child)
 	case h.RunID != runID:
 		return h, time.Time{}, fmt.Errorf("%w: the ticket is run %s's, not %s's", ErrBadTicket, h.RunID, runID)
@@ -171,11 +238,19 @@ func (p *Parent) checkTicket(child, runID string, t *RunTicket, now time.Time) (
 	if key == nil {
 		return h, time.Time{}, fmt.Errorf("%w: this parent site has no run ticket key", ErrBadTicket)
 	}
-	want, err := ticketMAC(key, t.Child, t.StartedAt, h)
+	var got, want []byte
+	if c, ok := strings.CutPrefix(t.Signature, compactTicketPrefix); ok {
+		got, _ = base64.RawURLEncoding.DecodeString(c) // a malformed one fails to compare
+		want, err = compactMAC(key, child, t.StartedAt, h)
+	} else {
+		var mac string
+		mac, err = ticketMAC(key, child, t.StartedAt, h)
+		got, want = []byte(t.Signature), []byte(mac)
+	}
 	if err != nil {
 		return h, time.Time{}, err
 	}
-	if !hmac.Equal([]byte(want), []byte(t.Signature)) {
+	if !hmac.Equal(want, got) {
 		return h, time.Time{}, fmt.Errorf("%w: run %s of child %q", ErrBadTicket, runID, child)
 	}
 	return h, t.StartedAt, nil

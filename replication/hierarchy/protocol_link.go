@@ -17,6 +17,16 @@ type SiteAddresses struct {
 	URLs []string `json:"urls"`
 }
 
+// RevisionParam is the pull's query parameter by which a child says which revision of protocol
+// v1 it reads. RevisionCompact (2): the frames written for the child use the run dictionary
+// (RunDecoderDict), the ticket is compact ("2." then base64url of the run's start and a 128-bit
+// signature), and the answer has no X-Patchtree-Run (the run id is the header's). A pull
+// without it is answered as before (revision 1), so children that predate it are unchanged.
+const (
+	RevisionParam   = "rev"
+	RevisionCompact = 2
+)
+
 // RunTicketHeader carries a run's ticket (RunTicket without Header, JSON then base64url) on
 // the answer to a pull; the child echoes it, with the header, in its acknowledgement.
 const RunTicketHeader = "X-Patchtree-Run-Ticket"
@@ -33,7 +43,10 @@ type RunTicket struct {
 	Header *RunHeader `json:"header,omitempty"`
 }
 
-// TicketedAck is an acknowledgement with the ticket of its run: Ack's fields, and "ticket".
+// TicketedAck is an acknowledgement with the ticket of its run: Ack's fields, and "ticket". A
+// child sends the ticket when the parent's server does not hold the run (it answered 404 to the
+// acknowledgement without one): a new leader after a failover. A compact ticket comes back with
+// its "signature" ("2.…") and "started_at" as read from it, and no "child" (the credential's).
 type TicketedAck struct {
 	Ack
 	Ticket *RunTicket `json:"ticket,omitempty"`

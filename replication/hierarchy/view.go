@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	"patchtree/iocount"
 	"patchtree/langalert"
@@ -167,9 +168,17 @@ func (p *RunPlan) Header() RunHeader { return p.header }
 // The header, the catalog section and the other sections are consecutive zstd frames (a
 // decoder reads them as one stream); the catalog section's frame is shared by every run that
 // carries the same section.
-func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
+func (p *RunPlan) WriteTo(w io.Writer) (int64, error) { return p.write(w, &runEncoders) }
+
+// WriteCompact writes the run as WriteTo does, but the frames written for this child (the
+// header's and the sections not shared with other children) use the run dictionary: for a
+// child that asked for it (RevisionCompact), which decodes with RunDecoderDict.
+func (p *RunPlan) WriteCompact(w io.Writer) (int64, error) { return p.write(w, &dictEncoders) }
+
+// write writes the run; the frames of this child come from pool, the shared one is cached.
+func (p *RunPlan) write(w io.Writer, pool *sync.Pool) (int64, error) {
 	cw := &iocount.Writer{W: w}
-	f := newFrame(cw)
+	f := newFrameFrom(pool, cw)
 	if err := json.NewEncoder(f).Encode(&p.header); err != nil {
 		f.abort()
 		return cw.N, fmt.Errorf("write the run header: %w", err)
@@ -192,7 +201,7 @@ func (p *RunPlan) WriteTo(w io.Writer) (int64, error) {
 			if max(0, from-sec.chunks) >= len(p.batches) {
 				return cw.N, nil // no third frame for nothing
 			}
-			f = newFrame(cw)
+			f = newFrameFrom(pool, cw)
 		}
 		from = max(0, from-sec.chunks)
 	}

@@ -31,14 +31,18 @@ var runEncoders = sync.Pool{New: func() any {
 
 // frameWriter is one zstd frame being written to w by a pooled encoder.
 type frameWriter struct {
-	enc *zstd.Encoder
+	enc  *zstd.Encoder
+	pool *sync.Pool
 }
 
 // newFrame starts a frame written to w.
-func newFrame(w io.Writer) *frameWriter {
-	enc := runEncoders.Get().(*zstd.Encoder)
+func newFrame(w io.Writer) *frameWriter { return newFrameFrom(&runEncoders, w) }
+
+// newFrameFrom starts a frame written to w by an encoder of pool (runEncoders, dictEncoders).
+func newFrameFrom(pool *sync.Pool, w io.Writer) *frameWriter {
+	enc := pool.Get().(*zstd.Encoder)
 	enc.Reset(w)
-	return &frameWriter{enc: enc}
+	return &frameWriter{enc: enc, pool: pool}
 }
 
 func (f *frameWriter) Write(p []byte) (int, error) { return f.enc.Write(p) }
@@ -55,7 +59,7 @@ func (f *frameWriter) Close() error {
 		return fmt.Errorf("finish a zstd frame: %w", err)
 	}
 	enc.Reset(nil) // drop the reference to the writer before pooling
-	runEncoders.Put(enc)
+	f.pool.Put(enc)
 	return nil
 }
 
