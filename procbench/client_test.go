@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -119,26 +120,25 @@ func (c *lightChild) enrol(ctx context.Context) error {
 		return fmt.Errorf("add child %s: %w", c.name, err)
 	}
 	var joined hierarchy.JoinResponse
-	if err := c.call(ctx, "POST", "/join", "", hierarchy.JoinRequest{Name: c.name, JoinToken: added.JoinToken}, &joined); err != nil {
+	if _, err := c.call(ctx, "POST", "/join", "", hierarchy.JoinRequest{Name: c.name, JoinToken: added.JoinToken}, &joined); err != nil {
 		return fmt.Errorf("join %s: %w", c.name, err)
 	}
 	c.token = joined.NodeToken
 	rep := hierarchy.LanguageReport{Ranges: c.ranges, OwnRanges: c.ranges, Role: "child"}
-	if err := c.call(ctx, "PUT", "/languages", c.token, rep, nil); err != nil {
+	if _, err := c.call(ctx, "PUT", "/languages", c.token, rep, nil); err != nil {
 		return fmt.Errorf("report the languages of %s: %w", c.name, err)
 	}
 	return nil
 }
 
-// call is one JSON request of the protocol.
-func (c *lightChild) call(ctx context.Context, method, path, token string, in, out any) error {
+// call is one JSON request of the protocol; it returns the answer's status.
+func (c *lightChild) call(ctx context.Context, method, path, token string, in, out any) (int, error) {
 	h := http.Header{}
 	h.Set(hierarchy.InstanceHeader, c.inst)
 	if token != "" {
 		h.Set("Authorization", "Bearer "+token)
 	}
-	_, err := doJSON(ctx, c.client, method, c.parent.URL+hierarchy.ProtocolPath, path, h, in, out)
-	return err
+	return doJSON(ctx, c.client, method, c.parent.URL+hierarchy.ProtocolPath, path, h, in, out)
 }
 
 // pullApplyAck pulls once (waiting up to wait), applies the run, acknowledges it and checks the
@@ -150,6 +150,7 @@ func (c *lightChild) pullApplyAck(ctx context.Context, wait time.Duration) (*run
 	q.Set("pcursor", "0")
 	q.Set("scursor", fmt.Sprint(c.scursor))
 	q.Set("wait", wait.String())
+	q.Set(hierarchy.RevisionParam, strconv.Itoa(hierarchy.RevisionCompact))
 	req, err := http.NewRequestWithContext(ctx, "GET", c.parent.URL+hierarchy.ProtocolPath+"/catalog?"+q.Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
@@ -175,8 +176,20 @@ func (c *lightChild) pullApplyAck(ctx context.Context, wait time.Duration) (*run
 		return nil, fmt.Errorf("apply a run of %s: %w", c.name, err)
 	}
 	ack.DurationMS = time.Since(start).Milliseconds()
+	// As a real child: the ticket, with the header, only to a server that does not hold the run.
+	ticket, err := hierarchy.DecodeTicket(resp.Header.Get(hierarchy.RunTicketHeader))
+	if err != nil {
+		return nil, fmt.Errorf("run %s of %s: %w", res.header.RunID, c.name, err)
+	}
 	var ans hierarchy.AckResponse
-	if err := c.call(ctx, "POST", "/ack", c.token, hierarchy.TicketedAck{Ack: *ack}, &ans); err != nil {
+	body := hierarchy.TicketedAck{Ack: *ack}
+	status, err := c.call(ctx, "POST", "/ack", c.token, body, &ans)
+	if status == http.StatusNotFound && ticket != nil {
+		ticket.Header = &res.header
+		body.Ticket = ticket
+		_, err = c.call(ctx, "POST", "/ack", c.token, body, &ans)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("acknowledge run %s of %s: %w", res.header.RunID, c.name, err)
 	}
 	if !ans.Verified {
@@ -201,7 +214,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 // holds afterwards.
 func (c *lightChild) apply(body io.Reader) (*runResult, *hierarchy.Ack, error) {
 	wire := &countingReader{r: body}
-	dec, err := zstd.NewReader(wire, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(16<<20))
+	dec, err := zstd.NewReader(wire, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(16<<20), hierarchy.RunDecoderDict())
 	if err != nil {
 		return nil, nil, fmt.Errorf("zstd: %w", err)
 	}
