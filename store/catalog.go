@@ -82,54 +82,68 @@ func (s *Store) Update(ws memdb.WatchSet, id string) (*Update, error) {
 type CatalogView struct {
 	txn  *memdb.Txn
 	Info CatalogInfo
+	// The version's rows, read once: a run's sample check looks up thousands of them.
+	bulletins, updates *rowSet
 }
 
 // CatalogView opens a consistent read of the catalog.
 func (s *Store) CatalogView(ws memdb.WatchSet) (*CatalogView, error) {
 	txn, ws := s.catalogRead(ws)
+	return catalogView(txn, ws)
+}
+
+// catalogView reads the catalog of txn, adding its info's watch channel to ws.
+func catalogView(txn *memdb.Txn, ws memdb.WatchSet) (*CatalogView, error) {
 	info, err := catalogInfo(txn, ws)
 	if err != nil {
 		return nil, err
 	}
-	return &CatalogView{txn: txn, Info: *info}, nil
+	v := &CatalogView{txn: txn, Info: *info}
+	if v.bulletins, err = readRows(txn, nil, tableBulletins); err != nil {
+		return nil, err
+	}
+	if v.updates, err = readRows(txn, nil, tableUpdates); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // EachBulletin calls fn for every bulletin in id order until fn returns false.
 func (v *CatalogView) EachBulletin(fn func(*Bulletin) bool) error {
-	return rowEach(v.txn, nil, tableBulletins, func(raw any) bool { return fn(raw.(*Bulletin)) })
+	v.bulletins.ascend(func(row catalogRow) bool { return fn(row.(*Bulletin)) })
+	return nil
 }
 
 // EachUpdate calls fn for every update in id order until fn returns false.
 func (v *CatalogView) EachUpdate(fn func(*Update) bool) error {
-	return rowEach(v.txn, nil, tableUpdates, func(raw any) bool { return fn(raw.(*Update)) })
+	v.updates.ascend(func(row catalogRow) bool { return fn(row.(*Update)) })
+	return nil
 }
 
 // FeedBulletins calls fn for every bulletin of feed.
 func (v *CatalogView) FeedBulletins(feed string, fn func(*Bulletin) bool) error {
-	return eachFeedRow(v.txn, tableBulletins, feed, func(raw any) bool { return fn(raw.(*Bulletin)) })
+	return v.EachBulletin(func(b *Bulletin) bool { return b.Feed != feed || fn(b) })
 }
 
 // FeedUpdates calls fn for every update of feed.
 func (v *CatalogView) FeedUpdates(feed string, fn func(*Update) bool) error {
-	return eachFeedRow(v.txn, tableUpdates, feed, func(raw any) bool { return fn(raw.(*Update)) })
+	return v.EachUpdate(func(u *Update) bool { return u.Feed != feed || fn(u) })
 }
 
 // Bulletin returns one bulletin in this view, or nil.
 func (v *CatalogView) Bulletin(id string) *Bulletin {
-	raw, err := rowFirst(v.txn, tableBulletins, id)
-	if err != nil || raw == nil {
-		return nil
+	if row := v.bulletins.get(id); row != nil {
+		return row.(*Bulletin)
 	}
-	return raw.(*Bulletin)
+	return nil
 }
 
 // Update returns one update in this view, or nil.
 func (v *CatalogView) Update(id string) *Update {
-	raw, err := rowFirst(v.txn, tableUpdates, id)
-	if err != nil || raw == nil {
-		return nil
+	if row := v.updates.get(id); row != nil {
+		return row.(*Update)
 	}
-	return raw.(*Update)
+	return nil
 }
 
 func eachRow(txn *memdb.Txn, table, index string, args []any, fn func(any) bool) error {

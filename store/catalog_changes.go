@@ -23,13 +23,15 @@ func modifyIndex(field string) *memdb.IndexSchema {
 // BulletinsSince calls fn for every bulletin with ModifyIndex > after, in modify-index order
 // (then id order), until fn returns false.
 func (v *CatalogView) BulletinsSince(after uint64, fn func(*Bulletin) bool) error {
-	return rowsSince(v.txn, tableBulletins, after, func(raw any) bool { return fn(raw.(*Bulletin)) })
+	v.bulletins.since(after, func(row catalogRow) bool { return fn(row.(*Bulletin)) })
+	return nil
 }
 
 // UpdatesSince calls fn for every update with ModifyIndex > after, in modify-index order (then
 // id order), until fn returns false.
 func (v *CatalogView) UpdatesSince(after uint64, fn func(*Update) bool) error {
-	return rowsSince(v.txn, tableUpdates, after, func(raw any) bool { return fn(raw.(*Update)) })
+	v.updates.since(after, func(row catalogRow) bool { return fn(row.(*Update)) })
+	return nil
 }
 
 // TombstonesSince calls fn for every tombstone with Index > after (the rows Tombstones lists),

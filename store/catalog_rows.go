@@ -11,7 +11,7 @@ import (
 // The catalog's rows (bulletins and updates) are not kept in memdb's radix trees: at 500,000
 // updates those trees cost ~800 bytes of nodes and watch channels per row and index, five times
 // the rows themselves. Each of the two tables is a rowSet instead: two copy-on-write B-trees (by
-// id, and by ModifyIndex for the change index) of row pointers, ~16 bytes per row and tree.
+// id, and by ModifyIndex for the change index) of row pointers, ~40 bytes per row and tree.
 //
 // A rowSet is stored as one memdb row (tableCatalogRows, keyed by table name), so it is versioned
 // with everything else: a read transaction sees the rowSet of its own snapshot, a write
@@ -27,7 +27,7 @@ import (
 // under their own tables' snapshot bytes.
 const tableCatalogRows = "catalog_rows"
 
-// btreeDegree: nodes of 31..63 items, a few cache lines of pointers each.
+// btreeDegree: nodes of 31..63 items.
 const btreeDegree = 32
 
 // catalogRow is a row kept in a rowSet.
@@ -39,29 +39,29 @@ type catalogRow interface {
 func (b *Bulletin) rowKey() string { return b.ID }
 func (u *Update) rowKey() string   { return u.ID }
 
-// rowProbe is a lookup key for a rowSet's trees.
-type rowProbe struct {
-	RaftIndex
+// rowItem is an entry of a rowSet's tree: the row's key (or, by modify index, its ModifyIndex
+// and key) beside the row, so that comparisons read strings in place instead of calling
+// through the row's interface, and a lookup's probe lives on the stack.
+type rowItem struct {
+	mod uint64 // ModifyIndex; 0 in the by-key tree
 	key string
+	row catalogRow
 }
 
-func (p *rowProbe) rowKey() string { return p.key }
+func lessByKey(a, b rowItem) bool { return a.key < b.key }
 
-func lessByKey(a, b catalogRow) bool { return a.rowKey() < b.rowKey() }
-
-func lessByModify(a, b catalogRow) bool {
-	ma, mb := a.raftIndex().ModifyIndex, b.raftIndex().ModifyIndex
-	if ma != mb {
-		return ma < mb
+func lessByModify(a, b rowItem) bool {
+	if a.mod != b.mod {
+		return a.mod < b.mod
 	}
-	return a.rowKey() < b.rowKey()
+	return a.key < b.key
 }
 
 // rowSet is one version of a row table. Once its holder row is committed it is never changed:
 // a writer changes a clone.
 type rowSet struct {
-	byKey    *btree.BTreeG[catalogRow]
-	byModify *btree.BTreeG[catalogRow]
+	byKey    *btree.BTreeG[rowItem]
+	byModify *btree.BTreeG[rowItem]
 
 	// derived caches what is computed from a committed version (bulletinsByUpdate).
 	derivedMu sync.Mutex
@@ -77,27 +77,33 @@ func (r *rowSet) clone() *rowSet {
 }
 
 func (r *rowSet) get(key string) catalogRow {
-	row, _ := r.byKey.Get(&rowProbe{key: key})
-	return row
+	it, _ := r.byKey.Get(rowItem{key: key})
+	return it.row
 }
 
 // put inserts row, replacing the row with the same key.
 func (r *rowSet) put(row catalogRow) {
-	if old, ok := r.byKey.ReplaceOrInsert(row); ok {
-		r.byModify.Delete(old)
+	key := row.rowKey()
+	if old, ok := r.byKey.ReplaceOrInsert(rowItem{key: key, row: row}); ok {
+		r.byModify.Delete(rowItem{mod: old.row.raftIndex().ModifyIndex, key: key})
 	}
-	r.byModify.ReplaceOrInsert(row)
+	r.byModify.ReplaceOrInsert(rowItem{mod: row.raftIndex().ModifyIndex, key: key, row: row})
 	r.derived = nil
 }
 
 // remove deletes the row with key; it reports whether there was one.
 func (r *rowSet) remove(key string) bool {
-	old, ok := r.byKey.Delete(&rowProbe{key: key})
+	old, ok := r.byKey.Delete(rowItem{key: key})
 	if ok {
-		r.byModify.Delete(old)
+		r.byModify.Delete(rowItem{mod: old.row.raftIndex().ModifyIndex, key: key})
 		r.derived = nil
 	}
 	return ok
+}
+
+// ascend calls fn for every row in key order until fn returns false.
+func (r *rowSet) ascend(fn func(catalogRow) bool) {
+	r.byKey.Ascend(func(it rowItem) bool { return fn(it.row) })
 }
 
 // catalogRows is the memdb row holding a table's rowSet. owner is the write transaction that
@@ -205,7 +211,7 @@ func rowEach(txn *memdb.Txn, ws memdb.WatchSet, table string, fn func(any) bool)
 	if err != nil {
 		return err
 	}
-	rows.byKey.Ascend(func(row catalogRow) bool { return fn(row) })
+	rows.ascend(func(row catalogRow) bool { return fn(row) })
 	return nil
 }
 
@@ -259,19 +265,13 @@ func rowDelete(txn *memdb.Txn, table string, row any) error {
 	return nil
 }
 
-// rowsSince calls fn for every row of a row table with ModifyIndex > after, in modify-index
-// order (then key order), until fn returns false.
-func rowsSince(txn *memdb.Txn, table string, after uint64, fn func(any) bool) error {
+// since calls fn for every row with ModifyIndex > after, in modify-index order (then key
+// order), until fn returns false.
+func (r *rowSet) since(after uint64, fn func(catalogRow) bool) {
 	if after == ^uint64(0) {
-		return nil // nothing is above the largest index
+		return // nothing is above the largest index
 	}
-	rows, err := readRows(txn, nil, table)
-	if err != nil {
-		return err
-	}
-	rows.byModify.AscendGreaterOrEqual(&rowProbe{RaftIndex: RaftIndex{ModifyIndex: after + 1}},
-		func(row catalogRow) bool { return fn(row) })
-	return nil
+	r.byModify.AscendGreaterOrEqual(rowItem{mod: after + 1}, func(it rowItem) bool { return fn(it.row) })
 }
 
 // bulletinsOfUpdate lists the bulletins naming update id, from a map built once per version of
@@ -286,7 +286,7 @@ func bulletinsOfUpdate(txn *memdb.Txn, id string) ([]*Bulletin, error) {
 	defer rows.derivedMu.Unlock()
 	if rows.derived == nil {
 		m := make(map[string][]*Bulletin, rows.byKey.Len()*8)
-		rows.byKey.Ascend(func(row catalogRow) bool {
+		rows.ascend(func(row catalogRow) bool {
 			b := row.(*Bulletin)
 			for _, uid := range b.UpdateIDs {
 				m[uid] = append(m[uid], b)
@@ -296,22 +296,4 @@ func bulletinsOfUpdate(txn *memdb.Txn, id string) ([]*Bulletin, error) {
 		rows.derived = m
 	}
 	return rows.derived[id], nil
-}
-
-// eachFeedRow calls fn for every row of a row table whose Feed is feed (a scan: imports, the
-// only callers, read the whole catalog anyway).
-func eachFeedRow(txn *memdb.Txn, table, feed string, fn func(any) bool) error {
-	return rowEach(txn, nil, table, func(raw any) bool {
-		var f string
-		switch row := raw.(type) {
-		case *Bulletin:
-			f = row.Feed
-		case *Update:
-			f = row.Feed
-		}
-		if f != feed {
-			return true
-		}
-		return fn(raw)
-	})
 }

@@ -94,12 +94,14 @@ func TestRowSetVersions(t *testing.T) {
 		t.Fatal("the aborted write's row is visible")
 	}
 	var since []string
-	if err := rowsSince(now, tableUpdates, 10, func(raw any) bool {
-		since = append(since, raw.(*Update).ID)
-		return true
-	}); err != nil {
+	rows, err := readRows(now, nil, tableUpdates)
+	if err != nil {
 		t.Fatal(err)
 	}
+	rows.since(10, func(row catalogRow) bool {
+		since = append(since, row.(*Update).ID)
+		return true
+	})
 	if fmt.Sprint(since) != "[u001 u999]" {
 		t.Fatalf("changed since 10: %v", since)
 	}

@@ -485,11 +485,11 @@ func (s *Store) Compliance(ws memdb.WatchSet) (*ComplianceView, error) {
 // Catalog is the catalog as of the same read transaction as the counts, so that what is
 // counted and the catalog it is counted against are one consistent view.
 func (v *ComplianceView) Catalog() (*CatalogView, error) {
-	info, err := catalogInfo(v.txn, nil)
+	cv, err := catalogView(v.txn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read the catalog of a compliance view: %w", err)
 	}
-	return &CatalogView{txn: v.txn, Info: *info}, nil
+	return cv, nil
 }
 
 // Bulletin returns a bulletin's full counts: computers not naming any of its updates are unknown.
