@@ -136,24 +136,26 @@ func watchRows(txn *memdb.Txn, table string) (<-chan struct{}, *rowSet, error) {
 	return ch, raw.(*catalogRows).rows, nil
 }
 
-// emptyRows is the rowSet of a table never written. It is read-only.
+// emptyRows is what readers see of a table never written. It is shared by every store, so it is
+// never written nor cloned (a clone changes its original's copy-on-write context).
 var emptyRows = newRowSet()
 
 // writeRows returns table's rowSet for changing in write transaction txn: the committed one is
-// cloned, once per transaction.
+// cloned, once per transaction (a new one for a table never written).
 func writeRows(txn *memdb.Txn, table string) (*rowSet, error) {
 	raw, err := txn.First(tableCatalogRows, "id", table)
 	if err != nil {
 		return nil, fmt.Errorf("%s rows: %w", table, err)
 	}
-	if raw != nil && raw.(*catalogRows).owner == txn {
-		return raw.(*catalogRows).rows, nil
-	}
-	rows := emptyRows
+	rows := newRowSet()
 	if raw != nil {
-		rows = raw.(*catalogRows).rows
+		held := raw.(*catalogRows)
+		if held.owner == txn {
+			return held.rows, nil
+		}
+		rows = held.rows.clone()
 	}
-	holder := &catalogRows{Table: table, rows: rows.clone(), owner: txn}
+	holder := &catalogRows{Table: table, rows: rows, owner: txn}
 	if err := txn.Insert(tableCatalogRows, holder); err != nil {
 		return nil, fmt.Errorf("%s rows: %w", table, err)
 	}
