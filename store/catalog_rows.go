@@ -180,17 +180,8 @@ func rowFirstWatch(txn *memdb.Txn, table, id string) (<-chan struct{}, any, erro
 
 // rowFirst reads one row of any table by primary key, or nil.
 func rowFirst(txn *memdb.Txn, table, id string) (any, error) {
-	if !isRowTable(table) {
-		return txn.First(table, "id", id)
-	}
-	rows, err := readRows(txn, nil, table)
-	if err != nil {
-		return nil, err
-	}
-	if row := rows.get(id); row != nil {
-		return row, nil
-	}
-	return nil, nil
+	_, row, err := rowFirstWatch(txn, table, id)
+	return row, err
 }
 
 // rowEach calls fn for every row of any table in primary-key order until fn returns false, and
@@ -236,11 +227,7 @@ func rowInsert(txn *memdb.Txn, table string, row any) error {
 	if !isRowTable(table) {
 		return txn.Insert(table, row)
 	}
-	cr, ok := row.(catalogRow)
-	if !ok {
-		return fmt.Errorf("%s insert: a %T is not a row of it", table, row)
-	}
-	rows, err := writeRows(txn, table)
+	rows, cr, err := writeRowsFor(txn, table, row)
 	if err != nil {
 		return err
 	}
@@ -253,11 +240,7 @@ func rowDelete(txn *memdb.Txn, table string, row any) error {
 	if !isRowTable(table) {
 		return txn.Delete(table, row)
 	}
-	cr, ok := row.(catalogRow)
-	if !ok {
-		return fmt.Errorf("%s delete: a %T is not a row of it", table, row)
-	}
-	rows, err := writeRows(txn, table)
+	rows, cr, err := writeRowsFor(txn, table, row)
 	if err != nil {
 		return err
 	}
@@ -265,6 +248,16 @@ func rowDelete(txn *memdb.Txn, table string, row any) error {
 		return memdb.ErrNotFound
 	}
 	return nil
+}
+
+// writeRowsFor is writeRows for a change of row, which must be a row of the row table table.
+func writeRowsFor(txn *memdb.Txn, table string, row any) (*rowSet, catalogRow, error) {
+	cr, ok := row.(catalogRow)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: a %T is not a row of it", table, row)
+	}
+	rows, err := writeRows(txn, table)
+	return rows, cr, err
 }
 
 // since calls fn for every row with ModifyIndex > after, in modify-index order (then key

@@ -36,9 +36,9 @@ const (
 	tableSubtreeSummaries   = "subtree_summaries"
 )
 
-// tableDef describes one table: its memdb schema (nil for the row tables of catalog_rows.go), the byte that tags its rows in a snapshot, and
-// a constructor for decoding a row. Snapshot bytes are append-only: they live in snapshots on disk
-// and must never be renumbered or reused.
+// tableDef describes one table: its memdb schema (nil for the row tables of catalog_rows.go),
+// the byte that tags its rows in a snapshot, and a constructor for decoding a row. Snapshot
+// bytes are append-only: they live in snapshots on disk and must never be renumbered or reused.
 type tableDef struct {
 	name   string
 	snapID byte
