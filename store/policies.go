@@ -349,7 +349,11 @@ func revisePolicies(txn *memdb.Txn, idx uint64, run *ImportRun) error {
 				if !pu.Enabled {
 					continue
 				}
-				if uraw, err := rowFirst(txn, tableUpdates, pu.ID); err == nil && uraw != nil && uraw.(*Update).Superseded {
+				uraw, err := rowFirst(txn, tableUpdates, pu.ID)
+				if err != nil {
+					return err
+				}
+				if uraw != nil && uraw.(*Update).Superseded {
 					np.Updates[i].Enabled = false
 					disabled = append(disabled, pu.ID)
 				}
