@@ -12,9 +12,6 @@ package hierarchy
 // never changed; a better dictionary gets a new id and a new revision.
 
 import (
-	"fmt"
-	"sync"
-
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -34,13 +31,5 @@ const runDict = `{"policies":[{"id":"","name":"","description":"","folder":"","b
 // without it decodes as before, so a child may always register it.
 func RunDecoderDict() zstd.DOption { return zstd.WithDecoderDictRaw(runDictID, []byte(runDict)) }
 
-// dictEncoders are the run encoders with the run dictionary (runEncoders' options otherwise).
-var dictEncoders = sync.Pool{New: func() any {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(runWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false),
-		zstd.WithEncoderDictRaw(runDictID, []byte(runDict)))
-	if err != nil {
-		panic(fmt.Sprintf("run encoder options: %v", err))
-	}
-	return enc
-}}
+// dictEncoders are the run encoders with the run dictionary.
+var dictEncoders = runEncoderPool(zstd.WithEncoderDictRaw(runDictID, []byte(runDict)))

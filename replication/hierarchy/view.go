@@ -168,12 +168,12 @@ func (p *RunPlan) Header() RunHeader { return p.header }
 // The header, the catalog section and the other sections are consecutive zstd frames (a
 // decoder reads them as one stream); the catalog section's frame is shared by every run that
 // carries the same section.
-func (p *RunPlan) WriteTo(w io.Writer) (int64, error) { return p.write(w, &runEncoders) }
+func (p *RunPlan) WriteTo(w io.Writer) (int64, error) { return p.write(w, runEncoders) }
 
 // WriteCompact writes the run as WriteTo does, but the frames written for this child (the
 // header's and the sections not shared with other children) use the run dictionary: for a
 // child that asked for it (RevisionCompact), which decodes with RunDecoderDict.
-func (p *RunPlan) WriteCompact(w io.Writer) (int64, error) { return p.write(w, &dictEncoders) }
+func (p *RunPlan) WriteCompact(w io.Writer) (int64, error) { return p.write(w, dictEncoders) }
 
 // write writes the run; the frames of this child come from pool, the shared one is cached.
 func (p *RunPlan) write(w io.Writer, pool *sync.Pool) (int64, error) {

@@ -19,15 +19,21 @@ import (
 // child accepts).
 const runWindow = 4 * maxChunkBytes
 
-var runEncoders = sync.Pool{New: func() any {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(runWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
-	if err != nil {
-		// The options are constants: an error is a programming error, caught by every test.
-		panic(fmt.Sprintf("run encoder options: %v", err))
-	}
-	return enc
-}}
+var runEncoders = runEncoderPool()
+
+// runEncoderPool is a pool of run encoders, with the options above and extra.
+func runEncoderPool(extra ...zstd.EOption) *sync.Pool {
+	opts := append([]zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(runWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false)}, extra...)
+	return &sync.Pool{New: func() any {
+		enc, err := zstd.NewWriter(nil, opts...)
+		if err != nil {
+			// The options are constants: an error is a programming error, caught by every test.
+			panic(fmt.Sprintf("run encoder options: %v", err))
+		}
+		return enc
+	}}
+}
 
 // frameWriter is one zstd frame being written to w by a pooled encoder.
 type frameWriter struct {
@@ -36,7 +42,7 @@ type frameWriter struct {
 }
 
 // newFrame starts a frame written to w.
-func newFrame(w io.Writer) *frameWriter { return newFrameFrom(&runEncoders, w) }
+func newFrame(w io.Writer) *frameWriter { return newFrameFrom(runEncoders, w) }
 
 // newFrameFrom starts a frame written to w by an encoder of pool (runEncoders, dictEncoders).
 func newFrameFrom(pool *sync.Pool, w io.Writer) *frameWriter {
