@@ -32,14 +32,7 @@ func (d deposingBackend) CommitCatalog(run *store.ImportRun, src *store.SourceSt
 // TestAckNotSentAfterLeadershipEnds: a child whose leader term ends while it applies a run does
 // not acknowledge it (the next leader pulls from its own cursor); while it leads, it does.
 func TestAckNotSentAfterLeadershipEnds(t *testing.T) {
-	parent := bigParent(t)
-	view, _ := parent.site.s.CatalogView(nil)
-	plan := buildRun(view, &store.Child{Name: "c", Ranges: []string{"de"}}, ModeComplete)
-	plan.header.RunID = "run-1"
-	var stream bytes.Buffer
-	if _, err := plan.WriteTo(&stream); err != nil {
-		t.Fatal(err)
-	}
+	stream := deRunStream(t, (*RunPlan).WriteTo)
 	for _, tc := range []struct {
 		name   string
 		depose bool
@@ -83,4 +76,22 @@ func TestAckNotSentAfterLeadershipEnds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deRunStream is run "run-1", complete, of bigParent's catalog for a child "c" managing "de", as
+// write puts it on the wire (WriteTo, WriteCompact).
+func deRunStream(t *testing.T, write func(*RunPlan, io.Writer) (int64, error)) *bytes.Buffer {
+	t.Helper()
+	parent := bigParent(t)
+	view, err := parent.site.s.CatalogView(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := buildRun(view, &store.Child{Name: "c", Ranges: []string{"de"}}, ModeComplete)
+	plan.header.RunID = "run-1"
+	var stream bytes.Buffer
+	if _, err := write(plan, &stream); err != nil {
+		t.Fatal(err)
+	}
+	return &stream
 }

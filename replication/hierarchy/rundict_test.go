@@ -59,14 +59,7 @@ func TestCompactRunDecodes(t *testing.T) {
 // TestAckSendsTicketOnlyWhenAsked: the child acknowledges without the run's ticket, and sends
 // it, with the header, at once when the parent's server answers 404 (it does not hold the run).
 func TestAckSendsTicketOnlyWhenAsked(t *testing.T) {
-	parent := bigParent(t)
-	view, _ := parent.site.s.CatalogView(nil)
-	plan := buildRun(view, &store.Child{Name: "c", Ranges: []string{"de"}}, ModeComplete)
-	plan.header.RunID = "run-1"
-	var stream bytes.Buffer
-	if _, err := plan.WriteCompact(&stream); err != nil {
-		t.Fatal(err)
-	}
+	stream := deRunStream(t, (*RunPlan).WriteCompact)
 	var (
 		mu   sync.Mutex
 		acks []TicketedAck
