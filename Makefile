@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./replication/compliance/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSummary -fuzztime 30s ./replication/compliance/
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 30s ./backup/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBatchRows -fuzztime 30s ./store/
 
 clean:
 	rm -rf bin

@@ -24,6 +24,9 @@ func (n *Node) applyAudited(by store.Actor, action, target string, detail any, t
 	if by == (store.Actor{}) {
 		return n.applyResponse(t, req)
 	}
+	if _, binary := req.(binaryEntry); binary {
+		return nil, 0, fmt.Errorf("encode %s: an audited entry wraps JSON bodies only, and its body is binary", t)
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode %s: %w", t, err)

@@ -12,7 +12,7 @@ func (n *Node) StageCatalog(runID string, b *store.CatalogBatch) error {
 	if err != nil {
 		return err
 	}
-	_, err = n.apply(CatalogStageRequestType, &CatalogStageRequest{RunID: runID, Batch: raw})
+	_, err = n.apply(CatalogStageRowsRequestType, &runBatchEntry{RunID: runID, Batch: raw})
 	return err
 }
 
@@ -54,24 +54,22 @@ func (n *Node) SetBulletinAdmin(by store.Actor, id string, customSeverity *strin
 // nil b, publishes the run's next staged batch), hidden from readers until SwitchCatalog, and
 // reports how far the publish is.
 func (n *Node) PublishCatalog(runID string, b *store.CatalogBatch) (*store.PublishProgress, error) {
-	req := &CatalogPublishRequest{RunID: runID}
-	if b != nil {
-		raw, err := store.EncodeBatch(b)
-		if err != nil {
-			return nil, err
-		}
-		req.Batch = raw
+	if b == nil {
+		return n.publishStep(CatalogPublishRequestType, runID, &CatalogPublishRequest{RunID: runID})
 	}
-	return n.publishStep(CatalogPublishRequestType, req)
+	raw, err := store.EncodeBatch(b)
+	if err != nil {
+		return nil, err
+	}
+	return n.publishStep(CatalogPublishRowsRequestType, runID, &runBatchEntry{RunID: runID, Batch: raw})
 }
 
 // UnpublishCatalog takes the last published batch of a run back out in one bounded entry.
 func (n *Node) UnpublishCatalog(runID string) (*store.PublishProgress, error) {
-	return n.publishStep(CatalogUnpublishRequestType, &CatalogPublishRequest{RunID: runID})
+	return n.publishStep(CatalogUnpublishRequestType, runID, &CatalogPublishRequest{RunID: runID})
 }
 
-func (n *Node) publishStep(t MessageType, req *CatalogPublishRequest) (*store.PublishProgress, error) {
-	runID := req.RunID
+func (n *Node) publishStep(t MessageType, runID string, req any) (*store.PublishProgress, error) {
 	resp, _, err := n.applyResponse(t, req)
 	if err != nil {
 		return nil, err

@@ -189,17 +189,19 @@ func (f *FSM) apply(raw MessageType, buf []byte, idx uint64) any {
 	case CatalogPublishRequestType, CatalogUnpublishRequestType:
 		var req CatalogPublishRequest
 		decode(t, buf, idx, &req)
-		var prog *store.PublishProgress
-		var err error
 		if t == CatalogUnpublishRequestType {
-			prog, err = f.State().UnpublishCatalog(idx, req.RunID)
-		} else {
-			prog, err = f.State().PublishCatalog(idx, req.RunID, req.Batch)
+			return publishResponse(f.State().UnpublishCatalog(idx, req.RunID))
 		}
+		return publishResponse(f.State().PublishCatalog(idx, req.RunID, req.Batch))
+	case CatalogStageRowsRequestType, CatalogPublishRowsRequestType:
+		e, err := decodeRunBatch(buf)
 		if err != nil {
-			return err
+			panic(fmt.Sprintf("raft log %d: decode %s: %v", idx, t, err))
 		}
-		return prog
+		if t == CatalogStageRowsRequestType {
+			return f.State().StageCatalog(idx, e.RunID, e.Batch)
+		}
+		return publishResponse(f.State().PublishCatalog(idx, e.RunID, e.Batch))
 	case CatalogSwitchRequestType:
 		var req CatalogCommitRequest
 		decode(t, buf, idx, &req)
@@ -207,6 +209,14 @@ func (f *FSM) apply(raw MessageType, buf []byte, idx uint64) any {
 	default:
 		return f.unknownType(raw, idx)
 	}
+}
+
+// publishResponse is the FSM's response to a publish step: its progress, or its error.
+func publishResponse(prog *store.PublishProgress, err error) any {
+	if err != nil {
+		return err
+	}
+	return prog
 }
 
 // decode unmarshals a request body or panics (see Apply).

@@ -104,7 +104,7 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("servers = %+v", servers)
 				}
 			}},
-		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r1", Batch: mustBatch(store.CatalogBatch{
+		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r1", Batch: mustJSONBatch(store.CatalogBatch{
 			Bulletins: []*store.Bulletin{{BulletinContent: store.BulletinContent{ID: "B1", Title: "b", UpdateIDs: []string{"U1"}}, Feed: "f", Hash: "h1"}},
 			Updates:   []*store.Update{{UpdateContent: store.UpdateContent{ID: "U1", Title: "u", Language: "de"}, Feed: "f", Hash: "h2"}},
 		})}, func(t *testing.T, s *store.Store, idx uint64) {
@@ -254,7 +254,7 @@ func fsmSteps() []fsmStep {
 					t.Fatalf("token %+v, last audit entry %+v: want both written by entry %d", tok, last, idx)
 				}
 			}},
-		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r3", Batch: mustBatch(store.CatalogBatch{Tombstones: true,
+		{CatalogStageRequestType, &CatalogStageRequest{RunID: "r3", Batch: mustJSONBatch(store.CatalogBatch{Tombstones: true,
 			Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "U9", Title: "u9", Language: "de"}, Feed: "f", Hash: "h9"}},
 		})}, nil},
 		{CatalogPublishRequestType, &CatalogPublishRequest{RunID: "r3"}, publishedCheck("r3", false)},
@@ -262,6 +262,33 @@ func fsmSteps() []fsmStep {
 		{CatalogPublishRequestType, &CatalogPublishRequest{RunID: "r3"}, publishedCheck("r3", false)},
 		{CatalogSwitchRequestType, &CatalogCommitRequest{Run: store.ImportRun{ID: "r3", State: store.ImportSucceeded}},
 			publishedCheck("", true)},
+		// The row codec's entries: binary bodies, batches in the row codec.
+		{CatalogPublishRowsRequestType, &runBatchEntry{RunID: "r4", Batch: mustBatch(store.CatalogBatch{Tombstones: true,
+			Updates: []*store.Update{{UpdateContent: store.UpdateContent{ID: "U10", Title: "u10", Language: "de"}, Feed: "f", Hash: "h10"}},
+		})}, func(t *testing.T, s *store.Store, idx uint64) {
+			run, _ := s.Publishing()
+			if u, _ := s.Update(nil, "U10"); run != "r4" || u != nil {
+				t.Fatalf("publishing %q, U10 %+v: want r4 publishing, U10 hidden", run, u)
+			}
+		}},
+		{CatalogSwitchRequestType, &CatalogCommitRequest{Run: store.ImportRun{ID: "r4", State: store.ImportSucceeded}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if u, _ := s.Update(nil, "U10"); u == nil || u.Title != "u10" || u.Hash != "h10" {
+					t.Fatalf("U10 after the switch: %+v", u)
+				}
+			}},
+		{CatalogStageRowsRequestType, &runBatchEntry{RunID: "r5", Batch: mustBatch(store.CatalogBatch{DeleteUpdates: []string{"U10"}})},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if runs, _ := s.StagedRuns(); len(runs) != 1 || runs[0] != "r5" {
+					t.Fatalf("staged runs %v, want r5", runs)
+				}
+			}},
+		{CatalogCommitRequestType, &CatalogCommitRequest{Run: store.ImportRun{ID: "r5", State: store.ImportSucceeded}},
+			func(t *testing.T, s *store.Store, idx uint64) {
+				if u, _ := s.Update(nil, "U10"); u != nil {
+					t.Fatalf("U10 after its removal was committed: %+v", u)
+				}
+			}},
 	}
 }
 
@@ -308,6 +335,19 @@ func mustBatch(b store.CatalogBatch) []byte {
 		panic(err)
 	}
 	return buf
+}
+
+// mustJSONBatch encodes a batch as releases before the row codec did: zstd over JSON.
+func mustJSONBatch(b store.CatalogBatch) []byte {
+	js, err := json.Marshal(&b)
+	if err != nil {
+		panic(err)
+	}
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		panic(err)
+	}
+	return enc.EncodeAll(js, nil)
 }
 
 func applySteps(t *testing.T, f *FSM) {

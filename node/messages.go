@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,6 +58,12 @@ const (
 	CatalogPublishRequestType   MessageType = 29
 	CatalogSwitchRequestType    MessageType = 30
 	CatalogUnpublishRequestType MessageType = 31
+	// CatalogStageRowsRequestType and CatalogPublishRowsRequestType are CatalogStageRequestType
+	// and CatalogPublishRequestType (with a batch) for batches in store's row codec, and their
+	// body is binary (runBatchEntry), not JSON. A server from before the row codec could not
+	// decode the batch, so they are not ignorable: such a server stops and asks to be upgraded.
+	CatalogStageRowsRequestType   MessageType = 32
+	CatalogPublishRowsRequestType MessageType = 33
 )
 
 // IgnoreUnknownTypeFlag is the high bit of the type byte. It marks an entry that a server may
@@ -129,6 +138,10 @@ func (t MessageType) String() string {
 		return "catalog-switch"
 	case CatalogUnpublishRequestType:
 		return "catalog-unpublish"
+	case CatalogStageRowsRequestType:
+		return "catalog-stage-rows"
+	case CatalogPublishRowsRequestType:
+		return "catalog-publish-rows"
 	}
 	if t&IgnoreUnknownTypeFlag != 0 {
 		return fmt.Sprintf("message-type-%d(ignorable)", uint8(t&^IgnoreUnknownTypeFlag))
@@ -256,8 +269,15 @@ type TombstonesCollectRequest struct {
 	UpTo uint64 `json:"up_to"`
 }
 
-// Encode builds a log entry: the type byte followed by the JSON body.
+// Encode builds a log entry: the type byte followed by the JSON body, or by the binary body of
+// the types that have one.
 func Encode(t MessageType, req any) ([]byte, error) {
+	if e, ok := req.(binaryEntry); ok {
+		if t != CatalogStageRowsRequestType && t != CatalogPublishRowsRequestType {
+			return nil, fmt.Errorf("encode %s: its body is JSON, not %T", t, req)
+		}
+		return e.appendEntry([]byte{byte(t)}), nil
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
@@ -272,4 +292,33 @@ func Encode(t MessageType, req any) ([]byte, error) {
 type CatalogPublishRequest struct {
 	RunID string `json:"run_id"`
 	Batch []byte `json:"batch,omitempty"`
+}
+
+// binaryEntry is a request whose entry body is binary, for the types that say so.
+type binaryEntry interface {
+	appendEntry(dst []byte) []byte
+}
+
+// runBatchEntry is the body of CatalogStageRowsRequestType and CatalogPublishRowsRequestType:
+// the run id (uvarint length and bytes) and the encoded batch, the rest of the entry. Binary,
+// so that a batch of a few hundred kilobytes is neither base64-encoded nor scanned as JSON.
+type runBatchEntry struct {
+	RunID string
+	Batch []byte
+}
+
+func (e *runBatchEntry) appendEntry(dst []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(e.RunID)))
+	dst = append(dst, e.RunID...)
+	return append(dst, e.Batch...)
+}
+
+// decodeRunBatch decodes a runBatchEntry body. The batch is copied: the store keeps it.
+func decodeRunBatch(buf []byte) (runBatchEntry, error) {
+	n, w := binary.Uvarint(buf)
+	if w <= 0 || n > uint64(len(buf)-w) {
+		return runBatchEntry{}, errors.New("run id length beyond the entry")
+	}
+	buf = buf[w:]
+	return runBatchEntry{RunID: string(buf[:n]), Batch: bytes.Clone(buf[n:])}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -127,7 +128,7 @@ func (b *CatalogBatch) HasCatalog() bool {
 }
 
 // stagedBatch is one staged batch of a running import, kept as EncodeBatch made it (zstd over
-// JSON): staging costs one small row per Raft entry, and rows are decoded only at commit. Key is
+// the row codec, or JSON in earlier releases): staging costs one small row per Raft entry, and rows are decoded only at commit. Key is
 // "<run>/<index>" with a zero-padded index, so a run's batches iterate in staging order.
 type stagedBatch struct {
 	Key   string `json:"key"`
@@ -146,20 +147,37 @@ var (
 	batchDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBatchBytes), zstd.WithDecoderConcurrency(1))
 )
 
-// EncodeBatch encodes a batch for StageCatalog: JSON compressed with zstd, about a fifth of the
-// JSON's size for catalog records, which keeps Raft entries, the log on disk and staged rows small.
+// EncodeBatch encodes a batch for StageCatalog and PublishCatalog: its rows in the row codec
+// (batch_codec.go), compressed with zstd, which keeps Raft entries, the log on disk and staged
+// rows small. Entries that carry it must be of a type older servers do not know (node's
+// CatalogStageRowsRequestType and CatalogPublishRowsRequestType): a server from before the row
+// codec could not decode it.
 func EncodeBatch(b *CatalogBatch) ([]byte, error) {
-	buf, err := json.Marshal(b)
+	buf, err := appendBatchRows(nil, b)
 	if err != nil {
-		return nil, fmt.Errorf("encode catalog batch: %w", err)
+		return nil, err
 	}
 	return batchEncoder.EncodeAll(buf, nil), nil
 }
 
+// batchBuffers are decompressed batches' buffers, reused: an import decodes hundreds of them.
+var batchBuffers sync.Pool
+
+// decodeBatch decodes a batch of either codec: the row codec, or the JSON that Raft logs and
+// snapshots written by earlier releases hold.
 func decodeBatch(raw []byte) (*CatalogBatch, error) {
-	buf, err := batchDecoder.DecodeAll(raw, nil)
+	pooled, _ := batchBuffers.Get().(*[]byte)
+	if pooled == nil {
+		pooled = new([]byte)
+	}
+	defer batchBuffers.Put(pooled)
+	buf, err := batchDecoder.DecodeAll(raw, (*pooled)[:0])
+	*pooled = buf // both decoders copy what they keep, so the buffer is free once they return
 	if err != nil {
 		return nil, err
+	}
+	if len(buf) > 0 && buf[0] == batchCodecRows {
+		return decodeBatchRows(buf)
 	}
 	var b CatalogBatch
 	if err := json.Unmarshal(buf, &b); err != nil {
