@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -89,6 +90,14 @@ func (l *jsonLimiter) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	for i := 0; i < n; i++ {
+		if l.inString && !l.escape {
+			// Most of a feed is the inside of strings: skip to the next quote or backslash,
+			// the only bytes that change the state there.
+			i += stringRun(p[i:n])
+			if i == n {
+				break
+			}
+		}
 		if lerr := l.step(p[i], l.off+int64(i)); lerr != nil {
 			l.err = lerr
 			l.off += int64(i)
@@ -161,6 +170,19 @@ func (l *jsonLimiter) step(c byte, off int64) error {
 		}
 	}
 	return nil
+}
+
+// stringRun is how many bytes at the start of b are inside a string without ending it or
+// starting an escape: none is '"' or '\\'.
+func stringRun(b []byte) int {
+	q := bytes.IndexByte(b, '"')
+	if q < 0 {
+		q = len(b)
+	}
+	if e := bytes.IndexByte(b[:q], '\\'); e >= 0 {
+		return e
+	}
+	return q
 }
 
 // recordDepth is the depth of a record: the feed object, its array, the record.
