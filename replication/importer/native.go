@@ -1,13 +1,15 @@
 package importer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
-	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"patchtree/store"
 )
@@ -31,22 +33,38 @@ type FeedHandler interface {
 	Update(u *store.UpdateContent) error
 }
 
+// feedNamer is a FeedHandler that wants the feed's name as soon as it is parsed, before the
+// records that follow it.
+type feedNamer interface {
+	FeedName(name string) error
+}
+
 // ParseNative parses a patchtree.catalog/v1 document as a stream, handing each record to h as
 // soon as it is decoded, so memory does not grow with the feed beyond what h keeps. It checks
 // the format tag, dates, ids (present, unique) and that every bulletin's update_ids name an
 // update of the feed. records counts decoded records, for progress. The JSON limits of
 // jsonlimits.go (one token, one record, depth, keys, unknown fields) bound what it holds.
+//
+// The JSON is read with the json v2 packages (github.com/go-json-experiment/json): its streaming
+// decoder took 1.4 s where encoding/json took 3.2 s for the records of a 500k-update feed. It is
+// stricter than encoding/json: a key twice in one object and invalid UTF-8 are malformed JSON.
 func ParseNative(r io.Reader, h FeedHandler, records func()) (*FeedHeader, error) {
 	return parseNative(r, h, records, feedDefaults)
 }
 
+// decodeOptions are encoding/json's matching of field names, which feeds were written against.
+var decodeOptions = json.MatchCaseInsensitiveNames(true)
+
 // parseNative is ParseNative with the given limits.
 func parseNative(r io.Reader, h FeedHandler, records func(), lim feedLimits) (*FeedHeader, error) {
 	p := &nativeParser{
-		dec: json.NewDecoder(newJSONLimiter(r, lim)), h: h, records: records, maxUnknown: lim.fields,
-		updates: map[string]struct{}{}, bulletins: map[string]struct{}{}, pending: map[string]int{},
+		dec: jsontext.NewDecoder(newJSONLimiter(r, lim)), h: h, records: records, maxUnknown: lim.fields,
+		ids: map[string]updateRef{}, bulletins: map[string]struct{}{},
 	}
 	hdr, err := p.parse()
+	if errors.Is(err, errStagingStopped) {
+		return nil, err // the import's staging stopped the parse, not the feed
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadFeed, p.locate(err))
 	}
@@ -54,27 +72,42 @@ func parseNative(r io.Reader, h FeedHandler, records func(), lim feedLimits) (*F
 }
 
 type nativeParser struct {
-	dec     *json.Decoder
+	dec     *jsontext.Decoder
 	h       FeedHandler
 	records func()
 
-	updates    map[string]struct{} // every update id seen
+	// ids has every update id seen, in an update or a bulletin's update_ids. Its key is the one
+	// copy of the id that the records handed on share: a 500k feed's bulletins name 2.7 million
+	// update ids, which the decoder allocated each on its own.
+	ids        map[string]updateRef
+	dangling   int // ids named by a bulletin and not (yet) seen as an update
 	bulletins  map[string]struct{}
-	pending    map[string]int // update id referenced before it was seen → index of the first referring bulletin
 	nBull      int
 	nUpd       int
 	unknown    int // top-level fields skipped
 	maxUnknown int
 }
 
+// updateRef is what the parser knows of an update id.
+type updateRef struct {
+	id    string // the shared copy
+	seen  bool   // as an update
+	first int32  // the first bulletin naming it, while it is not seen
+}
+
 // locate adds the byte offset to decoder errors.
 func (p *nativeParser) locate(err error) error {
-	var syn *json.SyntaxError
+	var syn *jsontext.SyntacticError
+	var lim *LimitError
 	switch {
-	case errors.As(err, &syn):
-		return fmt.Errorf("malformed JSON at byte %d", syn.Offset) // the message would quote the input
+	case errors.As(err, &lim):
+		return lim
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return fmt.Errorf("feed is truncated at byte %d", p.dec.InputOffset())
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syn):
+		return fmt.Errorf("malformed JSON at byte %d: an object has a key twice", syn.ByteOffset)
+	case errors.As(err, &syn):
+		return fmt.Errorf("malformed JSON at byte %d", syn.ByteOffset) // the message would quote the input
 	}
 	return err
 }
@@ -84,13 +117,19 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 	if err := p.expectDelim('{', "the feed must be a JSON object"); err != nil {
 		return nil, err
 	}
-	for p.dec.More() {
-		tok, err := p.dec.Token()
+	for {
+		more, err := p.more('}')
 		if err != nil {
 			return nil, err
 		}
-		key, _ := tok.(string)
-		switch key {
+		if !more {
+			break
+		}
+		tok, err := p.dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		switch key := tok.String(); key {
 		case "format":
 			err = p.decodeString(key, &hdr.Format)
 			if err == nil && hdr.Format != FormatNative {
@@ -98,6 +137,9 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 			}
 		case "feed":
 			err = p.decodeString(key, &hdr.Feed)
+			if fn, ok := p.h.(feedNamer); ok && err == nil && hdr.Feed != "" {
+				err = fn.FeedName(hdr.Feed)
+			}
 		case "generated_at":
 			if err = p.decodeString(key, &hdr.GeneratedAt); err == nil && hdr.GeneratedAt != "" {
 				_, err = normDate("generated_at", hdr.GeneratedAt)
@@ -110,7 +152,7 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 			if p.unknown++; p.unknown > p.maxUnknown {
 				return nil, &LimitError{"an unknown field", p.dec.InputOffset(), int64(p.maxUnknown), "unknown fields"}
 			}
-			err = p.skipValue()
+			err = p.dec.SkipValue() // token by token: the value is never held whole
 		}
 		if err != nil {
 			return nil, err
@@ -119,8 +161,13 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 	if err := p.expectDelim('}', "feed object not closed"); err != nil {
 		return nil, err
 	}
-	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("data after the feed object at byte %d", p.dec.InputOffset())
+	if _, err := p.dec.ReadToken(); !errors.Is(err, io.EOF) {
+		off := p.dec.InputOffset()
+		var syn *jsontext.SyntacticError
+		if errors.As(err, &syn) {
+			off = syn.ByteOffset // where the data starts, not how far the decoder read
+		}
+		return nil, fmt.Errorf("data after the feed object at byte %d", off)
 	}
 	switch {
 	case hdr.Format == "":
@@ -128,55 +175,50 @@ func (p *nativeParser) parse() (*FeedHeader, error) {
 	case hdr.Feed == "":
 		return nil, errors.New("feed has no \"feed\" name")
 	}
-	first := -1
-	for _, i := range p.pending {
-		if first < 0 || i < first {
-			first = i
+	if p.dangling > 0 {
+		first := int32(-1)
+		for _, ref := range p.ids {
+			if !ref.seen && (first < 0 || ref.first < first) {
+				first = ref.first
+			}
 		}
-	}
-	if first >= 0 {
-		return nil, fmt.Errorf("bulletins[%d] names an update the feed does not contain (%d dangling update_ids in all)", first, len(p.pending))
+		return nil, fmt.Errorf("bulletins[%d] names an update the feed does not contain (%d dangling update_ids in all)", first, p.dangling)
 	}
 	return hdr, nil
 }
 
-// skipValue reads past one value of a field the parser does not know, token by token, so that
-// it is never held whole.
-func (p *nativeParser) skipValue() error {
-	depth := 0
-	for {
-		tok, err := p.dec.Token()
-		if err != nil {
-			return err
+// more reports whether the object or array being read has another member before its closing
+// delimiter; the error of what is not a value or that delimiter.
+func (p *nativeParser) more(closing jsontext.Kind) (bool, error) {
+	switch p.dec.PeekKind() {
+	case closing:
+		return false, nil
+	case jsontext.KindInvalid:
+		_, err := p.dec.ReadToken() // what PeekKind could not read
+		if err == nil {
+			err = errors.New("unexpected end of the feed")
 		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
+		return false, err
 	}
+	return true, nil
 }
 
-func (p *nativeParser) expectDelim(want json.Delim, msg string) error {
-	tok, err := p.dec.Token()
+func (p *nativeParser) expectDelim(want jsontext.Kind, msg string) error {
+	tok, err := p.dec.ReadToken()
 	if err != nil {
 		return err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("%s (found %s at byte %d)", msg, tokenKind(tok), p.dec.InputOffset())
+	if tok.Kind() != want {
+		return fmt.Errorf("%s (found %s at byte %d)", msg, tokenKind(tok.Kind()), p.dec.InputOffset())
 	}
 	return nil
 }
 
 func (p *nativeParser) decodeString(key string, dst *string) error {
-	err := p.dec.Decode(dst)
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("field %q at byte %d: want a string, not %s", key, te.Offset, valueKind(te.Value))
+	err := json.UnmarshalDecode(p.dec, dst, decodeOptions)
+	var se *json.SemanticError
+	if errors.As(err, &se) && se.JSONKind != jsontext.KindInvalid {
+		return fmt.Errorf("field %q at byte %d: want a string, not %s", key, se.ByteOffset, tokenKind(se.JSONKind))
 	}
 	return err
 }
@@ -186,7 +228,14 @@ func (p *nativeParser) eachRecord(key string, fn func(i int) error) error {
 	if err := p.expectDelim('[', fmt.Sprintf("%q must be an array", key)); err != nil {
 		return err
 	}
-	for i := 0; p.dec.More(); i++ {
+	for i := 0; ; i++ {
+		more, err := p.more(']')
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
 		if err := fn(i); err != nil {
 			return err
 		}
@@ -199,7 +248,7 @@ func (p *nativeParser) eachRecord(key string, fn func(i int) error) error {
 
 func (p *nativeParser) bulletin(i int) error {
 	var b store.BulletinContent
-	if err := p.dec.Decode(&b); err != nil {
+	if err := json.UnmarshalDecode(p.dec, &b, decodeOptions); err != nil {
 		return typeError(fmt.Sprintf("bulletins[%d]", i), err)
 	}
 	if b.ID == "" {
@@ -216,12 +265,14 @@ func (p *nativeParser) bulletin(i int) error {
 	if b.Revised, err = normDate(fmt.Sprintf("bulletins[%d].revised", i), b.Revised); err != nil {
 		return err
 	}
-	for _, u := range b.UpdateIDs {
-		if _, seen := p.updates[u]; !seen {
-			if _, already := p.pending[u]; !already {
-				p.pending[u] = i
-			}
+	for j, u := range b.UpdateIDs {
+		ref, known := p.ids[u]
+		if known {
+			b.UpdateIDs[j] = ref.id
+			continue
 		}
+		p.ids[u] = updateRef{id: u, first: int32(min(i, math.MaxInt32))}
+		p.dangling++
 	}
 	p.nBull++
 	return p.h.Bulletin(&b)
@@ -229,20 +280,24 @@ func (p *nativeParser) bulletin(i int) error {
 
 func (p *nativeParser) update(i int) error {
 	var u store.UpdateContent
-	if err := p.dec.Decode(&u); err != nil {
+	if err := json.UnmarshalDecode(p.dec, &u, decodeOptions); err != nil {
 		return typeError(fmt.Sprintf("updates[%d]", i), err)
 	}
 	if u.ID == "" {
 		return fmt.Errorf("updates[%d] has no id", i)
 	}
-	if _, dup := p.updates[u.ID]; dup {
+	ref, known := p.ids[u.ID]
+	if known && ref.seen {
 		return fmt.Errorf("updates[%d]: its id appears twice", i)
 	}
 	if u.Size < 0 {
 		return fmt.Errorf("updates[%d]: size is negative", i)
 	}
-	p.updates[u.ID] = struct{}{}
-	delete(p.pending, u.ID)
+	if known {
+		u.ID = ref.id
+		p.dangling--
+	}
+	p.ids[u.ID] = updateRef{id: u.ID, seen: true}
 	p.nUpd++
 	return p.h.Update(&u)
 }
@@ -250,35 +305,37 @@ func (p *nativeParser) update(i int) error {
 // typeError explains a decode failure of one value by its position and the kinds involved,
 // never by the value itself (a feed's content is not repeated in errors).
 func typeError(where string, err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			return fmt.Errorf("%s must be a JSON object, not %s", where, valueKind(te.Value))
-		}
-		return fmt.Errorf("%s: field %q at byte %d: want %s, not %s", where, field, te.Offset, wantKind(te.Type), valueKind(te.Value))
+	var se *json.SemanticError
+	if !errors.As(err, &se) || se.JSONKind == jsontext.KindInvalid {
+		return err
 	}
-	return err
+	// The pointer is the stream's: /<array>/<index>/<field>/...
+	var field string
+	n := 0
+	for tok := range se.JSONPointer.Tokens() {
+		if n == recordDepth-1 {
+			field = tok
+		}
+		n++
+	}
+	if field == "" {
+		return fmt.Errorf("%s must be a JSON object, not %s", where, tokenKind(se.JSONKind))
+	}
+	return fmt.Errorf("%s: field %q at byte %d: want %s, not %s", where, field, se.ByteOffset, wantKind(se.GoType), tokenKind(se.JSONKind))
 }
 
-// valueKind is the JSON kind of an UnmarshalTypeError's Value ("number 1e999" → "number").
-func valueKind(v string) string {
-	kind, _, _ := strings.Cut(v, " ")
-	return kind
-}
-
-// tokenKind names the kind of a JSON token without its value.
-func tokenKind(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
-		return fmt.Sprintf("%q", string(t))
-	case string:
-		return "a string"
-	case float64, json.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
+// tokenKind names a JSON kind without a value.
+func tokenKind(k jsontext.Kind) string {
+	switch k {
+	case '{', '}', '[', ']':
+		return fmt.Sprintf("%q", string(k))
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
 		return "null"
 	}
 	return "a value"

@@ -36,7 +36,7 @@ func (im *Importer) importRun(ctx context.Context, r *run) (*store.ImportRun, er
 	return committed, nil
 }
 
-func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, error) {
+func (im *Importer) importSteps(ctx context.Context, r *run) (_ *store.ImportRun, err error) {
 	state := im.backend.State()
 	req := r.req
 	langs, err := state.Languages(nil, store.LanguagesSite)
@@ -66,6 +66,22 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	watch := newStallWatch(im.cfg.StallTimeout, req.Source, r.cancel)
 	defer watch.stop()
 	col := newCollector(ranges, &req)
+	// st stages the plan's rows. A streamed import starts it before the parse; the others once
+	// the plan is made. Until its finish, a failed run stops it and takes back what it staged.
+	var (
+		st   *stager
+		view *store.CatalogView
+	)
+	stopStaging := func() {
+		if st == nil || err == nil {
+			return
+		}
+		staged, stageErr := st.stop()
+		if stageErr != nil && errors.Is(err, errStagingStopped) {
+			err = stageErr // the parse stopped because staging had failed: say why
+		}
+		im.abort(r.rec.ID, staged)
+	}
 	src := &store.SourceState{ID: req.Source, Kind: kind, LastImport: time.Now().UTC(), LastRunID: r.rec.ID}
 	opts := planOptions{deleteExcluded: req.DeleteExcluded, disableSuperseded: req.DisableSuperseded}
 	var warnings []string
@@ -105,6 +121,16 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 		r.setPhase(PhaseParsing)
 		if plain, err = requireObject(plain, req.Source); err != nil {
 			return nil, err
+		}
+		if streamable(&req) {
+			// Kept updates become rows, diffed and staged, while the feed is still being read.
+			if view, err = state.CatalogView(nil); err != nil {
+				return nil, err
+			}
+			st = newStager(planAhead)
+			col.streamUpdates(st.plan, view, st.emit)
+			im.start(ctx, r, st)
+			defer stopStaging()
 		}
 		hdr, err := ParseNative(plain, col, func() { r.records.Add(1) })
 		if err != nil {
@@ -160,25 +186,31 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	}
 
 	r.setPhase(PhaseDiffing)
-	view, err := state.CatalogView(nil)
-	if err != nil {
+	streamed := st != nil
+	if !streamed {
+		if view, err = state.CatalogView(nil); err != nil {
+			return nil, err
+		}
+		st = newStager(0) // the whole plan is queued, then staged: the parsed feed is freed first
+		defer stopStaging()
+	}
+	if err := col.makePlan(st.plan, view, opts, st.emit); err != nil {
 		return nil, err
 	}
-	p, err := col.makePlan(view, opts)
-	if err != nil {
-		return nil, err
+	col = nil // the parsed feed is no longer needed: the plan and the log hold what is written
+	if !streamed {
+		im.start(ctx, r, st)
 	}
-	p.result.Warnings = capWarnings(append(p.result.Warnings, warnings...), 100)
-	col = nil // the parsed feed is no longer needed: the plan holds what will be written
-
 	r.setPhase(PhaseStaging)
-	staged, err := im.stageAll(ctx, r, p.batcher(im.cfg.MaxBatchBytes, im.cfg.MaxBatchRows))
+	staged, err := st.finish()
+	p := st.plan
+	st = nil // finished: nothing left to stop
 	if err != nil {
 		im.abort(r.rec.ID, staged)
 		return nil, err
 	}
+	p.result.Warnings = capWarnings(append(p.result.Warnings, warnings...), 100)
 	result := p.result
-	p = nil // every row is in the log now
 
 	r.mu.Lock()
 	rec := r.rec
@@ -206,6 +238,11 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (*store.ImportRun, 
 	}
 	return &rec, nil
 }
+
+// planAhead bounds the rows a streamed import's parse may make ahead of the batch being
+// staged: two batches' worth, so the parse and the publish entries overlap without the parse
+// holding more.
+const planAhead = 2 * DefaultMaxBatchRows
 
 // publishInFlight is how many publish entries a run keeps in flight: encoding the next batch,
 // the log's write and the FSM's apply of the one before overlap, and Raft writes entries that

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -21,20 +22,70 @@ type collector struct {
 
 	bulletins   []*store.BulletinContent
 	bulletinIdx map[string]int
-	updates     map[string]*store.UpdateContent
-	allUpdates  map[string]struct{} // every update id the feed has, kept or not
+	updates     map[string]*store.UpdateContent // kept on their language, not streamed
+	// allUpdates has every update id of the feed, kept or not. A streamed update's value is
+	// 1 + the index of its lower-case language tag in tags; the others' is 0.
+	allUpdates  map[string]uint16
+	tags        []string
 	skippedLang int
 	badTags     map[string]int
+	// languages caches the verdict on each language tag: a feed has a few dozen tags on
+	// hundreds of thousands of updates, and checking one is a BCP 47 parse and a range match.
+	languages map[string]languageVerdict
+	stream    *updateStream
+	streamed  int
+}
+
+type languageVerdict struct {
+	wellFormed, managed bool
+	tag                 uint16 // 1 + the index in tags of the lower-case tag, once a streamed update had it
+}
+
+// updateStream turns kept updates into rows as the feed is parsed (streamUpdates).
+type updateStream struct {
+	p    *plan
+	view *store.CatalogView
+	feed string // the feed's name, once its header field is parsed: updates before it are collected
+	emit func(sized) error
 }
 
 func newCollector(ranges []string, req *Request) *collector {
 	c := &collector{
 		ranges: ranges, bulletinIdx: map[string]int{}, updates: map[string]*store.UpdateContent{},
-		allUpdates: map[string]struct{}{}, badTags: map[string]int{},
+		allUpdates: map[string]uint16{}, badTags: map[string]int{}, languages: map[string]languageVerdict{},
 	}
 	c.include, c.exclude = foldSet(req.IncludeVendors), foldSet(req.ExcludeVendors)
 	return c
 }
+
+// streamable reports whether an import keeps an update on its language alone, so that its row
+// can be made as soon as it is parsed: no vendor filter (a bulletin's vendor decides on its
+// updates) and no supersedence (which needs every update).
+func streamable(req *Request) bool {
+	return len(req.IncludeVendors) == 0 && len(req.ExcludeVendors) == 0 && !req.DisableSuperseded
+}
+
+// streamUpdates makes c turn each kept update into its row of p, diffed against view and sent
+// to emit, as it is parsed: from the feed's name on (FeedName), the plan's update rows are made
+// and staged while the feed is still being read. Only for streamable requests.
+func (c *collector) streamUpdates(p *plan, view *store.CatalogView, emit func(sized) error) {
+	c.stream = &updateStream{p: p, view: view, emit: emit}
+}
+
+// FeedName is the feed's name from its header, which a streamed update's row carries.
+func (c *collector) FeedName(name string) error {
+	if s := c.stream; s != nil {
+		if s.feed != "" && s.feed != name {
+			return errors.New("the feed names itself twice, differently")
+		}
+		s.feed = name
+	}
+	return nil
+}
+
+// maxCachedLanguages bounds the language cache: a feed of random tags gets no cache, not an
+// unbounded one.
+const maxCachedLanguages = 4096
 
 func foldSet(in []string) map[string]bool {
 	if len(in) == 0 {
@@ -59,18 +110,69 @@ func (c *collector) Bulletin(b *store.BulletinContent) error {
 	return nil
 }
 
-// Update keeps an update if its language is managed here; others are only counted.
+// Update keeps an update if its language is managed here; others are only counted. A streamed
+// update becomes its row at once.
 func (c *collector) Update(u *store.UpdateContent) error {
-	c.allUpdates[u.ID] = struct{}{}
-	if u.Language != "" && langalert.CheckTag(u.Language) != nil {
+	c.allUpdates[u.ID] = 0
+	v, ok := c.languages[u.Language]
+	if !ok {
+		v = languageVerdict{
+			wellFormed: u.Language == "" || langalert.CheckTag(u.Language) == nil,
+			managed:    langalert.MatchAny(c.ranges, u.Language),
+		}
+		if len(c.languages) < maxCachedLanguages {
+			c.languages[u.Language] = v
+		}
+	}
+	if !v.wellFormed {
 		c.badTags[u.Language]++
 	}
-	if !langalert.MatchAny(c.ranges, u.Language) {
+	if !v.managed {
 		c.skippedLang++
 		return nil
 	}
+	if s := c.stream; s != nil && s.feed != "" {
+		if v.tag == 0 {
+			c.tags = append(c.tags, strings.ToLower(u.Language))
+			if len(c.tags) >= 1<<16-1 {
+				return errors.New("the feed's updates have more than 65,534 distinct languages")
+			}
+			v.tag = uint16(len(c.tags))
+			c.languages[u.Language] = v
+		}
+		c.allUpdates[u.ID] = v.tag
+		c.streamed++
+		return s.p.planUpdate(s.view, u, s.feed, false, s.emit)
+	}
 	c.updates[u.ID] = u
 	return nil
+}
+
+// streamedTag is the lower-case language tag of a streamed update, and whether id is one.
+func (c *collector) streamedTag(id string) (string, bool) {
+	if t := c.allUpdates[id]; t > 0 {
+		return c.tags[t-1], true
+	}
+	return "", false
+}
+
+// planUpdate makes u's row, diffs it against the view and sends it to emit if it must be
+// written.
+func (p *plan) planUpdate(view *store.CatalogView, u *store.UpdateContent, feed string, superseded bool, emit func(sized) error) error {
+	row := &store.Update{UpdateContent: *u, Feed: feed, Superseded: superseded}
+	size, err := hashRow(&row.Hash, struct {
+		C *store.UpdateContent
+		F string
+		S bool
+	}{u, feed, superseded})
+	if err != nil {
+		return err
+	}
+	live := view.Update(u.ID)
+	if !p.classify(live != nil, live != nil && live.Feed != feed, live != nil && live.Hash == row.Hash, &p.result.Updates, "update", u.ID, liveFeedU(live)) {
+		return nil
+	}
+	return emit(sized{update: row, size: size})
 }
 
 func (c *collector) vendorKept(vendor string) bool {
@@ -88,9 +190,10 @@ type sized struct {
 	size     int
 }
 
-// plan is what an import will change, computed against a consistent view of the catalog.
+// plan is what an import will change, computed against a consistent view of the catalog. Its
+// rows go to the emit function of makePlan as they are made; the rest is complete when
+// makePlan returns.
 type plan struct {
-	rows            []sized
 	deleteBulletins []string
 	deleteUpdates   []string
 	result          store.ImportResult
@@ -109,15 +212,23 @@ type planOptions struct {
 	delivered map[string]bool
 }
 
-// makePlan filters the collected feed to what this site keeps and diffs it against the view. It
-// uses the collector up: call it once.
-func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, error) {
-	p := &plan{}
+// makePlan filters the collected feed to what this site keeps, diffs it against the view and
+// completes p: each row to write goes to emit as soon as it is made (bulletins, then the
+// collected updates in id order; streamed updates were planned as they were parsed, into the
+// same p); removals, counts and warnings are in p when it returns. An error of emit stops it.
+// It uses the collector up: call it once.
+func (c *collector) makePlan(p *plan, view *store.CatalogView, o planOptions, emit func(sized) error) error {
 	res := &p.result
 	// Sized up front: at 500,000 updates growing these maps was a third of the plan's time.
 	inFeedB := make(map[string]bool, len(c.bulletins))
-	keptU := make(map[string]bool, len(c.updates))
-	referenced := make(map[string]bool, len(c.allUpdates))
+	keptU := make(map[string]bool, len(c.updates)) // the kept updates that were not streamed
+	// Which collected updates a bulletin names: streamed updates are kept whatever names them,
+	// and when every kept update was streamed the 2.7 million references of a 500k feed need
+	// no map.
+	var referenced map[string]bool
+	if len(c.updates) > 0 {
+		referenced = make(map[string]bool, len(c.allUpdates))
+	}
 	keptB := make([]*store.BulletinContent, 0, len(c.bulletins))
 	tags := make(map[string][]string, len(c.bulletins)) // kept bulletin → lower-case tags of its kept updates
 	// One lower-case string per distinct tag: a 500k feed's bulletins list 2.7 million update ids
@@ -133,8 +244,10 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 	}
 	for _, b := range c.bulletins {
 		inFeedB[b.ID] = true
-		for _, u := range b.UpdateIDs {
-			referenced[u] = true
+		if referenced != nil {
+			for _, u := range b.UpdateIDs {
+				referenced[u] = true
+			}
 		}
 		if !c.vendorKept(b.Vendor) {
 			res.SkippedBulletins++
@@ -144,7 +257,10 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 		kb.UpdateIDs = nil
 		kt := make([]string, 0, len(b.UpdateIDs))
 		for _, u := range b.UpdateIDs {
-			if up, ok := c.updates[u]; ok {
+			if tag, ok := c.streamedTag(u); ok {
+				kb.UpdateIDs = append(kb.UpdateIDs, u)
+				kt = append(kt, tag)
+			} else if up, ok := c.updates[u]; ok {
 				kb.UpdateIDs = append(kb.UpdateIDs, u)
 				kt = append(kt, lowerTag(up.Language))
 				keptU[u] = true
@@ -165,7 +281,7 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 			keptU[id] = true // an update no bulletin names is kept on its language alone
 		}
 	}
-	res.SkippedUpdates = len(c.allUpdates) - len(keptU)
+	res.SkippedUpdates = len(c.allUpdates) - len(keptU) - c.streamed
 
 	superseded := map[string]bool{}
 	if o.disableSuperseded {
@@ -184,13 +300,15 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 			F string
 		}{b, row.UpdateTags, o.feed})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		live := view.Bulletin(b.ID)
 		if !p.classify(live != nil, live != nil && live.Feed != o.feed, live != nil && live.Hash == row.Hash, &res.Bulletins, "bulletin", b.ID, liveFeedB(live)) {
 			continue
 		}
-		p.rows = append(p.rows, sized{bulletin: row, size: size})
+		if err := emit(sized{bulletin: row, size: size}); err != nil {
+			return err
+		}
 	}
 	ids := make([]string, 0, len(keptU))
 	for id := range keptU {
@@ -199,21 +317,10 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 	sort.Strings(ids)
 	for _, id := range ids {
 		u := c.updates[id]
-		delete(c.updates, id) // the row below copies it: the collected one is garbage from here on
-		row := &store.Update{UpdateContent: *u, Feed: o.feed, Superseded: superseded[id]}
-		size, err := hashRow(&row.Hash, struct {
-			C *store.UpdateContent
-			F string
-			S bool
-		}{u, o.feed, row.Superseded})
-		if err != nil {
-			return nil, err
+		delete(c.updates, id) // its row copies it: the collected one is garbage from here on
+		if err := p.planUpdate(view, u, o.feed, superseded[id], emit); err != nil {
+			return err
 		}
-		live := view.Update(id)
-		if !p.classify(live != nil, live != nil && live.Feed != o.feed, live != nil && live.Hash == row.Hash, &res.Updates, "update", id, liveFeedU(live)) {
-			continue
-		}
-		p.rows = append(p.rows, sized{update: row, size: size})
 	}
 
 	// Removals: records of this feed that the site keeps no longer.
@@ -232,10 +339,10 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 		return true
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	err = view.FeedUpdates(o.feed, func(u *store.Update) bool {
-		if keptU[u.ID] {
+		if _, streamed := c.streamedTag(u.ID); streamed || keptU[u.ID] {
 			return true
 		}
 		_, inFeed := c.allUpdates[u.ID]
@@ -247,13 +354,13 @@ func (c *collector) makePlan(view *store.CatalogView, o planOptions) (*plan, err
 		return true
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for tag, n := range c.badTags {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("language tag %q is not well-formed BCP 47; kept verbatim on %d updates", tag, n))
 	}
 	sort.Strings(res.Warnings)
-	return p, nil
+	return nil
 }
 
 // classify counts one record and reports whether it must be written.
@@ -304,63 +411,4 @@ func hashRow(dst *string, v any) (int, error) {
 	sum := sha256.Sum256(buf)
 	*dst = hex.EncodeToString(sum[:])
 	return len(buf), nil
-}
-
-// batcher cuts a plan into batches of at most maxBytes (estimated) and maxRows index entries
-// (a record counts once, a bulletin once more per update it lists), deletions last, one at a time: each row leaves the plan as its batch is cut, so a row is held
-// either by the plan or by the one batch being staged.
-type batcher struct {
-	p                 *plan
-	maxBytes, maxRows int
-	row, delB, delU   int
-}
-
-func (p *plan) batcher(maxBytes, maxRows int) *batcher {
-	return &batcher{p: p, maxBytes: maxBytes, maxRows: maxRows}
-}
-
-// next returns the next batch, or nil when the plan is used up.
-func (bt *batcher) next() *store.CatalogBatch {
-	p := bt.p
-	cur := &store.CatalogBatch{Tombstones: true} // children learn of deletions through tombstones
-	size, rows := 0, 0
-	fits := func(n, cost int) bool {
-		if rows > 0 && (size+n > bt.maxBytes || rows+cost > bt.maxRows) {
-			return false
-		}
-		size, rows = size+n, rows+cost
-		return true
-	}
-	for ; bt.row < len(p.rows); bt.row++ {
-		r := p.rows[bt.row]
-		// One record costs one row in each of its table's two trees; what a bulletin's update
-		// list costs (its tag digests) is in its bytes.
-		if !fits(r.size+160, 1) { // row JSON plus feed, hash and indexes
-			return cur
-		}
-		if r.bulletin != nil {
-			cur.Bulletins = append(cur.Bulletins, r.bulletin)
-		} else {
-			cur.Updates = append(cur.Updates, r.update)
-		}
-		p.rows[bt.row] = sized{}
-	}
-	for ; bt.delB < len(p.deleteBulletins); bt.delB++ {
-		id := p.deleteBulletins[bt.delB]
-		if !fits(len(id)+4, 1) {
-			return cur
-		}
-		cur.DeleteBulletins = append(cur.DeleteBulletins, id)
-	}
-	for ; bt.delU < len(p.deleteUpdates); bt.delU++ {
-		id := p.deleteUpdates[bt.delU]
-		if !fits(len(id)+4, 1) {
-			return cur
-		}
-		cur.DeleteUpdates = append(cur.DeleteUpdates, id)
-	}
-	if rows == 0 {
-		return nil
-	}
-	return cur
 }
