@@ -153,14 +153,22 @@ var (
 // CatalogStageRowsRequestType and CatalogPublishRowsRequestType): a server from before the row
 // codec could not decode it.
 func EncodeBatch(b *CatalogBatch) ([]byte, error) {
-	buf, err := appendBatchRows(nil, b)
+	pooled, _ := batchBuffers.Get().(*[]byte)
+	if pooled == nil {
+		pooled = new([]byte)
+	}
+	defer batchBuffers.Put(pooled)
+	buf, err := appendBatchRows((*pooled)[:0], b)
+	*pooled = buf
 	if err != nil {
 		return nil, err
 	}
-	return batchEncoder.EncodeAll(buf, nil), nil
+	// Sized to the batch's rows: EncodeAll would make an output as large as its input.
+	return batchEncoder.EncodeAll(buf, make([]byte, 0, len(buf)/4)), nil
 }
 
-// batchBuffers are decompressed batches' buffers, reused: an import decodes hundreds of them.
+// batchBuffers hold batches before compression and after decompression, reused: an import
+// encodes and decodes hundreds of them.
 var batchBuffers sync.Pool
 
 // decodeBatch decodes a batch of either codec: the row codec, or the JSON that Raft logs and
