@@ -16,9 +16,9 @@ import (
 	"patchtree/store"
 )
 
-// importRun fetches, parses, plans, stages and commits one run. Nothing is written to Raft
-// before the whole feed has been read and checked, so a bad feed leaves the state untouched;
-// once staging starts, a failure drops what was staged.
+// importRun fetches, parses, plans, stages and commits one run. What it stages is published
+// hidden from readers until the switch, so a failure at any point (a bad feed found late, a
+// cancel, a failed entry) takes back what was staged and leaves the catalog as it was.
 // On success it returns the committed record; the live run's state stays "running" until the
 // caller publishes it.
 func (im *Importer) importRun(ctx context.Context, r *run) (*store.ImportRun, error) {
