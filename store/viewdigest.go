@@ -60,8 +60,33 @@ func UpdateRecordHash(u *Update) [32]byte {
 // bulletin contributes one pair per update it lists, so a view's bulletin part splits by the
 // updates' languages.
 func PairHash(b *Bulletin, updateID string) [32]byte {
-	return sha256.Sum256([]byte("b\x00" + b.ID + "\x00" + b.Hash + "\x00" + b.CustomSeverity + "\x00" +
-		strconv.FormatBool(b.Disabled) + "\x00" + updateID))
+	return newPairHasher(b).hash(updateID)
+}
+
+// pairHasher computes PairHash for one bulletin's updates: the bulletin's part of the hashed
+// bytes is built once, not once per update (2.7 million pairs in a 500k catalog).
+type pairHasher struct {
+	buf    []byte
+	prefix int
+}
+
+func newPairHasher(b *Bulletin) *pairHasher {
+	buf := make([]byte, 0, 2+len(b.ID)+len(b.Hash)+len(b.CustomSeverity)+12+64)
+	buf = append(buf, "b\x00"...)
+	buf = append(buf, b.ID...)
+	buf = append(buf, 0)
+	buf = append(buf, b.Hash...)
+	buf = append(buf, 0)
+	buf = append(buf, b.CustomSeverity...)
+	buf = append(buf, 0)
+	buf = strconv.AppendBool(buf, b.Disabled)
+	buf = append(buf, 0)
+	return &pairHasher{buf: buf, prefix: len(buf)}
+}
+
+func (h *pairHasher) hash(updateID string) [32]byte {
+	h.buf = append(h.buf[:h.prefix], updateID...)
+	return sha256.Sum256(h.buf)
 }
 
 // tagDigest is the digest of everything in the catalog that belongs to one language tag (lower
@@ -105,11 +130,16 @@ func (t tagDelta) bulletin(old, new *Bulletin) {
 		if b == nil || len(b.UpdateTags) != len(b.UpdateIDs) {
 			continue
 		}
+		h := newPairHasher(b)
+		var d *Digest
 		for i, id := range b.UpdateIDs {
+			if i == 0 || b.UpdateTags[i] != b.UpdateTags[i-1] {
+				d = t.at(b.UpdateTags[i])
+			}
 			if b == old {
-				t.at(b.UpdateTags[i]).Sub(PairHash(b, id))
+				d.Sub(h.hash(id))
 			} else {
-				t.at(b.UpdateTags[i]).Add(PairHash(b, id))
+				d.Add(h.hash(id))
 			}
 		}
 	}
