@@ -284,6 +284,37 @@ func TestStreamBadLateFeedIsTakenBack(t *testing.T) {
 	}
 }
 
+// TestStreamBadLateFeedOnRaftIsTakenBack is the dangling case of TestStreamBadLateFeedIsTakenBack
+// on a real Raft site: the publish entries of the streamed batches are taken back by unpublish
+// entries, and the version stays.
+func TestStreamBadLateFeedOnRaftIsTakenBack(t *testing.T) {
+	n, im := raftSite(t, Config{MaxBatchRows: 5}, "*")
+	src, url := serveGated(t)
+	src.set(encodeFeed(t, streamFeed("stream", 30, "r1"), true, "").buf, nil, nil)
+	if first := runImport(t, im, Request{Source: url}); first.State != store.ImportSucceeded {
+		t.Fatalf("first import: %s %q", first.State, first.Error)
+	}
+	before := snapshotSite(t, n.State(), url)
+
+	badFeed := streamFeed("stream", 30, "r2")
+	badFeed.Bulletins[0].UpdateIDs = append(badFeed.Bulletins[0].UpdateIDs, "su-missing")
+	head, tail := encodeFeed(t, badFeed, true, "").split(40)
+	src.set(head, tail, afterBatches(t, im, 3))
+	p := runImport(t, im, Request{Source: url})
+	if p.State != store.ImportFailed || !strings.Contains(p.Error, "does not contain") || strings.Contains(p.Error, "staging stopped") {
+		t.Fatalf("bad import: %s %q, want failed on the dangling update id", p.State, p.Error)
+	}
+	if p.Batches < 3 {
+		t.Fatalf("%d batches published before the failure, want at least 3", p.Batches)
+	}
+	checkUntouched(t, n.State(), url, before)
+
+	src.set(encodeFeed(t, streamFeed("stream", 30, "r2"), true, "").buf, nil, nil)
+	if again := runImport(t, im, Request{Source: url}); again.State != store.ImportSucceeded || again.Result.Updates.Changed != 90 {
+		t.Fatalf("import after the failed one: %s %q %+v", again.State, again.Error, again.Result)
+	}
+}
+
 // pathFeeds are the feeds of TestStreamAndCollectedImportsAgree for a site that keeps "de":
 // kept, skipped and foreign records, an unnamed update, a non-well-formed tag and mixed case.
 func pathFeeds() (other, first, second *testFeed) {
