@@ -123,6 +123,7 @@ type stallWatch struct {
 	d       time.Duration
 	t       *time.Timer
 	stopped atomic.Bool
+	paused  atomic.Bool
 }
 
 func newStallWatch(d time.Duration, src string, cancel context.CancelCauseFunc) *stallWatch {
@@ -135,8 +136,24 @@ func newStallWatch(d time.Duration, src string, cancel context.CancelCauseFunc) 
 
 // touch re-arms the timer after progress.
 func (w *stallWatch) touch() {
-	if w != nil && !w.stopped.Load() {
+	if w != nil && !w.stopped.Load() && !w.paused.Load() {
 		w.t.Reset(w.d)
+	}
+}
+
+// pause disarms the watch while the run waits on itself (a streamed import's parse waiting for
+// its staging to catch up), not on the source; resume re-arms it.
+func (w *stallWatch) pause() {
+	if w != nil {
+		w.paused.Store(true)
+		w.t.Stop()
+	}
+}
+
+func (w *stallWatch) resume() {
+	if w != nil {
+		w.paused.Store(false)
+		w.touch()
 	}
 }
 

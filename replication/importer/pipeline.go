@@ -128,6 +128,14 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (_ *store.ImportRun
 				return nil, err
 			}
 			st = newStager(planAhead)
+			// Waiting for its own staging is not the source stalling.
+			st.rows.waiting = func(w bool) {
+				if w {
+					watch.pause()
+				} else {
+					watch.resume()
+				}
+			}
 			col.streamUpdates(st.plan, view, st.emit)
 			im.start(ctx, r, st)
 			defer stopStaging()

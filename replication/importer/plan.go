@@ -131,12 +131,9 @@ func (c *collector) Update(u *store.UpdateContent) error {
 		c.skippedLang++
 		return nil
 	}
-	if s := c.stream; s != nil && s.feed != "" {
-		if v.tag == 0 {
+	if s := c.stream; s != nil && s.feed != "" && (v.tag > 0 || len(c.tags) < maxCachedLanguages) {
+		if v.tag == 0 { // the language's first streamed update; a cached language (bound above)
 			c.tags = append(c.tags, strings.ToLower(u.Language))
-			if len(c.tags) >= 1<<16-1 {
-				return errors.New("the feed's updates have more than 65,534 distinct languages")
-			}
 			v.tag = uint16(len(c.tags))
 			c.languages[u.Language] = v
 		}
@@ -144,7 +141,7 @@ func (c *collector) Update(u *store.UpdateContent) error {
 		c.streamed++
 		return s.p.planUpdate(s.view, u, s.feed, false, s.emit)
 	}
-	c.updates[u.ID] = u
+	c.updates[u.ID] = u // planned after the parse: before the feed's name, or past the tag bound
 	return nil
 }
 

@@ -22,6 +22,8 @@ type rowQueue struct {
 	bound     int // 0: unbounded
 	closed    bool
 	abandoned bool
+	// waiting, when set, is told when put starts and stops waiting for room.
+	waiting func(bool)
 }
 
 func newRowQueue(bound int) *rowQueue {
@@ -34,6 +36,10 @@ func newRowQueue(bound int) *rowQueue {
 func (q *rowQueue) put(s sized) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.bound > 0 && len(q.rows)-q.head >= q.bound && !q.abandoned && q.waiting != nil {
+		q.waiting(true)
+		defer q.waiting(false)
+	}
 	for q.bound > 0 && len(q.rows)-q.head >= q.bound && !q.abandoned {
 		q.cond.Wait()
 	}

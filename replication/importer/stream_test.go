@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -672,5 +673,64 @@ func TestStreamFeedNamedTwice(t *testing.T) {
 	}
 	if err := c.FeedName("impostor"); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Fatalf("another name: %v, want an error", err)
+	}
+}
+
+// slowFirstPublish delays the first publish entry of each run, as a slow Raft write would.
+type slowFirstPublish struct {
+	*fakeBackend
+	delay time.Duration
+	slow  map[string]bool
+	log   sync.Mutex // the log writes one entry at a time
+}
+
+func (s *slowFirstPublish) PublishCatalog(runID string, b *store.CatalogBatch) (*store.PublishProgress, error) {
+	s.log.Lock()
+	defer s.log.Unlock()
+	s.mu.Lock()
+	first := !s.slow[runID]
+	s.slow[runID] = true
+	s.mu.Unlock()
+	if first {
+		time.Sleep(s.delay) // a slow log write, not a synchronisation
+	}
+	return s.fakeBackend.PublishCatalog(runID, b)
+}
+
+// A streamed parse held back by a slow publish entry is waiting on its own staging, not on its
+// source: the stall watch must not end the run as "source stalled".
+func TestStreamBackpressureIsNotASourceStall(t *testing.T) {
+	f := newFakeBackend(t, "*")
+	b := &slowFirstPublish{fakeBackend: f, delay: 600 * time.Millisecond, slow: map[string]bool{}}
+	im := newTestImporter(t, b, Config{MaxBatchRows: 50, StallTimeout: 200 * time.Millisecond})
+	src := filepath.Join(t.TempDir(), "feed.json")
+	genFeed(t, src, 6000, 1)
+	p := runImport(t, im, Request{Source: src})
+	if p.State != store.ImportSucceeded {
+		t.Fatalf("import of a local file with one slow publish entry: %s %q", p.State, p.Error)
+	}
+}
+
+// Past the language cache's bound the streamed path collects updates instead of streaming
+// them: a feed of more distinct languages than that imports the same either way.
+func TestStreamManyLanguagesImportAsCollected(t *testing.T) {
+	const n = maxCachedLanguages + 500
+	feed := &testFeed{Format: FormatNative, Feed: "langs", GeneratedAt: "2026-11-21T00:00:00Z", Bulletins: []store.BulletinContent{}}
+	for i := 0; i < n; i++ {
+		feed.Updates = append(feed.Updates, store.UpdateContent{ID: fmt.Sprintf("u%05d", i), Title: "u", Language: fmt.Sprintf("de-x-%05d", i)})
+	}
+	var results []store.ImportResult
+	for _, feedFirst := range []bool{true, false} {
+		f := newFakeBackend(t, "*")
+		im := newTestImporter(t, f, Config{})
+		path := writeFeedFile(t, t.TempDir(), "feed.json", encodeFeed(t, feed, feedFirst, "").buf)
+		p := runImport(t, im, Request{Source: path})
+		if p.State != store.ImportSucceeded || p.Result.Updates.Added != n {
+			t.Fatalf("feed key first %v: %s %q, %d updates added, want %d", feedFirst, p.State, p.Error, p.Result.Updates.Added, n)
+		}
+		results = append(results, p.Result)
+	}
+	if !reflect.DeepEqual(results[0], results[1]) {
+		t.Fatalf("streamed %+v, collected %+v", results[0], results[1])
 	}
 }
