@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSummary -fuzztime 30s ./replication/compliance/
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 30s ./backup/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatchRows -fuzztime 30s ./store/
+	$(GO) test -run '^$$' -fuzz FuzzRowHashJSON -fuzztime 30s ./replication/importer/
 
 clean:
 	rm -rf bin

@@ -1,9 +1,6 @@
 package importer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -157,14 +154,7 @@ func (c *collector) streamedTag(id string) (string, bool) {
 // written.
 func (p *plan) planUpdate(view *store.CatalogView, u *store.UpdateContent, feed string, superseded bool, emit func(sized) error) error {
 	row := &store.Update{UpdateContent: *u, Feed: feed, Superseded: superseded}
-	size, err := hashRow(&row.Hash, struct {
-		C *store.UpdateContent
-		F string
-		S bool
-	}{u, feed, superseded})
-	if err != nil {
-		return err
-	}
+	size := hashUpdateRow(row)
 	live := view.Update(u.ID)
 	if !p.classify(live != nil, live != nil && live.Feed != feed, live != nil && live.Hash == row.Hash, &p.result.Updates, "update", u.ID, liveFeedU(live)) {
 		return nil
@@ -291,14 +281,7 @@ func (c *collector) makePlan(p *plan, view *store.CatalogView, o planOptions, em
 
 	for _, b := range keptB {
 		row := &store.Bulletin{BulletinContent: *b, UpdateTags: tags[b.ID], Feed: o.feed}
-		size, err := hashRow(&row.Hash, struct {
-			C *store.BulletinContent
-			T []string
-			F string
-		}{b, row.UpdateTags, o.feed})
-		if err != nil {
-			return err
-		}
+		size := hashBulletinRow(row)
 		live := view.Bulletin(b.ID)
 		if !p.classify(live != nil, live != nil && live.Feed != o.feed, live != nil && live.Hash == row.Hash, &res.Bulletins, "bulletin", b.ID, liveFeedB(live)) {
 			continue
@@ -399,13 +382,3 @@ func bulletinOfFixID(id string) string {
 	return ""
 }
 
-// hashRow stores the hex SHA-256 of v's JSON in dst and returns the JSON's length.
-func hashRow(dst *string, v any) (int, error) {
-	buf, err := json.Marshal(v)
-	if err != nil {
-		return 0, fmt.Errorf("encode record: %w", err)
-	}
-	sum := sha256.Sum256(buf)
-	*dst = hex.EncodeToString(sum[:])
-	return len(buf), nil
-}
