@@ -147,11 +147,13 @@ func writeRows(txn *memdb.Txn, table string) (*rowSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s rows: %w", table, err)
 	}
-	rows := newRowSet()
-	if raw != nil {
+	var rows *rowSet
+	if raw == nil {
+		rows = newRowSet()
+	} else {
 		held := raw.(*catalogRows)
 		if held.owner == txn {
-			return held.rows, nil
+			return held.rows, nil // this transaction's own copy, already made
 		}
 		rows = held.rows.clone()
 	}
