@@ -381,4 +381,3 @@ func bulletinOfFixID(id string) string {
 	}
 	return ""
 }
-
