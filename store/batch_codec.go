@@ -238,20 +238,15 @@ func (r *rowReader) byte() byte {
 	return c
 }
 
-func (r *rowReader) uint() uint64 {
-	v, n := binary.Uvarint(r.buf)
-	if n <= 0 {
-		r.fail("bad unsigned integer")
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
-}
+func (r *rowReader) uint() uint64 { return readVarint(r, binary.Uvarint, "bad unsigned integer") }
 
-func (r *rowReader) int() int64 {
-	v, n := binary.Varint(r.buf)
+func (r *rowReader) int() int64 { return readVarint(r, binary.Varint, "bad integer") }
+
+// readVarint reads one integer with decode (binary.Uvarint or binary.Varint).
+func readVarint[T uint64 | int64](r *rowReader, decode func([]byte) (T, int), what string) T {
+	v, n := decode(r.buf)
 	if n <= 0 {
-		r.fail("bad integer")
+		r.fail(what)
 		return 0
 	}
 	r.buf = r.buf[n:]

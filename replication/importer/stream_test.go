@@ -288,14 +288,21 @@ func TestStreamBadLateFeedIsTakenBack(t *testing.T) {
 // TestStreamBadLateFeedOnRaftIsTakenBack is the dangling case of TestStreamBadLateFeedIsTakenBack
 // on a real Raft site: the publish entries of the streamed batches are taken back by unpublish
 // entries, and the version stays.
-func TestStreamBadLateFeedOnRaftIsTakenBack(t *testing.T) {
-	n, im := raftSite(t, Config{MaxBatchRows: 5}, "*")
+// firstStreamImport serves the first revision of the stream feed over a gated source, imports
+// it into im (whose state is s), and returns the source and the site as it then is.
+func firstStreamImport(t *testing.T, im *Importer, s *store.Store) (*gatedSource, string, siteSnapshot) {
+	t.Helper()
 	src, url := serveGated(t)
 	src.set(encodeFeed(t, streamFeed("stream", 30, "r1"), true, "").buf, nil, nil)
 	if first := runImport(t, im, Request{Source: url}); first.State != store.ImportSucceeded {
 		t.Fatalf("first import: %s %q", first.State, first.Error)
 	}
-	before := snapshotSite(t, n.State(), url)
+	return src, url, snapshotSite(t, s, url)
+}
+
+func TestStreamBadLateFeedOnRaftIsTakenBack(t *testing.T) {
+	n, im := raftSite(t, Config{MaxBatchRows: 5}, "*")
+	src, url, before := firstStreamImport(t, im, n.State())
 
 	badFeed := streamFeed("stream", 30, "r2")
 	badFeed.Bulletins[0].UpdateIDs = append(badFeed.Bulletins[0].UpdateIDs, "su-missing")
@@ -560,12 +567,7 @@ func TestStreamAndCollectedImportsAgree(t *testing.T) {
 func TestStreamCancelledWhileParsing(t *testing.T) {
 	f := newFakeBackend(t, "*")
 	im := newTestImporter(t, f, Config{MaxBatchRows: 5})
-	src, url := serveGated(t)
-	src.set(encodeFeed(t, streamFeed("stream", 30, "r1"), true, "").buf, nil, nil)
-	if first := runImport(t, im, Request{Source: url}); first.State != store.ImportSucceeded {
-		t.Fatalf("first import: %s %q", first.State, first.Error)
-	}
-	before := snapshotSite(t, f.s, url)
+	src, url, before := firstStreamImport(t, im, f.s)
 
 	reached := make(chan struct{})
 	head, tail := encodeFeed(t, streamFeed("stream", 30, "r2"), true, "").split(50)
@@ -629,12 +631,7 @@ func TestStreamFeedNamedTwice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeBackend(t, "*")
 			im := newTestImporter(t, f, Config{MaxBatchRows: 5})
-			src, url := serveGated(t)
-			src.set(encodeFeed(t, streamFeed("stream", 30, "r1"), true, "").buf, nil, nil)
-			if first := runImport(t, im, Request{Source: url}); first.State != store.ImportSucceeded {
-				t.Fatalf("first import: %s %q", first.State, first.Error)
-			}
-			before := snapshotSite(t, f.s, url)
+			src, url, before := firstStreamImport(t, im, f.s)
 
 			head, tail := tc.feed(t)
 			if !bytes.Contains(append(append([]byte{}, head...), tail...), []byte(`"feed":"impostor"`)) {
