@@ -163,9 +163,13 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (_ *store.ImportRun
 		newest, err := csaf.Read(ctx, fetch, since, im.cfg.MaxDocBytes, func(path string, a *csaf.Advisory) error {
 			delivered[a.Bulletin.ID] = true
 			b := a.Bulletin
-			col.Bulletin(&b)
+			if err := col.Bulletin(&b); err != nil {
+				return err
+			}
 			for i := range a.Updates {
-				col.Update(&a.Updates[i])
+				if err := col.Update(&a.Updates[i]); err != nil {
+					return err
+				}
 			}
 			for _, w := range a.Warnings {
 				warnings = append(warnings, path+": "+w)
