@@ -8,7 +8,7 @@
 // test prints the log tail of each of its server processes.
 //
 // Every test starts its own servers on 127.0.0.1:0 (fixed ports only from
-// freePort, per test) and shares no state, so tests run in parallel;
+// freePort, below the ephemeral range) and shares no state, so tests run in parallel;
 // `make test` bounds them with -parallel 4. Loops of kills and rounds run a
 // short form by default and their long form with PATCHTREE_SOAK=1
 // (`make soak`).
@@ -20,12 +20,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -400,13 +402,47 @@ func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string))
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago, for a server that must keep
+// its port across restarts (a Raft address). It comes from below the kernel's ephemeral range:
+// a port from 127.0.0.1:0 could be taken, while its server is killed, by any socket the kernel
+// numbers, such as another test's listener or a peer's outgoing connection, and the restart then
+// fails with "address already in use". Ports are handed out in turn, so tests of this process
+// never share one.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports.Lock()
+	defer ports.Unlock()
+	if ports.next == 0 {
+		ports.low = ephemeralLow() - 12000
+		ports.next = ports.low + rand.IntN(6000) // apart from another run of these tests
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 2000 {
+		p := ports.next
+		if ports.next++; ports.next >= ephemeralLow() {
+			ports.next = ports.low
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no free loopback port below the ephemeral range")
+	return 0
+}
+
+var ports struct {
+	sync.Mutex
+	low, next int
+}
+
+// ephemeralLow is the first port the kernel hands out for port 0 (32768 unless configured).
+func ephemeralLow() int {
+	low := 32768
+	if buf, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(buf), &lo, &hi); err == nil && lo > 13000 {
+			low = lo
+		}
+	}
+	return low
 }
