@@ -35,7 +35,7 @@ type collector struct {
 
 type languageVerdict struct {
 	wellFormed, managed bool
-	tag                 uint16 // 1 + the index in tags of the lower-case tag, once a streamed update had it
+	tag                 uint16 // 1 + the index in tags of the lower-case tag (managed, cached languages)
 }
 
 // updateStream turns kept updates into rows as the feed is parsed (streamUpdates).
@@ -111,16 +111,7 @@ func (c *collector) Bulletin(b *store.BulletinContent) error {
 // update becomes its row at once.
 func (c *collector) Update(u *store.UpdateContent) error {
 	c.allUpdates[u.ID] = 0
-	v, ok := c.languages[u.Language]
-	if !ok {
-		v = languageVerdict{
-			wellFormed: u.Language == "" || langalert.CheckTag(u.Language) == nil,
-			managed:    langalert.MatchAny(c.ranges, u.Language),
-		}
-		if len(c.languages) < maxCachedLanguages {
-			c.languages[u.Language] = v
-		}
-	}
+	v := c.language(u.Language)
 	if !v.wellFormed {
 		c.badTags[u.Language]++
 	}
@@ -128,18 +119,42 @@ func (c *collector) Update(u *store.UpdateContent) error {
 		c.skippedLang++
 		return nil
 	}
-	if s := c.stream; s != nil && s.feed != "" && (v.tag > 0 || len(c.tags) < maxCachedLanguages) {
-		if v.tag == 0 { // the language's first streamed update; a cached language (bound above)
-			c.tags = append(c.tags, strings.ToLower(u.Language))
-			v.tag = uint16(len(c.tags))
-			c.languages[u.Language] = v
-		}
+	if s := c.stream; s != nil && s.feed != "" && v.tag > 0 {
 		c.allUpdates[u.ID] = v.tag
 		c.streamed++
 		return s.p.planUpdate(s.view, u, s.feed, false, s.emit)
 	}
-	c.updates[u.ID] = u // planned after the parse: before the feed's name, or past the tag bound
+	c.updates[u.ID] = u // planned after the parse: before the feed's name, or past the cache's bound
 	return nil
+}
+
+// language is the verdict on a language tag, cached up to maxCachedLanguages tags; a managed,
+// cached tag has its one lower-case copy in tags.
+func (c *collector) language(lang string) languageVerdict {
+	if v, ok := c.languages[lang]; ok {
+		return v
+	}
+	v := languageVerdict{
+		wellFormed: lang == "" || langalert.CheckTag(lang) == nil,
+		managed:    langalert.MatchAny(c.ranges, lang),
+	}
+	if len(c.languages) < maxCachedLanguages {
+		if v.managed {
+			c.tags = append(c.tags, strings.ToLower(lang))
+			v.tag = uint16(len(c.tags))
+		}
+		c.languages[lang] = v
+	}
+	return v
+}
+
+// lowerTag is a kept update's language in lower case: one string per distinct tag, since a 500k
+// feed's bulletins list 2.7 million update ids in some 30 languages.
+func (c *collector) lowerTag(lang string) string {
+	if v := c.languages[lang]; v.tag > 0 {
+		return c.tags[v.tag-1]
+	}
+	return strings.ToLower(lang) // past the cache's bound
 }
 
 // streamedTag is the lower-case language tag of a streamed update, and whether id is one.
@@ -218,17 +233,6 @@ func (c *collector) makePlan(p *plan, view *store.CatalogView, o planOptions, em
 	}
 	keptB := make([]*store.BulletinContent, 0, len(c.bulletins))
 	tags := make(map[string][]string, len(c.bulletins)) // kept bulletin → lower-case tags of its kept updates
-	// One lower-case string per distinct tag: a 500k feed's bulletins list 2.7 million update ids
-	// in some 30 languages.
-	lowered := map[string]string{}
-	lowerTag := func(tag string) string {
-		if l, ok := lowered[tag]; ok {
-			return l
-		}
-		l := strings.ToLower(tag)
-		lowered[tag] = l
-		return l
-	}
 	for _, b := range c.bulletins {
 		inFeedB[b.ID] = true
 		if referenced != nil {
@@ -249,7 +253,7 @@ func (c *collector) makePlan(p *plan, view *store.CatalogView, o planOptions, em
 				kt = append(kt, tag)
 			} else if up, ok := c.updates[u]; ok {
 				kb.UpdateIDs = append(kb.UpdateIDs, u)
-				kt = append(kt, lowerTag(up.Language))
+				kt = append(kt, c.lowerTag(up.Language))
 				keptU[u] = true
 			}
 		}
