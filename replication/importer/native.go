@@ -82,8 +82,6 @@ type nativeParser struct {
 	ids        map[string]updateRef
 	dangling   int // ids named by a bulletin and not (yet) seen as an update
 	bulletins  map[string]struct{}
-	nBull      int
-	nUpd       int
 	unknown    int // top-level fields skipped
 	maxUnknown int
 }
@@ -274,7 +272,6 @@ func (p *nativeParser) bulletin(i int) error {
 		p.ids[u] = updateRef{id: u, first: int32(min(i, math.MaxInt32))}
 		p.dangling++
 	}
-	p.nBull++
 	return p.h.Bulletin(&b)
 }
 
@@ -298,7 +295,6 @@ func (p *nativeParser) update(i int) error {
 		p.dangling--
 	}
 	p.ids[u.ID] = updateRef{id: u.ID, seen: true}
-	p.nUpd++
 	return p.h.Update(&u)
 }
 
