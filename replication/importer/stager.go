@@ -36,11 +36,11 @@ func newRowQueue(bound int) *rowQueue {
 func (q *rowQueue) put(s sized) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.bound > 0 && len(q.rows)-q.head >= q.bound && !q.abandoned && q.waiting != nil {
+	if q.full() && q.waiting != nil {
 		q.waiting(true)
 		defer q.waiting(false)
 	}
-	for q.bound > 0 && len(q.rows)-q.head >= q.bound && !q.abandoned {
+	for q.full() {
 		q.cond.Wait()
 	}
 	if q.abandoned {
@@ -49,6 +49,11 @@ func (q *rowQueue) put(s sized) error {
 	q.rows = append(q.rows, s)
 	q.cond.Broadcast()
 	return nil
+}
+
+// full reports whether put must wait for room (q.mu held).
+func (q *rowQueue) full() bool {
+	return q.bound > 0 && len(q.rows)-q.head >= q.bound && !q.abandoned
 }
 
 // close marks the end of the rows: the plan is complete.
