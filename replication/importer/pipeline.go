@@ -127,7 +127,9 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (_ *store.ImportRun
 			if view, err = state.CatalogView(nil); err != nil {
 				return nil, err
 			}
-			st = newStager(planAhead)
+			// The parse may run two batches ahead of the one being staged: the parse and the
+			// publish entries overlap without the parse holding more.
+			st = newStager(2 * im.cfg.MaxBatchRows)
 			// Waiting for its own staging is not the source stalling.
 			st.rows.waiting = func(w bool) {
 				if w {
@@ -250,11 +252,6 @@ func (im *Importer) importSteps(ctx context.Context, r *run) (_ *store.ImportRun
 	}
 	return &rec, nil
 }
-
-// planAhead bounds the rows a streamed import's parse may make ahead of the batch being
-// staged: two batches' worth, so the parse and the publish entries overlap without the parse
-// holding more.
-const planAhead = 2 * DefaultMaxBatchRows
 
 // publishInFlight is how many publish entries a run keeps in flight: encoding the next batch,
 // the log's write and the FSM's apply of the one before overlap, and Raft writes entries that
