@@ -153,10 +153,7 @@ var (
 // CatalogStageRowsRequestType and CatalogPublishRowsRequestType): a server from before the row
 // codec could not decode it.
 func EncodeBatch(b *CatalogBatch) ([]byte, error) {
-	pooled, _ := batchBuffers.Get().(*[]byte)
-	if pooled == nil {
-		pooled = new([]byte)
-	}
+	pooled := batchBuffers.Get().(*[]byte)
 	defer batchBuffers.Put(pooled)
 	buf, err := appendBatchRows((*pooled)[:0], b)
 	*pooled = buf
@@ -169,15 +166,12 @@ func EncodeBatch(b *CatalogBatch) ([]byte, error) {
 
 // batchBuffers hold batches before compression and after decompression, reused: an import
 // encodes and decodes hundreds of them.
-var batchBuffers sync.Pool
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // decodeBatch decodes a batch of either codec: the row codec, or the JSON that Raft logs and
 // snapshots written by earlier releases hold.
 func decodeBatch(raw []byte) (*CatalogBatch, error) {
-	pooled, _ := batchBuffers.Get().(*[]byte)
-	if pooled == nil {
-		pooled = new([]byte)
-	}
+	pooled := batchBuffers.Get().(*[]byte)
 	defer batchBuffers.Put(pooled)
 	buf, err := batchDecoder.DecodeAll(raw, (*pooled)[:0])
 	*pooled = buf // both decoders copy what they keep, so the buffer is free once they return
