@@ -266,9 +266,7 @@ func (c *lightChild) apply(body io.Reader) (*runResult, *hierarchy.Ack, error) {
 		}
 		for _, b := range ch.Bulletins {
 			bh := bulletinHashes{sample: hierarchy.BulletinHash(b, b.UpdateIDs)}
-			for _, id := range b.UpdateIDs {
-				bh.pairs.Add(store.PairHash(b, id))
-			}
+			store.EachPairHash(b, func(_ int, h [32]byte) { bh.pairs.Add(h) })
 			if len(b.UpdateIDs) == 0 {
 				bh.pairs.Add(sha256.Sum256([]byte("empty-bulletin\x00" + b.ID)))
 			}

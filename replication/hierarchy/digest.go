@@ -28,9 +28,7 @@ func ReplicaDigest(v *store.CatalogView) string {
 	var d store.Digest
 	v.EachUpdate(func(u *store.Update) bool { d.Add(store.UpdateRecordHash(u)); return true })
 	v.EachBulletin(func(b *store.Bulletin) bool {
-		for _, id := range b.UpdateIDs {
-			d.Add(store.PairHash(b, id))
-		}
+		store.EachPairHash(b, func(_ int, h [32]byte) { d.Add(h) })
 		if len(b.UpdateIDs) == 0 {
 			d.Add(sha256.Sum256([]byte("empty-bulletin\x00" + b.ID)))
 		}
