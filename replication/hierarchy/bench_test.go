@@ -246,7 +246,8 @@ func (h *hierarchyBench) replicate(b *testing.B, mode string) map[string]*store.
 // wireTap counts a child's bytes on its connections to the parent and keeps each run's body.
 type wireTap struct {
 	down, up atomic.Int64
-	runs     sync.Map // run id -> the zstd body as received
+	runs     sync.Map     // run id -> the zstd body as received
+	bad      atomic.Value // error: why the last body whose run id could not be read
 }
 
 // countConn counts the bytes of one connection to the parent.
@@ -306,13 +307,26 @@ func (b *tapBody) Read(p []byte) (int, error) {
 func (b *tapBody) Close() error {
 	io.Copy(&b.buf, b.ReadCloser)
 	// The run id is the header's (a child of the compact revision gets no X-Patchtree-Run).
-	var h hierarchy.RunHeader
-	if dec, err := zstd.NewReader(bytes.NewReader(b.buf.Bytes()), hierarchy.RunDecoderDict()); err == nil {
-		json.NewDecoder(dec).Decode(&h)
-		dec.Close()
+	if id, err := runIDOf(b.buf.Bytes()); err != nil {
+		b.t.bad.Store(err)
+	} else {
+		b.t.runs.Store(id, b.buf.Bytes())
 	}
-	b.t.runs.Store(h.RunID, b.buf.Bytes())
 	return b.ReadCloser.Close()
+}
+
+// runIDOf reads the run id from a run body's header.
+func runIDOf(body []byte) (string, error) {
+	dec, err := zstd.NewReader(bytes.NewReader(body), hierarchy.RunDecoderDict())
+	if err != nil {
+		return "", err
+	}
+	defer dec.Close()
+	var h hierarchy.RunHeader
+	if err := json.NewDecoder(dec).Decode(&h); err != nil {
+		return "", fmt.Errorf("a tapped run's header: %w", err)
+	}
+	return h.RunID, nil
 }
 
 // runBody waits for the tapped body of a run (the child closes it after its ack).
@@ -322,7 +336,7 @@ func (t *wireTap) runBody(b *testing.B, id string) []byte {
 			return body.([]byte)
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("run %s was never tapped", id)
+			b.Fatalf("run %s was never tapped (last unreadable body: %v)", id, t.bad.Load())
 		}
 	}
 }
@@ -370,9 +384,15 @@ var raftIndexJSON = regexp.MustCompile(`,"create_index":\d+,"modify_index":\d+`)
 // explainRun says where a run's bytes go: its records, and its size without the parent's Raft
 // indexes (which a child does not need to hold the view).
 func explainRun(body []byte) string {
-	dec, _ := zstd.NewReader(nil)
+	dec, err := zstd.NewReader(nil, hierarchy.RunDecoderDict())
+	if err != nil {
+		return fmt.Sprintf("%d B wire, no decoder: %v", len(body), err)
+	}
 	defer dec.Close()
-	raw, _ := dec.DecodeAll(body, nil)
+	raw, err := dec.DecodeAll(body, nil)
+	if err != nil {
+		return fmt.Sprintf("%d B wire, undecodable: %v", len(body), err)
+	}
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
 	var nb, nu, nd int
 	var ub, bb []byte
