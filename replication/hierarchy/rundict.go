@@ -29,7 +29,10 @@ const runDict = `{"policies":[{"id":"","name":"","description":"","folder":"","b
 
 // RunDecoderDict registers the run dictionary with a run's decoder (a child's). A frame
 // without it decodes as before, so a child may always register it.
-func RunDecoderDict() zstd.DOption { return zstd.WithDecoderDictRaw(runDictID, []byte(runDict)) }
+func RunDecoderDict() zstd.DOption { return zstd.WithDecoderDictRaw(runDictID, runDictBytes) }
+
+// runDictBytes is runDict as the zstd options take it, converted once.
+var runDictBytes = []byte(runDict)
 
 // dictEncoders are the run encoders with the run dictionary.
-var dictEncoders = runEncoderPool(zstd.WithEncoderDictRaw(runDictID, []byte(runDict)))
+var dictEncoders = runEncoderPool(zstd.WithEncoderDictRaw(runDictID, runDictBytes))
