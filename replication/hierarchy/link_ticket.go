@@ -194,8 +194,11 @@ func DecodeTicket(s string) (*RunTicket, error) {
 	}
 	if c, ok := strings.CutPrefix(s, compactTicketPrefix); ok {
 		raw, err := base64.RawURLEncoding.DecodeString(c)
-		if err != nil || len(raw) != 8+compactMACBytes {
-			return nil, fmt.Errorf("decode the compact run ticket: %d bytes (%v), want %d", len(raw), err, 8+compactMACBytes)
+		if err != nil {
+			return nil, fmt.Errorf("decode the compact run ticket: %w", err)
+		}
+		if len(raw) != 8+compactMACBytes {
+			return nil, fmt.Errorf("decode the compact run ticket: %d bytes, want %d", len(raw), 8+compactMACBytes)
 		}
 		return &RunTicket{
 			StartedAt: time.Unix(0, int64(binary.BigEndian.Uint64(raw))).UTC(),
