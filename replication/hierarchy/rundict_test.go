@@ -21,7 +21,10 @@ import (
 // 1 (what a child that predates the dictionary asks for) decodes without it.
 func TestCompactRunDecodes(t *testing.T) {
 	parent := bigParent(t)
-	view, _ := parent.site.s.CatalogView(nil)
+	view, err := parent.site.s.CatalogView(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, mode := range []string{ModeComplete, ModeDifferential} {
 		plan := buildRun(view, &store.Child{Name: "c", Ranges: []string{"de"}, Cursor: view.Info.Version}, mode)
 		var plain, compact bytes.Buffer
@@ -85,7 +88,7 @@ func TestAckSendsTicketOnlyWhenAsked(t *testing.T) {
 		}
 		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(`{"verified":true}`)), Header: http.Header{}}, nil
 	})}
-	child := NewChild(ChildConfig{ParentURL: "http://parent", Name: "c", Client: client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	child := NewChild(ChildConfig{ParentURL: "http://parent", Name: "c", Client: client, Logger: slog.New(slog.DiscardHandler)})
 	child.SetBackend(newMemSite(t))
 	if err := child.pullOnce(context.Background(), &Link{Child: "c", NodeToken: "t"}, 0); err != nil {
 		t.Fatal(err)
