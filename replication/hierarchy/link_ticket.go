@@ -86,9 +86,9 @@ func (p *Parent) ticketKey(create bool) ([]byte, error) {
 	return key, nil
 }
 
-// ticketMessage is what a run's ticket signs: the child, the start and the header (FirstChunk
-// aside: a resumed stream carries the same ticket).
-func ticketMessage(child string, started time.Time, h RunHeader) ([]byte, error) {
+// ticketSum is HMAC-SHA256 under label over what a run's ticket signs: the child, the start
+// and the header (FirstChunk aside: a resumed stream carries the same ticket).
+func ticketSum(key []byte, label, child string, started time.Time, h RunHeader) ([]byte, error) {
 	h.FirstChunk = 0
 	msg, err := json.Marshal(struct {
 		Child     string    `json:"child"`
@@ -98,19 +98,19 @@ func ticketMessage(child string, started time.Time, h RunHeader) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("encode run header %s for its ticket: %w", h.RunID, err)
 	}
-	return msg, nil
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(label))
+	mac.Write(msg)
+	return mac.Sum(nil), nil
 }
 
-// ticketMAC is the signature of a run's ticket: HMAC-SHA256 over its message, hex.
+// ticketMAC is the signature of a run's ticket, hex.
 func ticketMAC(key []byte, child string, started time.Time, h RunHeader) (string, error) {
-	msg, err := ticketMessage(child, started, h)
+	sum, err := ticketSum(key, "patchtree run ticket v1\x00", child, started, h)
 	if err != nil {
 		return "", err
 	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte("patchtree run ticket v1\x00"))
-	mac.Write(msg)
-	return hex.EncodeToString(mac.Sum(nil)), nil
+	return hex.EncodeToString(sum), nil
 }
 
 // compactTicketPrefix starts a compact ticket (RevisionCompact), and its signature as an
@@ -126,32 +126,38 @@ const compactMACBytes = 16
 // ticketMAC under a label of its own (a signature of one form is never one of the other), cut
 // to compactMACBytes.
 func compactMAC(key []byte, child string, started time.Time, h RunHeader) ([]byte, error) {
-	msg, err := ticketMessage(child, started, h)
+	sum, err := ticketSum(key, "patchtree run ticket v2\x00", child, started, h)
 	if err != nil {
 		return nil, err
 	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte("patchtree run ticket v2\x00"))
-	mac.Write(msg)
-	return mac.Sum(nil)[:compactMACBytes], nil
+	return sum[:compactMACBytes], nil
 }
 
 // RunTicket signs a run this leader handed to a child (a plan Pull returned): the ticket goes
 // with the run (RunTicketHeader) and comes back with its acknowledgement.
 func (p *Parent) RunTicket(plan *RunPlan) (*RunTicket, error) {
-	key, err := p.ticketKey(true)
+	key, inf, err := p.inFlightTicket(plan)
 	if err != nil {
 		return nil, err
-	}
-	inf := p.runs.lookup(plan.header.RunID)
-	if inf == nil {
-		return nil, fmt.Errorf("run %s is not in flight here: %w", plan.header.RunID, store.ErrNotFound)
 	}
 	t := &RunTicket{Child: inf.child, StartedAt: inf.started.UTC()}
 	if t.Signature, err = ticketMAC(key, t.Child, t.StartedAt, plan.header); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// inFlightTicket is what a ticket of plan needs: the signing key and the run in flight.
+func (p *Parent) inFlightTicket(plan *RunPlan) ([]byte, *inflight, error) {
+	key, err := p.ticketKey(true)
+	if err != nil {
+		return nil, nil, err
+	}
+	inf := p.runs.lookup(plan.header.RunID)
+	if inf == nil {
+		return nil, nil, fmt.Errorf("run %s is not in flight here: %w", plan.header.RunID, store.ErrNotFound)
+	}
+	return key, inf, nil
 }
 
 // EncodeTicket is a ticket (without its header) as RunTicketHeader carries it.
@@ -169,13 +175,9 @@ func EncodeTicket(t *RunTicket) (string, error) {
 // child of RevisionCompact: "2." and base64url of the run's start (Unix nanoseconds, 8 bytes
 // big-endian) and its compact signature: 34 characters, where the JSON ticket takes some 210.
 func (p *Parent) CompactTicket(plan *RunPlan) (string, error) {
-	key, err := p.ticketKey(true)
+	key, inf, err := p.inFlightTicket(plan)
 	if err != nil {
 		return "", err
-	}
-	inf := p.runs.lookup(plan.header.RunID)
-	if inf == nil {
-		return "", fmt.Errorf("run %s is not in flight here: %w", plan.header.RunID, store.ErrNotFound)
 	}
 	started := inf.started.UTC()
 	mac, err := compactMAC(key, inf.child, started, plan.header)
