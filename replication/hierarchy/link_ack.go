@@ -27,13 +27,6 @@ const ackRetryMax = 5 * time.Second
 // header back; after a failover the next attempt, at once, does.
 func (c *Child) acknowledge(term context.Context, link *Link, ack Ack, ticket *RunTicket) (*AckResponse, error) {
 	body := TicketedAck{Ack: ack}
-	var ticketed *RunTicket
-	if ticket != nil {
-		t := *ticket
-		h := ack.header
-		t.Header = &h
-		ticketed = &t
-	}
 	if d := c.cfg.AckDelay; d > 0 {
 		c.cfg.Logger.Info("holding the acknowledgement back (test hook)", "run", ack.RunID, "delay", d.String())
 		select {
@@ -56,8 +49,11 @@ func (c *Child) acknowledge(term context.Context, link *Link, ack Ack, ticket *R
 			return &ar, nil
 		}
 		var he *httpError
-		if body.Ticket == nil && ticketed != nil && errors.As(err, &he) && he.Status == http.StatusNotFound {
-			body.Ticket = ticketed // a server that does not hold the run: prove it with the ticket
+		if body.Ticket == nil && ticket != nil && errors.As(err, &he) && he.Status == http.StatusNotFound {
+			// A server that does not hold the run: prove it with the ticket and the run's header.
+			t, h := *ticket, ack.header
+			t.Header = &h
+			body.Ticket = &t
 			attempt--
 			continue
 		}
