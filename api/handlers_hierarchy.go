@@ -574,15 +574,7 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 	if t, ok := h.(ticketing); ok {
 		// Without a ticket the run can still be acknowledged to this leader; a failover
 		// before then leaves its acknowledgement to the resync path.
-		if compact {
-			ticket, err = t.CompactTicket(plan)
-		} else {
-			var tk *hierarchy.RunTicket
-			if tk, err = t.RunTicket(plan); err == nil {
-				ticket, err = hierarchy.EncodeTicket(tk)
-			}
-		}
-		if err != nil {
+		if ticket, err = t.WireTicket(plan, compact); err != nil {
 			s.logger.Warn("replication run goes without a ticket", "run", plan.Header().RunID, "error", err)
 		}
 	}
@@ -595,11 +587,7 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 			w.Header().Set(hierarchy.RunTicketHeader, ticket)
 		}
 		w.WriteHeader(http.StatusOK)
-		write := plan.WriteTo
-		if compact {
-			write = plan.WriteCompact
-		}
-		if _, err := write(w); err != nil {
+		if _, err := plan.WriteFor(w, compact); err != nil {
 			s.logger.Warn("sending replication run failed", "run", plan.Header().RunID, "error", err)
 		}
 	}), nil
@@ -608,8 +596,7 @@ func (s *Server) hPull(r *http.Request) (int, any, error) {
 // ticketing is the part of the parent side that signs the runs it hands out and records the
 // acknowledgement of a run from its ticket (hierarchy.Parent implements it).
 type ticketing interface {
-	RunTicket(plan *hierarchy.RunPlan) (*hierarchy.RunTicket, error)
-	CompactTicket(plan *hierarchy.RunPlan) (string, error)
+	WireTicket(plan *hierarchy.RunPlan, compact bool) (string, error)
 	AckTicketed(child string, ack hierarchy.TicketedAck) (*hierarchy.AckResponse, error)
 }
 

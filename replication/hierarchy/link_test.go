@@ -23,8 +23,11 @@ import (
 // acknowledgement without one is unknown there, and a repeated acknowledgement is answered
 // from the record without a second write.
 func TestAckRecordedFromTicketByAnotherLeader(t *testing.T) {
-	for _, compact := range []bool{false, true} {
-		t.Run(map[bool]string{false: "json", true: "compact"}[compact], func(t *testing.T) { testAckFromTicket(t, compact) })
+	for _, tc := range []struct {
+		name    string
+		compact bool
+	}{{"json", false}, {"compact", true}} {
+		t.Run(tc.name, func(t *testing.T) { testAckFromTicket(t, tc.compact) })
 	}
 }
 
@@ -38,22 +41,11 @@ func testAckFromTicket(t *testing.T, compact bool) {
 	if err != nil || plan == nil {
 		t.Fatalf("pull: plan %v, error %v", plan, err)
 	}
-	var wire string
-	write := plan.WriteTo
-	if compact {
-		write = plan.WriteCompact
-		if wire, err = h.p.CompactTicket(plan); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		ticket, err := h.p.RunTicket(plan)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if wire, err = EncodeTicket(ticket); err != nil {
-			t.Fatal(err)
-		}
+	wire, err := h.p.WireTicket(plan, compact)
+	if err != nil {
+		t.Fatal(err)
 	}
+	write := func(w io.Writer) (int64, error) { return plan.WriteFor(w, compact) }
 	ticket, err := DecodeTicket(wire) // as the child reads it from the pull's answer
 	if err != nil {
 		t.Fatal(err)

@@ -188,6 +188,19 @@ func (p *Parent) CompactTicket(plan *RunPlan) (string, error) {
 	return compactTicketPrefix + base64.RawURLEncoding.EncodeToString(append(raw, mac...)), nil
 }
 
+// WireTicket is plan's ticket as RunTicketHeader carries it to a child: the compact form for a
+// child of RevisionCompact, the JSON one otherwise.
+func (p *Parent) WireTicket(plan *RunPlan, compact bool) (string, error) {
+	if compact {
+		return p.CompactTicket(plan)
+	}
+	t, err := p.RunTicket(plan)
+	if err != nil {
+		return "", err
+	}
+	return EncodeTicket(t)
+}
+
 // DecodeTicket reads RunTicketHeader ("" : the parent sent none, an older parent): a JSON
 // ticket, or a compact one as a RunTicket whose Signature is "2." and the signature's base64url.
 func DecodeTicket(s string) (*RunTicket, error) {

@@ -175,6 +175,15 @@ func (p *RunPlan) WriteTo(w io.Writer) (int64, error) { return p.write(w, runEnc
 // child that asked for it (RevisionCompact), which decodes with RunDecoderDict.
 func (p *RunPlan) WriteCompact(w io.Writer) (int64, error) { return p.write(w, dictEncoders) }
 
+// WriteFor writes the run for a child of RevisionCompact (WriteCompact) or of revision 1
+// (WriteTo).
+func (p *RunPlan) WriteFor(w io.Writer, compact bool) (int64, error) {
+	if compact {
+		return p.WriteCompact(w)
+	}
+	return p.WriteTo(w)
+}
+
 // write writes the run; the frames of this child come from pool, the shared one is cached.
 func (p *RunPlan) write(w io.Writer, pool *sync.Pool) (int64, error) {
 	cw := &iocount.Writer{W: w}
