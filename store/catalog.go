@@ -132,18 +132,14 @@ func (v *CatalogView) FeedUpdates(feed string, fn func(*Update) bool) error {
 
 // Bulletin returns one bulletin in this view, or nil.
 func (v *CatalogView) Bulletin(id string) *Bulletin {
-	if row := v.bulletins.get(id); row != nil {
-		return row.(*Bulletin)
-	}
-	return nil
+	b, _ := v.bulletins.get(id).(*Bulletin)
+	return b
 }
 
 // Update returns one update in this view, or nil.
 func (v *CatalogView) Update(id string) *Update {
-	if row := v.updates.get(id); row != nil {
-		return row.(*Update)
-	}
-	return nil
+	u, _ := v.updates.get(id).(*Update)
+	return u
 }
 
 func eachRow(txn *memdb.Txn, table, index string, args []any, fn func(any) bool) error {

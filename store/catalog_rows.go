@@ -63,7 +63,7 @@ type rowSet struct {
 	byKey    *btree.BTreeG[rowItem]
 	byModify *btree.BTreeG[rowItem]
 
-	// derived caches what is computed from a committed version (bulletinsByUpdate).
+	// derived caches what is computed from a committed version (bulletinsOfUpdate).
 	derivedMu sync.Mutex
 	derived   map[string][]*Bulletin
 }
@@ -174,10 +174,7 @@ func rowFirstWatch(txn *memdb.Txn, table, id string) (<-chan struct{}, any, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if row := rows.get(id); row != nil {
-		return ch, row, nil
-	}
-	return ch, nil, nil
+	return ch, rows.get(id), nil // a missing row is a nil catalogRow, which is a nil any
 }
 
 // rowFirst reads one row of any table by primary key, or nil.
