@@ -158,7 +158,7 @@ func EncodeBatch(b *CatalogBatch) ([]byte, error) {
 	buf, err := appendBatchRows((*pooled)[:0], b)
 	*pooled = buf
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode catalog batch: %w", err)
 	}
 	// Sized to the batch's rows: EncodeAll would make an output as large as its input.
 	return batchEncoder.EncodeAll(buf, make([]byte, 0, len(buf)/4)), nil
