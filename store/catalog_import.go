@@ -329,8 +329,10 @@ type catalogDelta struct {
 }
 
 func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error {
+	bulletins := &txnRows{txn: txn, table: tableBulletins}
+	updates := &txnRows{txn: txn, table: tableUpdates}
 	for _, row := range b.Bulletins {
-		existing, err := rowFirst(txn, tableBulletins, row.ID)
+		existing, err := bulletins.get(row.ID)
 		if err != nil {
 			return err
 		}
@@ -350,12 +352,12 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 		d.tags.bulletin(old, row)
 		row.ModifyIndex = idx
-		if err := rowInsert(txn, tableBulletins, row); err != nil {
+		if err := bulletins.insert(row); err != nil {
 			return fmt.Errorf("bulletin insert %q: %w", row.ID, err)
 		}
 	}
 	for _, row := range b.Updates {
-		existing, err := rowFirst(txn, tableUpdates, row.ID)
+		existing, err := updates.get(row.ID)
 		if err != nil {
 			return err
 		}
@@ -378,19 +380,19 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 		d.tags.update(old, row)
 		row.ModifyIndex = idx
-		if err := rowInsert(txn, tableUpdates, row); err != nil {
+		if err := updates.insert(row); err != nil {
 			return fmt.Errorf("update insert %q: %w", row.ID, err)
 		}
 	}
 	for _, id := range b.DeleteBulletins {
-		existing, err := rowFirst(txn, tableBulletins, id)
+		existing, err := bulletins.get(id)
 		if err != nil {
 			return err
 		}
 		if existing == nil {
 			continue
 		}
-		if err := rowDelete(txn, tableBulletins, existing); err != nil {
+		if err := bulletins.delete(existing); err != nil {
 			return fmt.Errorf("bulletin delete %q: %w", id, err)
 		}
 		d.bulletins--
@@ -402,14 +404,14 @@ func (d *catalogDelta) apply(txn *memdb.Txn, idx uint64, b *CatalogBatch) error 
 		}
 	}
 	for _, id := range b.DeleteUpdates {
-		existing, err := rowFirst(txn, tableUpdates, id)
+		existing, err := updates.get(id)
 		if err != nil {
 			return err
 		}
 		if existing == nil {
 			continue
 		}
-		if err := rowDelete(txn, tableUpdates, existing); err != nil {
+		if err := updates.delete(existing); err != nil {
 			return fmt.Errorf("update delete %q: %w", id, err)
 		}
 		d.updates--

@@ -226,12 +226,7 @@ func rowInsert(txn *memdb.Txn, table string, row any) error {
 	if !isRowTable(table) {
 		return txn.Insert(table, row)
 	}
-	rows, cr, err := writeRowsFor(txn, table, row)
-	if err != nil {
-		return err
-	}
-	rows.put(cr)
-	return nil
+	return (&txnRows{txn: txn, table: table}).insert(row)
 }
 
 // rowDelete deletes row from any table; a missing row is memdb.ErrNotFound, as memdb says.
@@ -239,7 +234,46 @@ func rowDelete(txn *memdb.Txn, table string, row any) error {
 	if !isRowTable(table) {
 		return txn.Delete(table, row)
 	}
-	rows, cr, err := writeRowsFor(txn, table, row)
+	return (&txnRows{txn: txn, table: table}).delete(row)
+}
+
+// txnRows is a write transaction's hold on one row table, for changing many of its rows: its
+// row set is looked up once, not once per row (two memdb lookups a row, on every server, for
+// every publish entry). Reads see the committed set until the first change, then the
+// transaction's own copy, which writeRows makes once.
+type txnRows struct {
+	txn         *memdb.Txn
+	table       string
+	read, write *rowSet
+}
+
+// get returns the row with key id, or nil.
+func (r *txnRows) get(id string) (any, error) {
+	if r.write != nil {
+		return r.write.get(id), nil
+	}
+	if r.read == nil {
+		var err error
+		if r.read, err = readRows(r.txn, nil, r.table); err != nil {
+			return nil, err
+		}
+	}
+	return r.read.get(id), nil
+}
+
+// insert inserts row, replacing the row with the same key.
+func (r *txnRows) insert(row any) error {
+	rows, cr, err := r.writable(row)
+	if err != nil {
+		return err
+	}
+	rows.put(cr)
+	return nil
+}
+
+// delete deletes row; a missing row is memdb.ErrNotFound, as memdb says.
+func (r *txnRows) delete(row any) error {
+	rows, cr, err := r.writable(row)
 	if err != nil {
 		return err
 	}
@@ -249,14 +283,20 @@ func rowDelete(txn *memdb.Txn, table string, row any) error {
 	return nil
 }
 
-// writeRowsFor is writeRows for a change of row, which must be a row of the row table table.
-func writeRowsFor(txn *memdb.Txn, table string, row any) (*rowSet, catalogRow, error) {
+// writable returns the transaction's copy of the row set for a change of row, which must be a
+// row of the table.
+func (r *txnRows) writable(row any) (*rowSet, catalogRow, error) {
 	cr, ok := row.(catalogRow)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: a %T is not a row of it", table, row)
+		return nil, nil, fmt.Errorf("%s: a %T is not a row of it", r.table, row)
 	}
-	rows, err := writeRows(txn, table)
-	return rows, cr, err
+	if r.write == nil {
+		var err error
+		if r.write, err = writeRows(r.txn, r.table); err != nil {
+			return nil, nil, err
+		}
+	}
+	return r.write, cr, nil
 }
 
 // since calls fn for every row with ModifyIndex > after, in modify-index order (then key

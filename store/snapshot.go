@@ -118,6 +118,7 @@ func Restore(r io.Reader) (*Store, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	var count uint64
+	rows := map[string]*txnRows{} // the row tables', each looked up once for all its rows
 	for {
 		id, err := br.ReadByte()
 		if err != nil {
@@ -157,7 +158,7 @@ func Restore(r io.Reader) (*Store, error) {
 		if err := json.Unmarshal(buf, row); err != nil {
 			return nil, fmt.Errorf("snapshot %s row %d: %v: %w", t.name, count, err, ErrCorruptSnapshot)
 		}
-		if err := rowInsert(txn, t.name, row); err != nil {
+		if err := restoreRow(txn, rows, t.name, row); err != nil {
 			return nil, fmt.Errorf("snapshot %s row %d insert: %w", t.name, count, err)
 		}
 		count++
@@ -175,3 +176,16 @@ func Restore(r io.Reader) (*Store, error) {
 // SkippedRecords returns how many records of unknown ignorable tables the restore that made
 // this store skipped.
 func (s *Store) SkippedRecords() uint64 { return s.skippedRecords }
+
+// restoreRow inserts a restored row, into a row table through its txnRows in rows.
+func restoreRow(txn *memdb.Txn, rows map[string]*txnRows, table string, row any) error {
+	if !isRowTable(table) {
+		return rowInsert(txn, table, row)
+	}
+	r := rows[table]
+	if r == nil {
+		r = &txnRows{txn: txn, table: table}
+		rows[table] = r
+	}
+	return r.insert(row)
+}
