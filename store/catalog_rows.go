@@ -316,18 +316,23 @@ func bulletinsOfUpdate(txn *memdb.Txn, id string) ([]*Bulletin, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows.derivedMu.Lock()
-	defer rows.derivedMu.Unlock()
-	if rows.derived == nil {
-		m := make(map[string][]*Bulletin, rows.byKey.Len()*8)
-		rows.ascend(func(row catalogRow) bool {
+	return rows.bulletinsOf(id), nil
+}
+
+// bulletinsOf is bulletinsOfUpdate in a bulletins row set already at hand.
+func (r *rowSet) bulletinsOf(id string) []*Bulletin {
+	r.derivedMu.Lock()
+	defer r.derivedMu.Unlock()
+	if r.derived == nil {
+		m := make(map[string][]*Bulletin, r.byKey.Len()*8)
+		r.ascend(func(row catalogRow) bool {
 			b := row.(*Bulletin)
 			for _, uid := range b.UpdateIDs {
 				m[uid] = append(m[uid], b)
 			}
 			return true
 		})
-		rows.derived = m
+		r.derived = m
 	}
-	return rows.derived[id], nil
+	return r.derived[id]
 }

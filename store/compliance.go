@@ -262,6 +262,9 @@ type complianceDelta struct {
 
 	cellInfo map[uint32]*cellInfo
 	sizes    map[string]int // bulletin id → its number of updates
+	// The catalog's row sets in the delta's transaction, looked up on first use: the catalog
+	// does not change while a delta is in use.
+	updateRows, bulletinRows *rowSet
 }
 
 // cellInfo is what an update ordinal stands for under the current catalog.
@@ -293,16 +296,18 @@ func (d *complianceDelta) info(txn *memdb.Txn, ord uint32) (*cellInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	ci := &cellInfo{id: id}
-	if u, err := rowFirst(txn, tableUpdates, id); err != nil {
-		return nil, err
-	} else if u != nil {
-		ci.inView = true
-		bulletins, err := bulletinsOfUpdate(txn, id)
-		if err != nil {
+	if d.updateRows == nil {
+		if d.updateRows, err = readRows(txn, nil, tableUpdates); err != nil {
 			return nil, err
 		}
-		for _, b := range bulletins {
+		if d.bulletinRows, err = readRows(txn, nil, tableBulletins); err != nil {
+			return nil, err
+		}
+	}
+	ci := &cellInfo{id: id}
+	if d.updateRows.get(id) != nil {
+		ci.inView = true
+		for _, b := range d.bulletinRows.bulletinsOf(id) {
 			ci.bulletins = append(ci.bulletins, b.ID)
 			d.sizes[b.ID] = len(b.UpdateIDs)
 		}
