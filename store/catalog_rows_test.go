@@ -10,6 +10,14 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 )
 
+// mustWrite runs fn in a write transaction of s and fails the test on its error.
+func mustWrite(t *testing.T, s *Store, fn func(txn *memdb.Txn) error) {
+	t.Helper()
+	if err := s.write(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func rowTestUpdate(id string, idx uint64) *Update {
 	u := &Update{UpdateContent: UpdateContent{ID: id, Language: "en"}, Feed: "f"}
 	u.CreateIndex, u.ModifyIndex = idx, idx
@@ -19,17 +27,8 @@ func rowTestUpdate(id string, idx uint64) *Update {
 // A read transaction keeps the rows of its snapshot while later writes change, add and delete
 // rows; an aborted write leaves no trace; the watch channel fires on a commit.
 func TestRowSetVersions(t *testing.T) {
-	s, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(fn func(txn *memdb.Txn) error) {
-		t.Helper()
-		if err := s.write(fn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(func(txn *memdb.Txn) error {
+	s := newStore(t)
+	mustWrite(t, s, func(txn *memdb.Txn) error {
 		for i := 0; i < 500; i++ {
 			if err := rowInsert(txn, tableUpdates, rowTestUpdate(fmt.Sprintf("u%03d", i), 10)); err != nil {
 				return err
@@ -43,7 +42,7 @@ func TestRowSetVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	write(func(txn *memdb.Txn) error {
+	mustWrite(t, s, func(txn *memdb.Txn) error {
 		if err := rowInsert(txn, tableUpdates, rowTestUpdate("u001", 20)); err != nil {
 			return err
 		}
@@ -80,17 +79,25 @@ func TestRowSetVersions(t *testing.T) {
 	if n := count(before); n != 500 {
 		t.Fatalf("the old snapshot has %d rows, want 500", n)
 	}
-	if raw, _ := rowFirst(before, tableUpdates, "u001"); raw.(*Update).ModifyIndex != 10 {
-		t.Fatalf("the old snapshot sees u001 at %d", raw.(*Update).ModifyIndex)
+	get := func(txn *memdb.Txn, id string) any {
+		t.Helper()
+		raw, err := rowFirst(txn, tableUpdates, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
 	}
-	if raw, _ := rowFirst(before, tableUpdates, "u002"); raw == nil {
+	if raw, ok := get(before, "u001").(*Update); !ok || raw.ModifyIndex != 10 {
+		t.Fatalf("the old snapshot sees u001 as %+v", raw)
+	}
+	if get(before, "u002") == nil {
 		t.Fatal("the old snapshot lost u002")
 	}
 	now := s.db.Txn(false)
 	if n := count(now); n != 500 {
 		t.Fatalf("now %d rows, want 500 (one added, one deleted)", n)
 	}
-	if raw, _ := rowFirst(now, tableUpdates, "u777"); raw != nil {
+	if raw := get(now, "u777"); raw != nil {
 		t.Fatal("the aborted write's row is visible")
 	}
 	var since []string
@@ -121,18 +128,12 @@ func TestRowSetVersions(t *testing.T) {
 
 // The bulletins-by-update map follows the bulletins of each version.
 func TestBulletinsOfUpdate(t *testing.T) {
-	s, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t)
 	put := func(id string, updates ...string) {
 		t.Helper()
-		if err := s.write(func(txn *memdb.Txn) error {
-			b := &Bulletin{BulletinContent: BulletinContent{ID: id, UpdateIDs: updates}}
-			return rowInsert(txn, tableBulletins, b)
-		}); err != nil {
-			t.Fatal(err)
-		}
+		mustWrite(t, s, func(txn *memdb.Txn) error {
+			return rowInsert(txn, tableBulletins, &Bulletin{BulletinContent: BulletinContent{ID: id, UpdateIDs: updates}})
+		})
 	}
 	of := func(txn *memdb.Txn, update string) string {
 		t.Helper()
@@ -178,20 +179,15 @@ func TestBulletinsOfUpdate(t *testing.T) {
 
 // Readers walk a committed version while a writer clones and changes it (run with -race).
 func TestRowSetConcurrentReaders(t *testing.T) {
-	s, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.write(func(txn *memdb.Txn) error {
+	s := newStore(t)
+	mustWrite(t, s, func(txn *memdb.Txn) error {
 		for i := 0; i < 2000; i++ {
 			if err := rowInsert(txn, tableUpdates, rowTestUpdate(fmt.Sprintf("u%04d", i), 1)); err != nil {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for r := 0; r < 4; r++ {
@@ -218,16 +214,14 @@ func TestRowSetConcurrentReaders(t *testing.T) {
 		}()
 	}
 	for round := 2; round < 50; round++ {
-		if err := s.write(func(txn *memdb.Txn) error {
+		mustWrite(t, s, func(txn *memdb.Txn) error {
 			for i := 0; i < 2000; i += 7 {
 				if err := rowInsert(txn, tableUpdates, rowTestUpdate(fmt.Sprintf("u%04d", i), uint64(round))); err != nil {
 					return err
 				}
 			}
 			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		})
 	}
 	close(stop)
 	wg.Wait()
