@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 
@@ -17,6 +16,14 @@ import (
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// respond is a canned response of a roundTripFunc.
+func respond(status int, body []byte, h http.Header) *http.Response {
+	if h == nil {
+		h = http.Header{}
+	}
+	return &http.Response{StatusCode: status, Body: io.NopCloser(bytes.NewReader(body)), Header: h}
+}
 
 // deposingBackend ends the leader term when the run commits, as a leadership loss would.
 type deposingBackend struct {
@@ -44,7 +51,7 @@ func TestAckNotSentAfterLeadershipEnds(t *testing.T) {
 			acks, liveAcks := 0, 0
 			client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 				if r.Method == http.MethodGet {
-					return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(stream.Bytes())), Header: http.Header{}}, nil
+					return respond(http.StatusOK, stream.Bytes(), nil), nil
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -53,7 +60,7 @@ func TestAckNotSentAfterLeadershipEnds(t *testing.T) {
 					return nil, err
 				}
 				liveAcks++
-				return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(`{"verified":true}`)), Header: http.Header{}}, nil
+				return respond(http.StatusOK, []byte(`{"verified":true}`), nil), nil
 			})}
 			child := NewChild(ChildConfig{ParentURL: "http://parent", Name: "c", Client: client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			site := newMemSite(t)

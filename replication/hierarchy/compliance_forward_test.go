@@ -1,7 +1,6 @@
 package hierarchy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,10 +50,10 @@ func newRelayRig(t *testing.T) *relayRig {
 		ans, err := r.parent.ReceiveSummary("emea", rep, int64(len(body)), int64(len(raw)))
 		if err != nil {
 			t.Errorf("parent refused a report: %v", err)
-			return &http.Response{StatusCode: http.StatusBadRequest, Body: io.NopCloser(bytes.NewReader([]byte(`{"error":"refused"}`))), Header: http.Header{}}, nil
+			return respond(http.StatusBadRequest, []byte(`{"error":"refused"}`), nil), nil
 		}
 		out, _ := json.Marshal(ans)
-		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(out)), Header: http.Header{}}, nil
+		return respond(http.StatusOK, out, nil), nil
 	})}
 	r.relay = NewChild(ChildConfig{ParentURL: "http://hq", Name: "emea", Client: client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	r.relay.SetBackend(r.site)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 
@@ -74,7 +73,7 @@ func TestAckSendsTicketOnlyWhenAsked(t *testing.T) {
 			}
 			h := http.Header{}
 			h.Set(RunTicketHeader, compactTicketPrefix+"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(stream.Bytes())), Header: h}, nil
+			return respond(http.StatusOK, stream.Bytes(), h), nil
 		}
 		var ta TicketedAck
 		if err := json.NewDecoder(r.Body).Decode(&ta); err != nil {
@@ -84,9 +83,9 @@ func TestAckSendsTicketOnlyWhenAsked(t *testing.T) {
 		defer mu.Unlock()
 		acks = append(acks, ta)
 		if ta.Ticket == nil {
-			return &http.Response{StatusCode: http.StatusNotFound, Body: io.NopCloser(strings.NewReader(`{"error":"unknown run"}`)), Header: http.Header{}}, nil
+			return respond(http.StatusNotFound, []byte(`{"error":"unknown run"}`), nil), nil
 		}
-		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(`{"verified":true}`)), Header: http.Header{}}, nil
+		return respond(http.StatusOK, []byte(`{"verified":true}`), nil), nil
 	})}
 	child := NewChild(ChildConfig{ParentURL: "http://parent", Name: "c", Client: client, Logger: slog.New(slog.DiscardHandler)})
 	child.SetBackend(newMemSite(t))
